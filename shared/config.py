@@ -1,0 +1,214 @@
+"""Settings: the one place genreflow reads its environment.
+
+:meth:`Settings.from_env` is the only code in the project that reads ``os.environ``. Everything
+else receives a :class:`Settings` (or the values it needs) as an argument.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import dataclasses
+import os
+import secrets
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+ACTIVATE_POLICIES = ("if_better", "always", "never")
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+DEFAULT_RETRAIN_CRON = "0 3 * * 0"
+DEFAULT_MAX_UPLOAD_MB = 200
+DEFAULT_MAX_DURATION_S = 1800.0
+WEBHOOK_SECRET_FILE = "webhook_secret"
+SECRET_KEY_FILE = "secret_key"
+MULTIPART_SLACK_BYTES = 64 * 1024  # room for the multipart envelope around the file itself
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every setting genreflow reads, with the defaults of ``docs/architecture.md``.
+
+    Build one with :meth:`from_env`; tests build one with ``Settings.from_env({...})`` or
+    :func:`dataclasses.replace`.
+
+    Attributes
+    ----------
+    home : Path
+        ``GENREFLOW_HOME``, the root of every default path (default ``./var``, made absolute).
+    database_url : str
+        ``DATABASE_URL`` (default SQLite file ``$GENREFLOW_HOME/genreflow.sqlite3``).
+    redis_url : str
+        ``REDIS_URL``, the Celery broker.
+    upload_dir, model_dir, cache_dir : Path
+        Where uploads, model files and cached features live.
+    train_data_dir : Path or None
+        ``GENREFLOW_TRAIN_DATA_DIR``, a GTZAN-layout folder; ``None`` disables training via API.
+    max_upload_mb : int > 0
+        Largest accepted upload, in MiB.
+    max_duration_s : float > 0
+        Longest audio decoded, in seconds.
+    webhook_secret : str
+        Standard Webhooks signing secret (``whsec_...``).
+    retrain_cron : str
+        Five-field cron expression for the scheduled retrain check.
+    activate_policy : {"if_better", "always", "never"}
+        Whether a freshly trained model becomes the active one.
+    public_url : str or None
+        ``GENREFLOW_PUBLIC_URL``, the externally visible base URL (used for absolute links).
+    secret_key : str
+        ``GENREFLOW_SECRET_KEY``, Flask's session key (generated and persisted if unset).
+    """
+
+    home: Path
+    database_url: str
+    redis_url: str
+    upload_dir: Path
+    model_dir: Path
+    cache_dir: Path
+    train_data_dir: Path | None
+    max_upload_mb: int
+    max_duration_s: float
+    webhook_secret: str
+    retrain_cron: str
+    activate_policy: str
+    public_url: str | None
+    secret_key: str
+
+    @property
+    def max_upload_bytes(self) -> int:
+        """Largest accepted audio file, in bytes."""
+        return self.max_upload_mb * 1024 * 1024
+
+    @property
+    def max_content_length(self) -> int:
+        """Largest accepted request body (the file plus its multipart envelope), in bytes."""
+        return self.max_upload_bytes + MULTIPART_SLACK_BYTES
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Build settings from an environment mapping.
+
+        Parameters
+        ----------
+        environ : Mapping[str, str], optional
+            The variables to read; ``os.environ`` when omitted.
+
+        Returns
+        -------
+        Settings
+            Paths are absolute. When ``GENREFLOW_WEBHOOK_SECRET`` or ``GENREFLOW_SECRET_KEY``
+            is unset, a secret is generated once and persisted under ``$GENREFLOW_HOME``.
+
+        Raises
+        ------
+        ValueError
+            If a numeric setting or ``GENREFLOW_ACTIVATE_POLICY`` has an invalid value.
+        """
+        env: Mapping[str, str] = os.environ if environ is None else environ
+
+        def get(name: str) -> str | None:
+            value = env.get(name)
+            return value.strip() if value and value.strip() else None
+
+        home = Path(get("GENREFLOW_HOME") or "./var").expanduser().resolve()
+
+        def path(name: str, default: Path) -> Path:
+            value = get(name)
+            return Path(value).expanduser().resolve() if value else default
+
+        max_upload_mb = int(
+            _parse_number("GENREFLOW_MAX_UPLOAD_MB", get, DEFAULT_MAX_UPLOAD_MB, int)
+        )
+        max_duration_s = _parse_number(
+            "GENREFLOW_MAX_DURATION_S", get, DEFAULT_MAX_DURATION_S, float
+        )
+        policy = (get("GENREFLOW_ACTIVATE_POLICY") or "if_better").lower()
+        if policy not in ACTIVATE_POLICIES:
+            raise ValueError(
+                f"GENREFLOW_ACTIVATE_POLICY={policy!r} is not one of {', '.join(ACTIVATE_POLICIES)}"
+            )
+        train_dir = get("GENREFLOW_TRAIN_DATA_DIR")
+        public_url = get("GENREFLOW_PUBLIC_URL")
+        return cls(
+            home=home,
+            database_url=get("DATABASE_URL") or f"sqlite:///{home / 'genreflow.sqlite3'}",
+            redis_url=get("REDIS_URL") or DEFAULT_REDIS_URL,
+            upload_dir=path("GENREFLOW_UPLOAD_DIR", home / "uploads"),
+            model_dir=path("GENREFLOW_MODEL_DIR", home / "models"),
+            cache_dir=path("GENREFLOW_CACHE_DIR", home / "cache"),
+            train_data_dir=Path(train_dir).expanduser().resolve() if train_dir else None,
+            max_upload_mb=max_upload_mb,
+            max_duration_s=max_duration_s,
+            webhook_secret=get("GENREFLOW_WEBHOOK_SECRET")
+            or load_or_create_secret(home / WEBHOOK_SECRET_FILE, make_webhook_secret),
+            retrain_cron=get("GENREFLOW_RETRAIN_CRON") or DEFAULT_RETRAIN_CRON,
+            activate_policy=policy,
+            public_url=public_url.rstrip("/") if public_url else None,
+            secret_key=get("GENREFLOW_SECRET_KEY")
+            or load_or_create_secret(home / SECRET_KEY_FILE, lambda: secrets.token_urlsafe(32)),
+        )
+
+    def replace(self, **changes: object) -> Settings:
+        """Return a copy with some fields changed (see :func:`dataclasses.replace`)."""
+        return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
+
+    def ensure_dirs(self) -> None:
+        """Create the home, upload, model and cache directories if missing."""
+        for directory in (self.home, self.upload_dir, self.model_dir, self.cache_dir):
+            directory.mkdir(parents=True, exist_ok=True)
+
+
+def _parse_number(
+    name: str,
+    get: Callable[[str], str | None],
+    default: float,
+    kind: Callable[[str], float],
+) -> float:
+    raw = get(name)
+    if raw is None:
+        return default
+    try:
+        value = kind(raw)
+    except ValueError:
+        raise ValueError(f"{name}={raw!r} is not a number") from None
+    if value <= 0:
+        raise ValueError(f"{name}={raw!r} must be greater than 0")
+    return value
+
+
+def make_webhook_secret() -> str:
+    """Return a new Standard Webhooks secret: ``whsec_`` + base64 of 24 random bytes."""
+    return "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode("ascii")
+
+
+def load_or_create_secret(path: Path, factory: Callable[[], str]) -> str:
+    """Read a secret from ``path``, creating it once (race-free) with ``factory()`` if absent.
+
+    Parameters
+    ----------
+    path : Path
+        The file holding the secret; its parent is created when missing.
+    factory : callable
+        Returns a new secret string.
+
+    Returns
+    -------
+    str
+        The persisted secret. Concurrent first starts (web and worker) agree on one value.
+    """
+    with contextlib.suppress(FileNotFoundError):
+        value = path.read_text(encoding="utf-8").strip()
+        if value:
+            return value
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    tmp.write_text(factory() + "\n", encoding="utf-8")
+    os.chmod(tmp, 0o600)
+    try:
+        os.link(tmp, path)  # atomic, fails if another process won the race
+    except FileExistsError:
+        pass
+    finally:
+        tmp.unlink()
+    return path.read_text(encoding="utf-8").strip()

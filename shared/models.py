@@ -1,0 +1,390 @@
+"""The ORM: jobs, predictions, model versions, training runs and webhook deliveries.
+
+SQLAlchemy 2.0 declarative mapping. The schema changes only through ``migrations/``. Each model's
+``to_dict()`` is the JSON shape of ``docs/architecture.md`` (links are paths under ``/api/v1``).
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any, ClassVar
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+API_PREFIX = "/api/v1"
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class JobStatus(StrEnum):
+    """Lifecycle of a classification job."""
+
+    QUEUED = "queued"
+    PROCESSING = "processing"
+    DONE = "done"
+    FAILED = "failed"
+
+
+class RunStatus(StrEnum):
+    """Lifecycle of a training run (``skipped``: the data had not changed)."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+
+
+class RunTrigger(StrEnum):
+    """What started a training run."""
+
+    API = "api"
+    SCHEDULE = "schedule"
+    CLI = "cli"
+
+
+def utcnow() -> datetime:
+    """Return the current time, timezone-aware UTC."""
+    return datetime.now(UTC)
+
+
+def new_id() -> str:
+    """Return a new random UUID as a string."""
+    return str(uuid.uuid4())
+
+
+def isoformat(value: datetime | None) -> str | None:
+    """Return ``value`` as ISO 8601 UTC with a ``Z`` suffix, or ``None``."""
+    if value is None:
+        return None
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timestamp stored as UTC and always read back timezone-aware (SQLite drops the zone)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        """Convert to UTC; naive values are taken to be UTC already."""
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        """Attach UTC to naive values and convert aware ones to UTC."""
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _check_in(column: str, values: type[StrEnum]) -> str:
+    return f"{column} IN ({', '.join(repr(v.value) for v in values)})"
+
+
+class Base(DeclarativeBase):
+    """Declarative base with a constraint naming convention (needed by Alembic batch mode)."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map: ClassVar[dict[Any, Any]] = {
+        datetime: UTCDateTime(),
+        dict[str, Any]: JSON,
+        list[Any]: JSON,
+    }
+
+
+class Job(Base):
+    """One uploaded song to classify."""
+
+    __tablename__ = "jobs"
+    __table_args__ = (
+        CheckConstraint(_check_in("status", JobStatus), name="status"),
+        CheckConstraint("progress >= 0 AND progress <= 1", name="progress"),
+        Index("ix_jobs_status_created_at", "status", "created_at"),
+        Index("ix_jobs_created_at", "created_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    status: Mapped[str] = mapped_column(String(16), default=JobStatus.QUEUED.value)
+    progress: Mapped[float] = mapped_column(Float, default=0.0)
+    filename: Mapped[str] = mapped_column(String(255))
+    upload_path: Mapped[str] = mapped_column(Text)
+    content_sha256: Mapped[str] = mapped_column(String(64), index=True)
+    size_bytes: Mapped[int] = mapped_column(Integer)
+    webhook_url: Mapped[str | None] = mapped_column(Text)
+    model_version: Mapped[str | None] = mapped_column(String(128))
+    error_code: Mapped[str | None] = mapped_column(String(64))
+    error_title: Mapped[str | None] = mapped_column(String(255))
+    error_detail: Mapped[str | None] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+
+    prediction: Mapped[Prediction | None] = relationship(
+        back_populates="job", uselist=False, cascade="all, delete-orphan", lazy="selectin"
+    )
+    deliveries: Mapped[list[WebhookDelivery]] = relationship(
+        back_populates="job", cascade="all, delete-orphan", order_by="WebhookDelivery.id"
+    )
+
+    @property
+    def links(self) -> dict[str, str]:
+        """API paths of this job, its audio and its webhook deliveries."""
+        base = f"{API_PREFIX}/jobs/{self.id}"
+        return {"self": base, "audio": f"{base}/audio", "deliveries": f"{base}/deliveries"}
+
+    def set_error(self, code: str, title: str, detail: str) -> None:
+        """Mark the job failed with an error (the caller sets ``finished_at`` if it wants)."""
+        self.status = JobStatus.FAILED.value
+        self.error_code, self.error_title, self.error_detail = code, title, detail
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the API job shape."""
+        error = None
+        if self.error_code or self.error_detail:
+            error = {
+                "code": self.error_code,
+                "title": self.error_title,
+                "detail": self.error_detail,
+            }
+        return {
+            "id": self.id,
+            "status": self.status,
+            "progress": self.progress,
+            "filename": self.filename,
+            "size_bytes": self.size_bytes,
+            "created_at": isoformat(self.created_at),
+            "started_at": isoformat(self.started_at),
+            "finished_at": isoformat(self.finished_at),
+            "model_version": self.model_version,
+            "webhook_url": self.webhook_url,
+            "error": error,
+            "result": self.prediction.to_dict() if self.prediction is not None else None,
+            "links": self.links,
+        }
+
+
+class Prediction(Base):
+    """The result of one job (at most one per job)."""
+
+    __tablename__ = "predictions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    job_id: Mapped[str] = mapped_column(
+        ForeignKey("jobs.id", ondelete="CASCADE"), unique=True, index=True
+    )
+    genre: Mapped[str] = mapped_column(String(64))
+    confidence: Mapped[float] = mapped_column(Float)
+    probabilities: Mapped[dict[str, Any]]
+    votes: Mapped[dict[str, Any]]
+    segments: Mapped[list[Any]]
+    duration_s: Mapped[float] = mapped_column(Float)
+    n_segments: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    job: Mapped[Job] = relationship(back_populates="prediction")
+
+    @classmethod
+    def from_result(cls, job_id: str, result: dict[str, Any]) -> Prediction:
+        """Build a row from ``shared.predict.Prediction.to_dict()`` output."""
+        return cls(
+            job_id=job_id,
+            genre=result["genre"],
+            confidence=float(result["confidence"]),
+            probabilities=dict(result["probabilities"]),
+            votes=dict(result["votes"]),
+            segments=list(result["segments"]),
+            duration_s=float(result["duration_s"]),
+            n_segments=int(result["n_segments"]),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the ``Prediction.to_dict()`` shape of ``docs/architecture.md``."""
+        return {
+            "genre": self.genre,
+            "confidence": self.confidence,
+            "model_version": self.job.model_version if self.job is not None else None,
+            "duration_s": self.duration_s,
+            "n_segments": self.n_segments,
+            "probabilities": self.probabilities,
+            "votes": self.votes,
+            "segments": self.segments,
+        }
+
+
+class TrainingRun(Base):
+    """One training of a model from a dataset folder."""
+
+    __tablename__ = "training_runs"
+    __table_args__ = (
+        CheckConstraint(_check_in("status", RunStatus), name="status"),
+        CheckConstraint(_check_in("trigger", RunTrigger), name="trigger"),
+        Index("ix_training_runs_created_at", "created_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    status: Mapped[str] = mapped_column(String(16), default=RunStatus.QUEUED.value, index=True)
+    progress: Mapped[float] = mapped_column(Float, default=0.0)
+    stage: Mapped[str | None] = mapped_column(String(64))
+    trigger: Mapped[str] = mapped_column(String(16), default=RunTrigger.API.value)
+    data_dir: Mapped[str | None] = mapped_column(Text)
+    data_fingerprint: Mapped[str | None] = mapped_column(String(128))
+    model_version: Mapped[str | None] = mapped_column(String(128))
+    activated: Mapped[bool] = mapped_column(Boolean, default=False)
+    metrics: Mapped[dict[str, Any] | None]
+    error_code: Mapped[str | None] = mapped_column(String(64))
+    error_detail: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+
+    @property
+    def links(self) -> dict[str, str | None]:
+        """API paths of this run and, once trained, of its model."""
+        model = f"{API_PREFIX}/models/{self.model_version}" if self.model_version else None
+        return {"self": f"{API_PREFIX}/training-runs/{self.id}", "model": model}
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the API training run shape."""
+        error = None
+        if self.error_code or self.error_detail:
+            error = {"code": self.error_code or "training_failed", "detail": self.error_detail}
+        return {
+            "id": self.id,
+            "status": self.status,
+            "progress": self.progress,
+            "stage": self.stage,
+            "trigger": self.trigger,
+            "created_at": isoformat(self.created_at),
+            "started_at": isoformat(self.started_at),
+            "finished_at": isoformat(self.finished_at),
+            "model_version": self.model_version,
+            "activated": self.activated,
+            "metrics": self.metrics,
+            "error": error,
+            "links": self.links,
+        }
+
+
+class ModelVersion(Base):
+    """A trained model file known to the registry; exactly one is active once any exists."""
+
+    __tablename__ = "model_versions"
+    __table_args__ = (
+        # At most one active row, enforced by the database (partial unique index).
+        Index(
+            "uq_model_versions_one_active",
+            "active",
+            unique=True,
+            sqlite_where=text("active"),
+            postgresql_where=text("active"),
+        ),
+    )
+
+    version: Mapped[str] = mapped_column(String(128), primary_key=True)
+    path: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    registered_at: Mapped[datetime] = mapped_column(default=utcnow)
+    genres: Mapped[list[Any]]
+    metrics: Mapped[dict[str, Any] | None]
+    feature_config: Mapped[dict[str, Any] | None]
+    data_fingerprint: Mapped[str | None] = mapped_column(String(128))
+    active: Mapped[bool] = mapped_column(Boolean, default=False)
+    training_run_id: Mapped[str | None] = mapped_column(
+        ForeignKey("training_runs.id", ondelete="SET NULL")
+    )
+
+    @property
+    def confusion_png_path(self) -> str:
+        """Where training wrote the confusion matrix image (``<stem>.confusion.png``)."""
+        path = self.path
+        stem = path[: -len(".keras")] if path.endswith(".keras") else path.rsplit(".", 1)[0]
+        return f"{stem}.confusion.png"
+
+    @property
+    def links(self) -> dict[str, str]:
+        """API paths of this model, its activation and its confusion matrix."""
+        base = f"{API_PREFIX}/models/{self.version}"
+        return {
+            "self": base,
+            "activate": f"{base}/activate",
+            "confusion_matrix": f"{base}/confusion-matrix.png",
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the API model shape."""
+        return {
+            "version": self.version,
+            "created_at": isoformat(self.created_at),
+            "active": self.active,
+            "genres": self.genres,
+            "metrics": self.metrics,
+            "feature_config": self.feature_config,
+            "data_fingerprint": self.data_fingerprint,
+            "training_run_id": self.training_run_id,
+            "links": self.links,
+        }
+
+
+class WebhookDelivery(Base):
+    """One attempt to deliver a webhook for a job."""
+
+    __tablename__ = "webhook_deliveries"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
+    event_type: Mapped[str] = mapped_column(String(64))
+    message_id: Mapped[str] = mapped_column(String(64), index=True)
+    attempt: Mapped[int] = mapped_column(Integer, default=1)
+    url: Mapped[str] = mapped_column(Text)
+    status_code: Mapped[int | None] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(Text)
+    duration_ms: Mapped[float | None] = mapped_column(Float)
+    succeeded: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    job: Mapped[Job] = relationship(back_populates="deliveries")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the API delivery shape."""
+        return {
+            "id": self.id,
+            "job_id": self.job_id,
+            "event_type": self.event_type,
+            "message_id": self.message_id,
+            "attempt": self.attempt,
+            "url": self.url,
+            "status_code": self.status_code,
+            "error": self.error,
+            "duration_ms": self.duration_ms,
+            "succeeded": self.succeeded,
+            "created_at": isoformat(self.created_at),
+        }
