@@ -20,6 +20,9 @@ DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 DEFAULT_RETRAIN_CRON = "0 3 * * 0"
 DEFAULT_MAX_UPLOAD_MB = 200
 DEFAULT_MAX_DURATION_S = 1800.0
+DEFAULT_WEBHOOK_MAX_ATTEMPTS = 6
+DEFAULT_WEBHOOK_BACKOFF_S = 30.0
+DEFAULT_TRAIN_EPOCHS = 60
 WEBHOOK_SECRET_FILE = "webhook_secret"
 SECRET_KEY_FILE = "secret_key"
 MULTIPART_SLACK_BYTES = 64 * 1024  # room for the multipart envelope around the file itself
@@ -58,6 +61,14 @@ class Settings:
         ``GENREFLOW_PUBLIC_URL``, the externally visible base URL (used for absolute links).
     secret_key : str
         ``GENREFLOW_SECRET_KEY``, Flask's session key (generated and persisted if unset).
+    webhook_max_attempts : int > 0
+        ``GENREFLOW_WEBHOOK_MAX_ATTEMPTS``, delivery attempts per job event (default 6).
+    webhook_backoff_s : float > 0
+        ``GENREFLOW_WEBHOOK_BACKOFF_S``, wait after the first failed attempt; it doubles after
+        each further one (default 30).
+    train_epochs : int > 0
+        ``GENREFLOW_TRAIN_EPOCHS``, maximum epochs of a training run started by the service
+        (default 60; early stopping may end it sooner).
     """
 
     home: Path
@@ -74,6 +85,9 @@ class Settings:
     activate_policy: str
     public_url: str | None
     secret_key: str
+    webhook_max_attempts: int = DEFAULT_WEBHOOK_MAX_ATTEMPTS
+    webhook_backoff_s: float = DEFAULT_WEBHOOK_BACKOFF_S
+    train_epochs: int = DEFAULT_TRAIN_EPOCHS
 
     @property
     def max_upload_bytes(self) -> int:
@@ -147,6 +161,17 @@ class Settings:
             public_url=public_url.rstrip("/") if public_url else None,
             secret_key=get("GENREFLOW_SECRET_KEY")
             or load_or_create_secret(home / SECRET_KEY_FILE, lambda: secrets.token_urlsafe(32)),
+            webhook_max_attempts=int(
+                _parse_number(
+                    "GENREFLOW_WEBHOOK_MAX_ATTEMPTS", get, DEFAULT_WEBHOOK_MAX_ATTEMPTS, int
+                )
+            ),
+            webhook_backoff_s=_parse_number(
+                "GENREFLOW_WEBHOOK_BACKOFF_S", get, DEFAULT_WEBHOOK_BACKOFF_S, float
+            ),
+            train_epochs=int(
+                _parse_number("GENREFLOW_TRAIN_EPOCHS", get, DEFAULT_TRAIN_EPOCHS, int)
+            ),
         )
 
     def replace(self, **changes: object) -> Settings:
