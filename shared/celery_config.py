@@ -1,0 +1,108 @@
+"""Celery configuration shared by the web process (which only sends) and the workers.
+
+The web process never imports ``worker/``; it builds a sending-only Celery client from
+:func:`celery_config` so that ``send_task("genreflow.classify_song", ...)`` lands on the same
+queue the predict worker consumes. Building the dictionary opens no connection.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+from celery.schedules import crontab
+from kombu import Queue
+
+QUEUE_PREDICT: Final = "predict"
+QUEUE_TRAIN: Final = "train"
+QUEUE_WEBHOOKS: Final = "webhooks"
+QUEUES: Final = (QUEUE_PREDICT, QUEUE_TRAIN, QUEUE_WEBHOOKS)
+
+TASK_CLASSIFY_SONG: Final = "genreflow.classify_song"
+TASK_TRAIN_MODEL: Final = "genreflow.train_model"
+TASK_RETRAIN_IF_CHANGED: Final = "genreflow.retrain_if_changed"
+TASK_DELIVER_WEBHOOK: Final = "genreflow.deliver_webhook"
+
+TASK_ROUTES: Final[dict[str, dict[str, str]]] = {
+    TASK_CLASSIFY_SONG: {"queue": QUEUE_PREDICT},
+    TASK_TRAIN_MODEL: {"queue": QUEUE_TRAIN},
+    TASK_RETRAIN_IF_CHANGED: {"queue": QUEUE_TRAIN},
+    TASK_DELIVER_WEBHOOK: {"queue": QUEUE_WEBHOOKS},
+}
+
+DEFAULT_RETRAIN_CRON: Final = "0 3 * * 0"
+#: Longer than the longest training run: Redis redelivers an unacked task after this many seconds.
+VISIBILITY_TIMEOUT_S: Final = 6 * 3600
+
+
+def parse_cron(expr: str) -> crontab:
+    """Parse a 5-field cron string (``minute hour day-of-month month day-of-week``).
+
+    Parameters
+    ----------
+    expr : str
+        For example ``"0 3 * * 0"`` (Sundays at 03:00 UTC).
+
+    Returns
+    -------
+    celery.schedules.crontab
+
+    Raises
+    ------
+    ValueError
+        If ``expr`` does not have exactly five valid fields.
+    """
+    fields = expr.split()
+    if len(fields) != 5:
+        raise ValueError(f"cron expression {expr!r} must have 5 fields, got {len(fields)}")
+    try:
+        return crontab.from_string(" ".join(fields))
+    except ValueError as exc:
+        raise ValueError(f"invalid cron expression {expr!r}: {exc}") from exc
+
+
+def celery_config(
+    *, redis_url: str, retrain_cron: str | None = DEFAULT_RETRAIN_CRON
+) -> dict[str, Any]:
+    """Return the Celery settings of genreflow.
+
+    Parameters
+    ----------
+    redis_url : str
+        Broker URL; also used as the (mostly unused) result backend.
+    retrain_cron : str or None
+        5-field cron string for the scheduled retrain; ``None`` or ``""`` disables it.
+
+    Returns
+    -------
+    dict
+        Lower-case Celery setting names to values, ready for ``app.conf.update``.
+    """
+    beat_schedule: dict[str, dict[str, Any]] = {}
+    if retrain_cron and retrain_cron.strip():
+        beat_schedule["retrain-if-changed"] = {
+            "task": TASK_RETRAIN_IF_CHANGED,
+            "schedule": parse_cron(retrain_cron),
+            "options": {"queue": QUEUE_TRAIN},
+        }
+    transport_options = {"visibility_timeout": VISIBILITY_TIMEOUT_S}
+    return {
+        "broker_url": redis_url,
+        "result_backend": redis_url,
+        "broker_transport_options": transport_options,
+        "result_backend_transport_options": transport_options,
+        "broker_connection_retry_on_startup": True,
+        "task_ignore_result": True,
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "worker_prefetch_multiplier": 1,
+        "task_default_queue": QUEUE_PREDICT,
+        "task_queues": [Queue(name) for name in QUEUES],
+        "task_routes": TASK_ROUTES,
+        "task_serializer": "json",
+        "accept_content": ["json"],
+        "enable_utc": True,
+        "timezone": "UTC",
+        "worker_hijack_root_logger": False,
+        "worker_send_task_events": False,
+        "beat_schedule": beat_schedule,
+    }

@@ -1,0 +1,49 @@
+"""The Celery application of the genreflow workers.
+
+``celery -A worker.celery_app worker -Q predict,webhooks`` (and ``-Q train --concurrency 1``,
+and ``beat``) use the module-level :data:`celery_app`. Creating it reads no settings and opens no
+connection: its configuration is a promise that :class:`shared.config.Settings` fills in the
+first time Celery needs it. No model is loaded here; tasks load it lazily once per process.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import Celery
+
+from shared.celery_config import celery_config
+from shared.config import Settings
+
+APP_NAME = "genreflow"
+TASK_MODULES = ("worker.tasks",)
+
+
+def config_from_settings(settings: Settings) -> dict[str, Any]:
+    """Return the Celery configuration for ``settings`` (broker, queues, routes, beat)."""
+    return celery_config(redis_url=settings.redis_url, retrain_cron=settings.retrain_cron)
+
+
+def make_celery(settings: Settings | None = None) -> Celery:
+    """Build a genreflow Celery app.
+
+    Parameters
+    ----------
+    settings : Settings, optional
+        When given, the configuration is built from it now; otherwise it is read from the
+        environment (:meth:`Settings.from_env`) the first time Celery needs it.
+
+    Returns
+    -------
+    Celery
+        The app, with the task modules of :data:`TASK_MODULES` included.
+    """
+    app = Celery(APP_NAME, include=list(TASK_MODULES))
+    if settings is not None:
+        app.conf.update(config_from_settings(settings))
+    else:
+        app.add_defaults(lambda: config_from_settings(Settings.from_env()))
+    return app
+
+
+celery_app = make_celery()

@@ -1,0 +1,155 @@
+"""Thin Celery tasks: one session, one call into ``shared/``, then enqueue what follows.
+
+What follows (a webhook delivery) is enqueued only after the task's commit.
+
+Nothing here loads a model or imports TensorFlow at import time: the predict worker loads the
+active model during its first task (:func:`shared.worker_model.get_active_model`).
+"""
+
+from __future__ import annotations
+
+import logging
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any, Final
+
+from celery import Task, shared_task
+
+from shared.celery_config import (
+    TASK_CLASSIFY_SONG,
+    TASK_DELIVER_WEBHOOK,
+    TASK_RETRAIN_IF_CHANGED,
+    TASK_TRAIN_MODEL,
+)
+from shared.config import Settings
+from shared.db import session_scope
+from shared.errors import TransientError
+from shared.jobs import fail_job_after_retries, run_classification, transient_db_errors
+from shared.training_jobs import (
+    TrainingBusy,
+    fail_run_after_retries,
+    run_training,
+    training_lock,
+)
+from shared.training_jobs import retrain_if_changed as retrain_if_changed_
+from shared.webhooks import deliver_job_event
+from shared.worker_model import get_active_model
+
+if TYPE_CHECKING:
+    from redis import Redis
+
+log = logging.getLogger(__name__)
+
+TASK_OPTIONS: Final[dict[str, Any]] = {
+    "bind": True,
+    "acks_late": True,
+    "autoretry_for": (TransientError,),
+    "retry_backoff": True,
+    "max_retries": 5,
+    "ignore_result": True,
+}
+#: How long a training waits before trying again while another one holds the lock.
+TRAINING_BUSY_RETRY_S: Final = 60.0
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Return this process's settings, read from the environment once."""
+    return Settings.from_env()
+
+
+@lru_cache(maxsize=1)
+def get_redis() -> Redis:
+    """Return this process's client of the broker's Redis (for the training lock)."""
+    from redis import Redis
+
+    return Redis.from_url(get_settings().redis_url, socket_connect_timeout=5, socket_timeout=10)
+
+
+def enqueue_webhook(job_id: str, event_type: str) -> None:
+    """Queue the webhook delivery of a job event (call after the job's commit)."""
+    deliver_webhook.apply_async(args=[job_id, event_type])
+
+
+class ClassifyTask(Task):
+    """Fails the job when its task gives up, so no job stays ``processing`` forever."""
+
+    def on_failure(self, exc: Exception, task_id: str, args: Any, kwargs: Any, einfo: Any) -> None:
+        """Mark the job failed and announce it."""
+        job_id = args[0] if args else kwargs.get("job_id")
+        with session_scope(get_settings().database_url) as session:
+            event = fail_job_after_retries(session, job_id, exc)
+        if event:
+            enqueue_webhook(job_id, event)
+
+
+class TrainTask(Task):
+    """Fails the training run when its task gives up."""
+
+    def on_failure(self, exc: Exception, task_id: str, args: Any, kwargs: Any, einfo: Any) -> None:
+        """Mark the run failed."""
+        run_id = args[0] if args else kwargs.get("run_id")
+        with session_scope(get_settings().database_url) as session:
+            fail_run_after_retries(session, run_id, exc)
+
+
+@shared_task(name=TASK_CLASSIFY_SONG, base=ClassifyTask, **TASK_OPTIONS)
+def classify_song(self: Task, job_id: str) -> None:
+    """Classify the uploaded song of job ``job_id``; then queue its webhook, if any."""
+    settings = get_settings()
+    with (
+        transient_db_errors(f"classifying job {job_id}"),
+        session_scope(settings.database_url) as session,
+    ):
+        event = run_classification(
+            session, job_id, lambda s: get_active_model(s, settings), settings
+        )
+    if event:
+        enqueue_webhook(job_id, event)
+
+
+@shared_task(name=TASK_DELIVER_WEBHOOK, **TASK_OPTIONS)
+def deliver_webhook(self: Task, job_id: str, event_type: str) -> None:
+    """Make the next delivery attempt of a job event; schedule another while it fails."""
+    settings = get_settings()
+    with (
+        transient_db_errors(f"delivering the webhook of job {job_id}"),
+        session_scope(settings.database_url) as session,
+    ):
+        outcome = deliver_job_event(
+            session,
+            job_id,
+            event_type,
+            secret=settings.webhook_secret,
+            max_attempts=settings.webhook_max_attempts,
+            backoff_s=settings.webhook_backoff_s,
+        )
+    if outcome.status == "retry":
+        # The attempt count lives in the delivery rows, not in Celery's retry counter.
+        raise self.retry(countdown=outcome.retry_in, max_retries=None)
+    if outcome.status == "gave_up":
+        log.warning(
+            "webhook %s of job %s: gave up after %d attempts", event_type, job_id, outcome.attempt
+        )
+
+
+@shared_task(name=TASK_TRAIN_MODEL, base=TrainTask, **TASK_OPTIONS)
+def train_model(self: Task, run_id: str) -> None:
+    """Run training run ``run_id``, waiting while another training holds the lock."""
+    settings = get_settings()
+    try:
+        with (
+            training_lock(get_redis()),
+            transient_db_errors(f"training run {run_id}"),
+            session_scope(settings.database_url) as session,
+        ):
+            run_training(session, run_id, settings)
+    except TrainingBusy:
+        raise self.retry(countdown=TRAINING_BUSY_RETRY_S, max_retries=None) from None
+
+
+@shared_task(name=TASK_RETRAIN_IF_CHANGED, **TASK_OPTIONS)
+def retrain_if_changed(self: Task) -> None:
+    """Retrain on ``GENREFLOW_TRAIN_DATA_DIR`` if it changed since the active model (beat)."""
+    settings = get_settings()
+    with transient_db_errors("checking for a scheduled retrain"):
+        retrain_if_changed_(lambda: session_scope(settings.database_url), settings, get_redis())
