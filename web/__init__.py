@@ -1,0 +1,83 @@
+"""genreflow's web process: the Flask (APIFlask) app factory.
+
+``create_app()`` builds the app from :class:`shared.config.Settings`; it connects to nothing and
+migrates nothing (the runner and the CLI call :func:`shared.db.upgrade_database`). The web process
+never imports TensorFlow, librosa or ``worker/``.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from typing import Any
+
+from apiflask import APIFlask
+
+from shared import __version__
+from shared.config import Settings
+
+API_TITLE = "genreflow"
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    upgrade_db: bool = False,
+    config: dict[str, Any] | None = None,
+) -> APIFlask:
+    """Build the genreflow web app.
+
+    Parameters
+    ----------
+    settings : Settings, optional
+        Defaults to :meth:`Settings.from_env`.
+    upgrade_db : bool
+        Run ``alembic upgrade head`` on ``settings.database_url`` first.
+    config : dict, optional
+        Extra Flask config (``{"TESTING": True}``...), applied last.
+
+    Returns
+    -------
+    APIFlask
+    """
+    from web import context
+    from web.api import health, jobs, models, training
+    from web.api.schemas import ProblemOut
+    from web.errors import register_error_handlers
+
+    settings = settings or Settings.from_env()
+    settings.ensure_dirs()
+    if upgrade_db:
+        from shared.db import upgrade_database
+
+        upgrade_database(settings.database_url)
+
+    app = APIFlask(__name__, title=API_TITLE, version=__version__, docs_path="/docs")
+    app.config.update(
+        SECRET_KEY=settings.secret_key,
+        MAX_CONTENT_LENGTH=settings.max_content_length,
+        GENREFLOW_MAX_UPLOAD_MB=settings.max_upload_mb,
+        JSON_SORT_KEYS=False,
+        HTTP_ERROR_SCHEMA=ProblemOut,
+        VALIDATION_ERROR_SCHEMA=ProblemOut,
+        VALIDATION_ERROR_STATUS_CODE=400,
+        VALIDATION_ERROR_DESCRIPTION="Invalid request parameters",
+        DOCS_FAVICON=None,
+        SPEC_FORMAT="json",
+        INFO={
+            "description": "Tells the genre of a song (GTZAN's 10 genres) with an LSTM over "
+            "3-second MFCC segments. Errors are application/problem+json."
+        },
+    )
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    if config:
+        app.config.update(config)
+
+    context.init_app(app, settings)
+    register_error_handlers(app)
+    for blueprint in (health.bp, jobs.bp, models.bp, training.bp):
+        app.register_blueprint(blueprint)
+    if importlib.util.find_spec("web.pages") is not None:
+        from web.pages import bp as pages_bp
+
+        app.register_blueprint(pages_bp)
+    return app
