@@ -69,6 +69,8 @@ class Settings:
     train_epochs : int > 0
         ``GENREFLOW_TRAIN_EPOCHS``, maximum epochs of a training run started by the service
         (default 60; early stopping may end it sooner).
+    redis_url_set : bool
+        Whether ``REDIS_URL`` was given (``genreflow run`` starts its own Redis when not).
     """
 
     home: Path
@@ -88,6 +90,7 @@ class Settings:
     webhook_max_attempts: int = DEFAULT_WEBHOOK_MAX_ATTEMPTS
     webhook_backoff_s: float = DEFAULT_WEBHOOK_BACKOFF_S
     train_epochs: int = DEFAULT_TRAIN_EPOCHS
+    redis_url_set: bool = False
 
     @property
     def max_upload_bytes(self) -> int:
@@ -172,6 +175,7 @@ class Settings:
             train_epochs=int(
                 _parse_number("GENREFLOW_TRAIN_EPOCHS", get, DEFAULT_TRAIN_EPOCHS, int)
             ),
+            redis_url_set=get("REDIS_URL") is not None,
         )
 
     def replace(self, **changes: object) -> Settings:
