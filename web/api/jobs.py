@@ -12,9 +12,16 @@ from flask import request, send_file
 from flask.typing import ResponseReturnValue
 from sqlalchemy import func, select
 
+from shared.celery_config import (
+    QUEUE_PREDICT,
+    QUEUE_WEBHOOKS,
+    TASK_CLASSIFY_SONG,
+    TASK_DELIVER_WEBHOOK,
+)
 from shared.errors import EmptyAudio
 from shared.models import Job, JobStatus, ModelVersion, Prediction, WebhookDelivery, utcnow
 from shared.registry import active_model, scan_model_dir
+from shared.webhooks import EVENT_COMPLETED
 from web.api import API_PREFIX
 from web.api.schemas import DeliveryListOut, JobOut, JobPageOut, JobQuery, JobUploadIn
 from web.context import get_db, get_queue, get_settings
@@ -31,11 +38,6 @@ from web.uploads import (
 
 log = logging.getLogger(__name__)
 
-TASK_CLASSIFY_SONG = "genreflow.classify_song"
-TASK_DELIVER_WEBHOOK = "genreflow.deliver_webhook"
-QUEUE_PREDICT = "predict"
-QUEUE_WEBHOOKS = "webhooks"
-EVENT_JOB_COMPLETED = "job.completed"
 SNIFF_BYTES = 64
 
 bp = APIBlueprint("jobs", __name__, url_prefix=API_PREFIX, tag="Jobs")
@@ -146,7 +148,7 @@ def create_job(form_and_files_data: Any = None) -> ResponseReturnValue:
         if webhook_url:
             try:
                 get_queue().send(
-                    TASK_DELIVER_WEBHOOK, [job.id, EVENT_JOB_COMPLETED], queue=QUEUE_WEBHOOKS
+                    TASK_DELIVER_WEBHOOK, [job.id, EVENT_COMPLETED], queue=QUEUE_WEBHOOKS
                 )
             except QueueUnavailable:
                 log.error("job %s: webhook not queued, broker unreachable", job.id)

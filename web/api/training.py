@@ -8,15 +8,13 @@ from apiflask import APIBlueprint
 from flask.typing import ResponseReturnValue
 from sqlalchemy import func, select
 
+from shared.celery_config import QUEUE_TRAIN, TASK_TRAIN_MODEL
 from shared.models import RunStatus, RunTrigger, TrainingRun, utcnow
 from web.api import API_PREFIX
 from web.api.schemas import PageQuery, TrainingRunOut, TrainingRunPageOut
 from web.context import get_db, get_queue, get_settings
 from web.errors import ApiError, TrainingRunNotFound
 from web.queue import QueueUnavailable
-
-TASK_TRAIN_MODEL = "genreflow.train_model"
-QUEUE_TRAIN = "train"
 
 bp = APIBlueprint("training", __name__, url_prefix=API_PREFIX, tag="Training")
 
