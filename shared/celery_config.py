@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any, Final
 
 from celery.schedules import crontab
-from kombu import Queue
+from kombu import Exchange, Queue
 
 QUEUE_PREDICT: Final = "predict"
 QUEUE_TRAIN: Final = "train"
@@ -96,7 +96,13 @@ def celery_config(
         "task_reject_on_worker_lost": True,
         "worker_prefetch_multiplier": 1,
         "task_default_queue": QUEUE_PREDICT,
-        "task_queues": [Queue(name) for name in QUEUES],
+        # One direct exchange per queue: bare Queue(name) objects would all bind to the default
+        # exchange with the default routing key, and every task would reach every queue.
+        "task_queues": [
+            Queue(name, Exchange(name, type="direct"), routing_key=name) for name in QUEUES
+        ],
+        "task_default_exchange": QUEUE_PREDICT,
+        "task_default_routing_key": QUEUE_PREDICT,
         "task_routes": TASK_ROUTES,
         "task_serializer": "json",
         "accept_content": ["json"],
