@@ -1,8 +1,11 @@
-"""Service commands of the ``genreflow`` CLI (``genreflow run``).
+"""Service commands of the ``genreflow`` CLI: ``genreflow run`` and ``genreflow prepare``.
 
 The core CLI (``shared/cli.py``) adds these to its click group with one line::
 
     add_service_commands(main)
+
+They also run on their own, without the core CLI: ``python -m shared.cli_service prepare``
+(the container image's one-shot migrate step uses this).
 """
 
 from __future__ import annotations
@@ -65,6 +68,35 @@ def run_command(
     raise SystemExit(code)
 
 
+@click.command("prepare")
+def prepare_command() -> None:
+    """Create the directories, migrate the database and register the models found.
+
+    ``genreflow run`` does this itself; containers run it once before the other services.
+    """
+    from shared.config import Settings
+    from shared.runner import prepare_home
+
+    settings = Settings.from_env()
+    active = prepare_home(settings)
+    click.echo(f"database ready; active model: {active or 'none'}")
+
+
+SERVICE_COMMANDS = (run_command, prepare_command)
+
+
 def add_service_commands(group: click.Group) -> None:
     """Add the service commands to the ``genreflow`` click group."""
-    group.add_command(run_command)
+    for command in SERVICE_COMMANDS:
+        group.add_command(command)
+
+
+@click.group()
+def service_cli() -> None:
+    """Genreflow service commands."""
+
+
+add_service_commands(service_cli)
+
+if __name__ == "__main__":
+    service_cli()
