@@ -1,0 +1,148 @@
+// The page's only door to the server: the JSON API under /api/v1 (see docs/architecture.md).
+
+/** Where the pages live ("/" unless the app is mounted under a prefix) and where the API lives. */
+export const ROOT = document.body.dataset.root || "/";
+export const API = `${ROOT}api/v1`;
+
+/** The shareable page URL of a job. */
+export const jobPageUrl = (id) => `${ROOT}jobs/${encodeURIComponent(id)}`;
+
+/** An error answer of the API, carrying its problem+json fields. */
+export class ApiError extends Error {
+  constructor(status, problem = {}, fallback = "") {
+    const title = problem.title || fallback || (status ? `HTTP ${status}` : "Network error");
+    super(problem.detail || title);
+    this.name = "ApiError";
+    this.status = status;
+    this.title = title;
+    this.detail = problem.detail || "";
+    this.code = problem.code || "";
+  }
+}
+
+/** A network failure (the server could not be reached at all). */
+export function networkError() {
+  return new ApiError(0, {
+    title: "Could not reach genreflow",
+    detail: "The server did not answer. Check your connection and try again.",
+  });
+}
+
+function parseBody(text) {
+  if (!text) return null;
+  try {
+    return JSON.parse(text);
+  } catch {
+    return null;
+  }
+}
+
+const FALLBACK_DETAIL = {
+  413: "The file is larger than the server accepts.",
+  415: "That file is not an audio type genreflow can read.",
+  503: "The service is not ready (no active model, or a backend is down).",
+};
+
+async function request(method, url, body) {
+  let res;
+  try {
+    res = await fetch(url, {
+      method,
+      headers: body === undefined
+        ? { Accept: "application/json" }
+        : { Accept: "application/json", "Content-Type": "application/json" },
+      body: body === undefined ? undefined : JSON.stringify(body),
+      credentials: "same-origin",
+    });
+  } catch {
+    throw networkError();
+  }
+  const data = parseBody(await res.text());
+  if (!res.ok) {
+    throw new ApiError(res.status, data || { detail: FALLBACK_DETAIL[res.status] }, res.statusText);
+  }
+  return data;
+}
+
+export const getJSON = (path) => request("GET", API + path);
+export const postJSON = (path, body = {}) => request("POST", API + path, body);
+
+/**
+ * Upload one file to POST /jobs with XMLHttpRequest, so the upload reports progress.
+ * Resolves with the job; rejects with ApiError (413, 415, 503, ...).
+ */
+export function uploadFile(file, { onProgress } = {}) {
+  return new Promise((resolve, reject) => {
+    const xhr = new XMLHttpRequest();
+    xhr.open("POST", `${API}/jobs`);
+    xhr.setRequestHeader("Accept", "application/json");
+    xhr.upload.addEventListener("progress", (event) => {
+      if (event.lengthComputable && onProgress) onProgress(event.loaded / event.total);
+    });
+    xhr.addEventListener("load", () => {
+      const data = parseBody(xhr.responseText);
+      if (xhr.status >= 200 && xhr.status < 300 && data) {
+        if (onProgress) onProgress(1);
+        resolve(data);
+      } else {
+        reject(new ApiError(xhr.status, data || { detail: FALLBACK_DETAIL[xhr.status] }, xhr.statusText));
+      }
+    });
+    xhr.addEventListener("error", () => reject(new ApiError(0, {
+      title: "Upload interrupted",
+      detail: "The connection closed during the upload. The file may be larger than the server accepts, or the server is down.",
+    })));
+    xhr.addEventListener("abort", () => reject(new ApiError(0, { title: "Upload cancelled", detail: "The upload was cancelled." })));
+    const form = new FormData();
+    form.append("file", file, file.name);
+    xhr.send(form);
+  });
+}
+
+const FINISHED = new Set(["done", "failed", "skipped"]);
+
+/**
+ * Poll `path` until its status is final. Calls onUpdate(resource) on every answer.
+ * Network hiccups and 5xx answers are retried with a growing delay; 4xx answers end the poll.
+ * Returns a function that stops polling.
+ */
+export function poll(path, onUpdate, { onError, interval = 600, maxInterval = 2500 } = {}) {
+  let stopped = false;
+  let timer = null;
+  let delay = interval;
+  let failures = 0;
+
+  async function tick() {
+    if (stopped) return;
+    try {
+      const resource = await getJSON(path);
+      if (stopped) return;
+      failures = 0;
+      onUpdate(resource);
+      if (FINISHED.has(resource.status)) return;
+      delay = Math.min(maxInterval, delay * 1.25);
+    } catch (error) {
+      if (stopped) return;
+      if (error.status >= 400 && error.status < 500) {
+        if (onError) onError(error);
+        return;
+      }
+      failures += 1;
+      if (failures === 3 && onError) onError(error, { retrying: true });
+      delay = Math.min(10000, delay * 2);
+    }
+    timer = setTimeout(tick, delay);
+  }
+
+  tick();
+  return () => {
+    stopped = true;
+    clearTimeout(timer);
+  };
+}
+
+/** Is this resource in a final state? */
+export const isFinished = (resource) => FINISHED.has(resource?.status);
+
+/** The audio URL of a job. */
+export const audioUrl = (job) => job?.links?.audio || `${API}/jobs/${encodeURIComponent(job.id)}/audio`;

@@ -1,0 +1,92 @@
+// Entry of the classify page ("/" and "/jobs/<id>"): uploads, the result panel and history,
+// with in-page navigation so running uploads survive opening a result.
+
+import { jobPageUrl, poll, ROOT } from "./api.js";
+import { announce } from "./dom.js";
+import { genreName } from "./format.js";
+import { HistoryView } from "./history.js";
+import { ResultView } from "./result.js";
+import { setUpUploads } from "./uploads.js";
+
+const root = document.getElementById("classify");
+const resultView = new ResultView(document.getElementById("result"));
+let stopPolling = null;
+let autoOpen = false; // open the next finished upload's result by itself
+
+function jobIdFromPath() {
+  const rest = window.location.pathname.slice(ROOT.length);
+  const match = rest.match(/^jobs\/([^/]+)\/?$/);
+  return match ? decodeURIComponent(match[1]) : null;
+}
+
+/** Show one job in the result panel and follow it until it finishes. */
+function openJob(id, { push = false, focus = false } = {}) {
+  if (push && jobIdFromPath() !== id) window.history.pushState({ jobId: id }, "", jobPageUrl(id));
+  if (stopPolling) stopPolling();
+  stopPolling = null;
+  recent.setCurrent(id);
+  if (!id) {
+    resultView.hide();
+    document.title = "genreflow · what genre is this song?";
+    return;
+  }
+  let first = true;
+  stopPolling = poll(`/jobs/${encodeURIComponent(id)}`, (job) => {
+    resultView.show(job);
+    const verdict = job.status === "done" && job.result ? `${genreName(job.result.genre)} · ` : "";
+    document.title = `${verdict}${job.filename || "Song"} · genreflow`;
+    if (first && focus) {
+      resultView.section.focus({ preventScroll: true });
+      resultView.section.scrollIntoView({ behavior: "smooth", block: "start" });
+    }
+    first = false;
+  }, {
+    onError: (error, { retrying } = {}) => {
+      if (!retrying) resultView.showMissing(id, error);
+    },
+  });
+}
+
+/** Make a link to a job open in place (plain clicks only; new-tab clicks keep working). */
+function linkTo(job, anchor) {
+  anchor.addEventListener("click", (event) => {
+    if (event.button !== 0 || event.metaKey || event.ctrlKey || event.shiftKey || event.altKey) return;
+    event.preventDefault();
+    autoOpen = false;
+    openJob(job.id, { push: true, focus: true });
+  });
+  return anchor;
+}
+
+const recent = new HistoryView({
+  list: document.getElementById("history"),
+  status: document.getElementById("history-status"),
+  pager: document.getElementById("history-pager"),
+  pageLabel: document.getElementById("history-page"),
+  refreshButton: document.getElementById("history-refresh"),
+  linkTo,
+});
+
+setUpUploads({
+  dropzone: document.getElementById("dropzone"),
+  input: document.getElementById("file-input"),
+  list: document.getElementById("uploads"),
+  hooks: {
+    linkTo,
+    onBatch: () => { autoOpen = true; },
+    onJob: () => recent.load(1),
+    onFinished: (job) => {
+      recent.load(recent.page);
+      if (autoOpen && job.status === "done") {
+        autoOpen = false;
+        openJob(job.id, { push: true });
+        announce(`Showing the result for ${job.filename}.`);
+      }
+    },
+  },
+});
+
+window.addEventListener("popstate", () => openJob(jobIdFromPath()));
+
+recent.load(1);
+openJob(root.dataset.jobId || jobIdFromPath(), { focus: Boolean(root.dataset.jobId) });
