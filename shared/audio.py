@@ -1,0 +1,159 @@
+"""Decode any common audio file to float32 mono samples at the model's sample rate.
+
+The ffmpeg binary comes from the ``imageio-ffmpeg`` wheel, so a fresh machine needs no system
+ffmpeg. ffmpeg decodes, down-mixes and resamples in one pass and streams 16-bit PCM to a pipe;
+pydub wraps that PCM as an ``AudioSegment`` (its own ``from_file`` would need ``ffprobe``, which
+the wheel does not ship). Nothing is written to disk.
+
+This module imports only light modules at import time: the web process uses it for
+:data:`SUPPORTED_EXTENSIONS` and must not pay for numpy-heavy or TensorFlow imports.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import warnings
+from functools import cache
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from shared.errors import AudioTooLong, AudioTooShort, EmptyAudio, InvalidAudio
+
+if TYPE_CHECKING:
+    import numpy as np
+
+SAMPLE_RATE = 22_050
+MIN_DURATION_S = 3.0
+MAX_DURATION_S = 30 * 60.0
+DECODE_TIMEOUT_S = 300
+
+SUPPORTED_EXTENSIONS: frozenset[str] = frozenset(
+    {
+        ".mp3", ".wav", ".wave", ".flac", ".ogg", ".oga", ".opus", ".au", ".snd",
+        ".m4a", ".mp4", ".aac", ".aif", ".aiff", ".aifc", ".wma", ".webm", ".mka",
+    }
+)  # fmt: skip
+
+
+@cache
+def ffmpeg_executable() -> str:
+    """Return the path of the ffmpeg binary shipped by the ``imageio-ffmpeg`` wheel."""
+    import imageio_ffmpeg
+
+    return imageio_ffmpeg.get_ffmpeg_exe()
+
+
+@cache
+def _pydub_audio_segment() -> type:
+    """Import pydub's ``AudioSegment`` pointed at the wheel's ffmpeg.
+
+    pydub warns at import when no ffmpeg is on PATH; ours is not on PATH by design.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Couldn't find ffmpeg", category=RuntimeWarning)
+        from pydub import AudioSegment
+    AudioSegment.converter = ffmpeg_executable()
+    return AudioSegment
+
+
+def decode_audio(
+    path: str | os.PathLike[str],
+    *,
+    sr: int = SAMPLE_RATE,
+    min_duration_s: float = MIN_DURATION_S,
+    max_duration_s: float = MAX_DURATION_S,
+) -> np.ndarray:
+    """Decode an audio file to mono float32 samples at ``sr``.
+
+    Parameters
+    ----------
+    path : path-like
+        Any file ffmpeg can read (mp3, wav, flac, ogg, au, m4a, ...).
+    sr : int > 0
+        Target sample rate in Hz.
+    min_duration_s : float >= 0
+        Shortest accepted duration, in seconds (one 3-s segment by default).
+    max_duration_s : float > 0
+        Longest accepted duration, in seconds. Decoding stops just past it, so an over-long
+        file costs little.
+
+    Returns
+    -------
+    np.ndarray, shape (n_samples,), float32 in [-1, 1]
+
+    Raises
+    ------
+    EmptyAudio
+        The file has no bytes or decodes to no samples.
+    InvalidAudio
+        ffmpeg cannot read it as audio.
+    AudioTooShort, AudioTooLong
+        Its duration is outside ``[min_duration_s, max_duration_s]``.
+    """
+    import numpy as np
+
+    audio_segment = _pydub_audio_segment()
+    path = Path(path)
+    if not path.is_file():
+        raise InvalidAudio(f"{path.name}: no such file.")
+    if path.stat().st_size == 0:
+        raise EmptyAudio(f"{path.name} is empty (0 bytes).")
+
+    pcm = _run_ffmpeg(path, sr=sr, limit_s=max_duration_s + 1.0)
+    if not pcm:
+        raise EmptyAudio(f"{path.name} holds no audio samples.")
+    segment = audio_segment(data=pcm, sample_width=2, frame_rate=sr, channels=1)
+    duration_s = segment.frame_count() / sr
+    if duration_s > max_duration_s:
+        raise AudioTooLong(
+            f"{path.name} is longer than the {_minutes(max_duration_s)} limit; "
+            "send a shorter excerpt."
+        )
+    if duration_s < min_duration_s:
+        raise AudioTooShort(
+            f"{path.name} lasts {duration_s:.1f} s; at least {min_duration_s:g} s "
+            "(one segment) is needed."
+        )
+    samples = np.frombuffer(segment.raw_data, dtype="<i2")
+    return samples.astype(np.float32) / np.float32(32768.0)
+
+
+def _run_ffmpeg(path: Path, *, sr: int, limit_s: float) -> bytes:
+    """Return raw mono 16-bit little-endian PCM of ``path`` at ``sr`` Hz, at most ``limit_s``."""
+    command = [
+        ffmpeg_executable(),
+        "-nostdin", "-hide_banner", "-loglevel", "error",
+        "-i", str(path),
+        "-t", f"{limit_s:.3f}",
+        "-vn", "-sn", "-dn",
+        "-ac", "1", "-ar", str(sr),
+        "-f", "s16le", "-acodec", "pcm_s16le",
+        "pipe:1",
+    ]  # fmt: skip
+    try:
+        done = subprocess.run(command, capture_output=True, timeout=DECODE_TIMEOUT_S, check=False)
+    except subprocess.TimeoutExpired as exc:
+        raise InvalidAudio(f"{path.name}: decoding took longer than {DECODE_TIMEOUT_S} s.") from exc
+    if done.returncode != 0:
+        raise InvalidAudio(
+            f"{path.name} is not a readable audio file ({_ffmpeg_reason(done.stderr)})."
+        )
+    return done.stdout
+
+
+def _ffmpeg_reason(stderr: bytes) -> str:
+    """Pick the most telling line of ffmpeg's error output, without the file path."""
+    lines = [line.strip() for line in stderr.decode(errors="replace").splitlines() if line.strip()]
+    if not lines:
+        return "ffmpeg could not decode it"
+    reason = lines[-1]
+    for line in lines:
+        if "Invalid data" in line or "does not contain any stream" in line:
+            reason = line
+            break
+    return reason.rsplit(": ", 1)[-1] if ": " in reason else reason
+
+
+def _minutes(seconds: float) -> str:
+    return f"{seconds / 60:g}-minute" if seconds >= 60 else f"{seconds:g}-second"

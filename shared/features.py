@@ -1,0 +1,137 @@
+"""Cut a song into 3-second segments and take MFCC sequences of every segment at once.
+
+A segment is 66,150 samples at 22,050 Hz (10 per 30 s). With ``n_fft=2048`` and
+``hop_length=512`` librosa gives 130 frames per segment, so a segment becomes a
+``(130, 13)`` sequence: the input of the LSTM.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+import numpy as np
+
+from shared.errors import AudioTooShort, FeatureMismatch
+
+# Segments per librosa call: bounds the STFT's memory (~1 MB a segment) for very long songs
+# while any song up to 10 minutes still takes a single batched call.
+MAX_SEGMENTS_PER_CALL = 200
+
+
+@dataclass(frozen=True)
+class FeatureConfig:
+    """Everything that decides the model's input; stored with every model and checked on load."""
+
+    sample_rate: int = 22_050
+    segment_seconds: float = 3.0
+    n_mfcc: int = 13
+    n_fft: int = 2048
+    hop_length: int = 512
+    deltas: bool = False
+
+    @property
+    def samples_per_segment(self) -> int:
+        """Samples in one segment (66,150 for the defaults)."""
+        return round(self.sample_rate * self.segment_seconds)
+
+    @property
+    def n_frames(self) -> int:
+        """MFCC frames per segment, librosa's centred framing (130 for the defaults)."""
+        return 1 + self.samples_per_segment // self.hop_length
+
+    @property
+    def n_features(self) -> int:
+        """Values per frame: the MFCCs, plus their first and second deltas if enabled."""
+        return self.n_mfcc * (3 if self.deltas else 1)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the config as a JSON-ready dict."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> FeatureConfig:
+        """Build a config from :meth:`to_dict` output; unknown keys are an error."""
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise FeatureMismatch(f"Unknown feature settings: {', '.join(sorted(unknown))}.")
+        return cls(**data)
+
+    def digest(self) -> str:
+        """Return a short stable hash of the config (feature-cache key part)."""
+        text = json.dumps(self.to_dict(), sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+DEFAULT_FEATURES = FeatureConfig()
+
+
+def segment_audio(y: np.ndarray, *, config: FeatureConfig = DEFAULT_FEATURES) -> np.ndarray:
+    """Cut a signal into consecutive, non-overlapping full segments.
+
+    Parameters
+    ----------
+    y : np.ndarray, shape (n_samples,)
+        Mono audio at ``config.sample_rate``.
+    config : FeatureConfig
+        Gives the segment length.
+
+    Returns
+    -------
+    np.ndarray, shape (n_segments, samples_per_segment)
+        A view of ``y``; a trailing part shorter than one segment is dropped.
+
+    Raises
+    ------
+    AudioTooShort
+        ``y`` holds less than one full segment.
+    """
+    length = config.samples_per_segment
+    n_segments = y.shape[-1] // length
+    if n_segments == 0:
+        raise AudioTooShort(
+            f"The audio lasts {y.shape[-1] / config.sample_rate:.1f} s; at least "
+            f"{config.segment_seconds:g} s (one segment) is needed."
+        )
+    return y[: n_segments * length].reshape(n_segments, length)
+
+
+def mfcc_segments(y: np.ndarray, *, config: FeatureConfig = DEFAULT_FEATURES) -> np.ndarray:
+    """Return the MFCC sequence of every segment of ``y``, computed in batched librosa calls.
+
+    Parameters
+    ----------
+    y : np.ndarray, shape (n_samples,)
+        Mono audio at ``config.sample_rate``.
+    config : FeatureConfig
+        Segment length and MFCC parameters.
+
+    Returns
+    -------
+    np.ndarray, shape (n_segments, n_frames, n_features), float32
+        Time-major sequences, the LSTM's input layout.
+    """
+    import librosa
+
+    segments = segment_audio(np.asarray(y, dtype=np.float32), config=config)
+    parts = []
+    for start in range(0, len(segments), MAX_SEGMENTS_PER_CALL):
+        batch = segments[start : start + MAX_SEGMENTS_PER_CALL]
+        mfcc = librosa.feature.mfcc(
+            y=batch,
+            sr=config.sample_rate,
+            n_mfcc=config.n_mfcc,
+            n_fft=config.n_fft,
+            hop_length=config.hop_length,
+        )  # (batch, n_mfcc, n_frames)
+        if config.deltas:
+            mfcc = np.concatenate(
+                [mfcc, librosa.feature.delta(mfcc, order=1), librosa.feature.delta(mfcc, order=2)],
+                axis=-2,
+            )
+        parts.append(mfcc)
+    features = np.concatenate(parts) if len(parts) > 1 else parts[0]
+    return np.ascontiguousarray(features.transpose(0, 2, 1), dtype=np.float32)

@@ -1,0 +1,279 @@
+"""The LSTM over MFCC sequences: build, save with its sidecar, load, and score segments.
+
+This is the only module that imports TensorFlow/Keras, and only inside functions, so importing
+it costs nothing and the web process never pays for TensorFlow.
+
+A saved model is two files side by side: ``<version>.keras`` (Keras 3 format) and
+``<version>.json`` (the sidecar: genres in output order, the feature config, training data
+summary, metrics, created time and version id). The sidecar is what the service reads to list
+models without loading TensorFlow.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from shared.errors import FeatureMismatch, ModelError
+from shared.features import FeatureConfig
+
+if TYPE_CHECKING:
+    import keras
+
+ARCHITECTURES = ("baseline", "bilstm")
+LEARNING_RATE = 1e-3
+SIDECAR_FORMAT = 1
+
+
+def import_keras() -> Any:
+    """Import Keras on the TensorFlow backend, keeping TensorFlow's C++ start-up chatter quiet."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+    import keras
+
+    return keras
+
+
+def build_model(
+    input_shape: tuple[int, int],
+    n_classes: int,
+    *,
+    architecture: str = "baseline",
+    feature_mean: np.ndarray | None = None,
+    feature_var: np.ndarray | None = None,
+    learning_rate: float = LEARNING_RATE,
+) -> keras.Model:
+    """Build and compile the genre classifier.
+
+    Parameters
+    ----------
+    input_shape : (n_frames, n_features)
+        One segment's MFCC sequence, e.g. ``(130, 13)``.
+    n_classes : int > 1
+        Number of genres.
+    architecture : {"baseline", "bilstm"}
+        ``baseline`` is the article's LSTM(64) → Dense(64, relu) → Dense(n, softmax).
+        ``bilstm`` stacks two bidirectional LSTM(64) layers with dropout before the same head.
+    feature_mean, feature_var : np.ndarray, shape (n_features,), optional
+        Per-coefficient statistics of the training features. When given, a ``Normalization``
+        layer standardises the input inside the model, so a saved model carries its scaling.
+    learning_rate : float > 0
+        Adam's learning rate.
+
+    Returns
+    -------
+    keras.Model
+        Compiled with Adam and categorical cross-entropy.
+    """
+    keras = import_keras()
+    layers = keras.layers
+
+    if architecture not in ARCHITECTURES:
+        raise ValueError(f"Unknown architecture {architecture!r}; choose from {ARCHITECTURES}.")
+    inputs = keras.Input(shape=input_shape, name="mfcc")
+    x = inputs
+    if feature_mean is not None and feature_var is not None:
+        x = layers.Normalization(axis=-1, mean=feature_mean, variance=feature_var, name="norm")(x)
+    if architecture == "baseline":
+        x = layers.LSTM(64, name="lstm")(x)
+        x = layers.Dense(64, activation="relu", name="dense")(x)
+    else:
+        x = layers.Bidirectional(layers.LSTM(64, return_sequences=True), name="bilstm_1")(x)
+        x = layers.Dropout(0.3, name="dropout_1")(x)
+        x = layers.Bidirectional(layers.LSTM(64), name="bilstm_2")(x)
+        x = layers.Dropout(0.3, name="dropout_2")(x)
+        x = layers.Dense(64, activation="relu", name="dense")(x)
+        x = layers.Dropout(0.3, name="dropout_3")(x)
+    outputs = layers.Dense(n_classes, activation="softmax", name="genre")(x)
+    model = keras.Model(inputs, outputs, name=f"genreflow_{architecture}")
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate=learning_rate),
+        loss="categorical_crossentropy",
+        metrics=["accuracy"],
+    )
+    return model
+
+
+def new_version() -> str:
+    """Return a fresh, sortable model version id such as ``20261125-143000-a1b2c3``."""
+    return f"{datetime.now(UTC):%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
+
+
+def sidecar_path(model_path: str | Path) -> Path:
+    """Return the sidecar JSON path that belongs to a ``.keras`` file."""
+    return Path(model_path).with_suffix(".json")
+
+
+def read_sidecar(model_path: str | Path) -> dict[str, Any]:
+    """Read a model's sidecar without loading TensorFlow.
+
+    Raises
+    ------
+    ModelError
+        The sidecar is missing or not valid JSON.
+    """
+    path = sidecar_path(model_path)
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError as exc:
+        raise ModelError(
+            f"Model sidecar {path.name} is missing beside {Path(model_path).name}."
+        ) from exc
+    except json.JSONDecodeError as exc:
+        raise ModelError(f"Model sidecar {path.name} is not valid JSON: {exc}.") from exc
+
+
+def save_model(
+    model: keras.Model,
+    out_dir: str | Path,
+    *,
+    version: str,
+    genres: list[str],
+    feature_config: FeatureConfig,
+    extra: dict[str, Any] | None = None,
+) -> Path:
+    """Save ``model`` as ``<out_dir>/<version>.keras`` with its sidecar; return the model path."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model_path = out_dir / f"{version}.keras"
+    model.save(model_path)
+    sidecar = {
+        "format": SIDECAR_FORMAT,
+        "version": version,
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "genres": list(genres),
+        "feature_config": feature_config.to_dict(),
+        "architecture": model.name.removeprefix("genreflow_"),
+        **(extra or {}),
+    }
+    sidecar_path(model_path).write_text(json.dumps(sidecar, indent=2, default=_json_default))
+    return model_path
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+@dataclass
+class GenreModel:
+    """A loaded model with its sidecar, ready to score segments.
+
+    Scoring goes through one traced TensorFlow function (warmed up on load), which avoids
+    ``Model.predict``'s per-call set-up: that set-up costs more than the LSTM itself on a song.
+    """
+
+    path: Path
+    version: str
+    genres: list[str]
+    feature_config: FeatureConfig
+    metadata: dict[str, Any]
+    keras_model: keras.Model = field(repr=False)
+    _score: Any = field(default=None, repr=False)
+
+    def predict_segments(self, features: np.ndarray) -> np.ndarray:
+        """Score MFCC sequences.
+
+        Parameters
+        ----------
+        features : np.ndarray, shape (n_segments, n_frames, n_features)
+
+        Returns
+        -------
+        np.ndarray, shape (n_segments, n_genres), float32
+            Softmax probabilities, columns in :attr:`genres` order.
+        """
+        expected = (self.feature_config.n_frames, self.feature_config.n_features)
+        if features.ndim != 3 or features.shape[1:] != expected:
+            raise FeatureMismatch(
+                f"Model {self.version} expects segments of shape {expected}, "
+                f"got {features.shape[1:]}."
+            )
+        if self._score is None:
+            self._score = _traced_scorer(self.keras_model, expected)
+        return np.asarray(self._score(np.asarray(features, dtype=np.float32)))
+
+
+def _traced_scorer(model: keras.Model, segment_shape: tuple[int, int]) -> Any:
+    import tensorflow as tf
+
+    @tf.function(
+        input_signature=[tf.TensorSpec(shape=(None, *segment_shape), dtype=tf.float32)],
+        reduce_retracing=True,
+    )
+    def score(batch: tf.Tensor) -> tf.Tensor:
+        return model(batch, training=False)
+
+    return score
+
+
+def load_genre_model(
+    path: str | Path, *, expected_features: FeatureConfig | None = None, warm_up: bool = True
+) -> GenreModel:
+    """Load a ``.keras`` model and its sidecar.
+
+    Parameters
+    ----------
+    path : path-like
+        The ``.keras`` file; its sidecar ``<stem>.json`` must sit beside it.
+    expected_features : FeatureConfig, optional
+        When given, the model's stored feature config must equal it.
+    warm_up : bool
+        Trace the scoring function now, so the first song is not slower than the rest.
+
+    Raises
+    ------
+    ModelError
+        The file or sidecar is missing or unreadable.
+    FeatureMismatch
+        The stored feature config differs from ``expected_features`` or from the network's
+        input shape.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ModelError(f"No model file at {path}.")
+    sidecar = read_sidecar(path)
+    config = FeatureConfig.from_dict(sidecar["feature_config"])
+    if expected_features is not None and config != expected_features:
+        raise FeatureMismatch(
+            f"Model {sidecar.get('version')} was trained on features {config.to_dict()}, "
+            f"not {expected_features.to_dict()}."
+        )
+    keras = import_keras()
+    try:
+        keras_model = keras.saving.load_model(path, compile=False)
+    except Exception as exc:
+        raise ModelError(f"Cannot load model {path.name}: {exc}") from exc
+    input_shape = tuple(keras_model.input_shape[1:])
+    if input_shape != (config.n_frames, config.n_features):
+        raise FeatureMismatch(
+            f"Model {path.name} takes inputs {input_shape} but its sidecar describes "
+            f"{(config.n_frames, config.n_features)}."
+        )
+    genres = list(sidecar["genres"])
+    if keras_model.output_shape[-1] != len(genres):
+        raise ModelError(
+            f"Model {path.name} has {keras_model.output_shape[-1]} outputs "
+            f"for {len(genres)} genres."
+        )
+    model = GenreModel(
+        path=path,
+        version=str(sidecar["version"]),
+        genres=genres,
+        feature_config=config,
+        metadata=sidecar,
+        keras_model=keras_model,
+    )
+    if warm_up:
+        model.predict_segments(np.zeros((1, config.n_frames, config.n_features), np.float32))
+    return model

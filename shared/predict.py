@@ -1,0 +1,149 @@
+"""Predict a song's genre: decode → 3-s MFCC segments → LSTM scores → vote."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from shared.audio import MAX_DURATION_S, decode_audio
+from shared.features import mfcc_segments
+from shared.model import GenreModel
+
+ProgressCallback = Callable[[float], None]
+
+
+@dataclass(frozen=True)
+class SegmentPrediction:
+    """One 3-s segment's scores."""
+
+    index: int
+    start: float
+    end: float
+    genre: str
+    probabilities: dict[str, float]
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """A song's genre, how sure the model is, and how each segment voted."""
+
+    genre: str
+    confidence: float
+    probabilities: dict[str, float]
+    votes: dict[str, int]
+    segments: list[SegmentPrediction]
+    duration_s: float
+    model_version: str
+
+    @property
+    def n_segments(self) -> int:
+        """Number of scored segments."""
+        return len(self.segments)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the JSON shape documented in docs/architecture.md."""
+        data = asdict(self)
+        data["n_segments"] = self.n_segments
+        return data
+
+
+def vote_genre(probabilities: np.ndarray, genres: list[str]) -> tuple[int, np.ndarray, np.ndarray]:
+    """Decide a song's genre from its segments' probabilities.
+
+    Each segment votes for its top genre; the most voted genre wins, and a tie goes to the
+    tied genre with the highest mean probability.
+
+    Parameters
+    ----------
+    probabilities : np.ndarray, shape (n_segments, n_genres)
+    genres : list of str, length n_genres
+
+    Returns
+    -------
+    winner : int
+        Column index of the chosen genre.
+    votes : np.ndarray, shape (n_genres,), int
+    mean_probabilities : np.ndarray, shape (n_genres,)
+    """
+    votes = np.bincount(probabilities.argmax(axis=1), minlength=len(genres))
+    mean = probabilities.mean(axis=0)
+    tied = np.flatnonzero(votes == votes.max())
+    winner = int(tied[np.argmax(mean[tied])])
+    return winner, votes, mean
+
+
+def predict_audio(y: np.ndarray, model: GenreModel) -> Prediction:
+    """Predict the genre of decoded audio ``y`` (mono, at the model's sample rate)."""
+    config = model.feature_config
+    features = mfcc_segments(y, config=config)
+    probabilities = model.predict_segments(features)
+    winner, votes, mean = vote_genre(probabilities, model.genres)
+    genres = model.genres
+    step = config.segment_seconds
+    segments = [
+        SegmentPrediction(
+            index=i,
+            start=round(i * step, 3),
+            end=round((i + 1) * step, 3),
+            genre=genres[int(row.argmax())],
+            probabilities=_by_genre(row, genres),
+        )
+        for i, row in enumerate(probabilities)
+    ]
+    return Prediction(
+        genre=genres[winner],
+        confidence=round(float(mean[winner]), 4),
+        probabilities=_by_genre(mean, genres),
+        votes={genre: int(n) for genre, n in zip(genres, votes, strict=True)},
+        segments=segments,
+        duration_s=round(len(y) / config.sample_rate, 3),
+        model_version=model.version,
+    )
+
+
+def predict_file(
+    path: str | Path,
+    model: GenreModel,
+    *,
+    max_duration_s: float = MAX_DURATION_S,
+    progress: ProgressCallback | None = None,
+) -> Prediction:
+    """Decode an audio file and predict its genre.
+
+    Parameters
+    ----------
+    path : path-like
+        Any audio file ffmpeg reads.
+    model : GenreModel
+        A loaded model; reuse it across calls.
+    max_duration_s : float > 0
+        Longest accepted audio.
+    progress : callable(fraction), optional
+        Called with 0.5 once decoded and 1.0 when scored.
+
+    Raises
+    ------
+    InvalidAudio
+        Or one of its subclasses, for files that cannot be used.
+    """
+    config = model.feature_config
+    y = decode_audio(
+        path,
+        sr=config.sample_rate,
+        min_duration_s=config.segment_seconds,
+        max_duration_s=max_duration_s,
+    )
+    if progress:
+        progress(0.5)
+    prediction = predict_audio(y, model)
+    if progress:
+        progress(1.0)
+    return prediction
+
+
+def _by_genre(row: np.ndarray, genres: list[str]) -> dict[str, float]:
+    return {genre: round(float(p), 4) for genre, p in zip(genres, row, strict=True)}

@@ -1,0 +1,268 @@
+"""Train the LSTM on a GTZAN-layout folder and evaluate it by track."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from shared.dataset import (
+    FeatureCache,
+    Track,
+    dataset_fingerprint,
+    find_tracks,
+    load_features,
+    split_from_lists,
+    split_tracks,
+)
+from shared.errors import DatasetError
+from shared.evaluation import evaluate_probabilities, save_confusion_png
+from shared.features import DEFAULT_FEATURES, FeatureConfig
+from shared.model import GenreModel, build_model, import_keras, new_version, save_model
+
+log = logging.getLogger(__name__)
+
+TrainingProgress = Callable[[str, float], None]
+
+
+@dataclass(frozen=True)
+class TrainOptions:
+    """Training hyper-parameters; the defaults are the article's baseline."""
+
+    epochs: int = 60
+    batch_size: int = 32
+    learning_rate: float = 1e-3
+    architecture: str = "baseline"
+    patience: int = 8
+    seed: int = 42
+    valid_fraction: float = 0.15
+    test_fraction: float = 0.15
+    split_dir: str | None = None
+    cache_dir: str | None = None
+    normalize: bool = True
+    progress_bar: bool = True
+
+
+@dataclass
+class TrainingReport:
+    """What a training run produced."""
+
+    version: str
+    model_path: Path
+    confusion_png: Path
+    metrics: dict[str, Any]
+    test_tracks: list[str]
+    data_fingerprint: str
+    skipped: dict[str, str] = field(default_factory=dict)
+    epochs_run: int = 0
+
+
+def _stack(tracks: Sequence[Track], features: dict[Track, np.ndarray], genres: list[str]):
+    index = {genre: i for i, genre in enumerate(genres)}
+    x = np.concatenate([features[t] for t in tracks])
+    labels = np.concatenate([np.full(len(features[t]), index[t.genre]) for t in tracks])
+    return x, np.eye(len(genres), dtype=np.float32)[labels]
+
+
+def train_from_folder(
+    data_dir: str | Path,
+    out_dir: str | Path,
+    *,
+    options: TrainOptions = TrainOptions(),
+    feature_config: FeatureConfig = DEFAULT_FEATURES,
+    progress: TrainingProgress | None = None,
+) -> TrainingReport:
+    """Train, evaluate by track, and save a model with its sidecar and confusion matrix.
+
+    Parameters
+    ----------
+    data_dir : path-like
+        GTZAN-layout folder ``<genre>/<file>``.
+    out_dir : path-like
+        Where ``<version>.keras``, ``<version>.json`` and ``<version>.confusion.png`` go.
+    options : TrainOptions
+        Hyper-parameters, split and cache settings.
+    feature_config : FeatureConfig
+        MFCC settings; stored in the sidecar.
+    progress : callable(stage, fraction), optional
+        Called as work advances (stages ``features``, ``training``, ``evaluating``).
+
+    Raises
+    ------
+    DatasetError
+        The folder is unusable (missing, fewer than two genres, too few tracks per genre).
+    """
+    keras = import_keras()
+    report = progress or (lambda stage, fraction: None)
+    data_dir = Path(data_dir)
+    tracks = find_tracks(data_dir)
+    fingerprint = dataset_fingerprint(data_dir)
+    cache = FeatureCache(options.cache_dir, feature_config)
+    report("features", 0.0)
+    features, skipped = load_features(tracks, cache, progress_bar=options.progress_bar)
+    usable = [t for t in tracks if t in features]
+    genres = sorted({t.genre for t in usable})
+    if len(genres) < 2:
+        raise DatasetError(f"{data_dir} needs at least two genre folders with readable audio.")
+    if options.split_dir:
+        parts = split_from_lists(usable, options.split_dir)
+    else:
+        parts = split_tracks(
+            usable,
+            valid_fraction=options.valid_fraction,
+            test_fraction=options.test_fraction,
+            seed=options.seed,
+        )
+    report("training", 0.0)
+
+    keras.utils.set_random_seed(options.seed)
+    x_train, y_train = _stack(parts["train"], features, genres)
+    x_valid, y_valid = _stack(parts["valid"], features, genres)
+    flat = x_train.reshape(-1, x_train.shape[-1])
+    model = build_model(
+        x_train.shape[1:],
+        len(genres),
+        architecture=options.architecture,
+        feature_mean=flat.mean(axis=0) if options.normalize else None,
+        feature_var=flat.var(axis=0) if options.normalize else None,
+        learning_rate=options.learning_rate,
+    )
+
+    class _Progress(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+            report("training", (epoch + 1) / options.epochs)
+
+    history = model.fit(
+        x_train,
+        y_train,
+        validation_data=(x_valid, y_valid),
+        epochs=options.epochs,
+        batch_size=options.batch_size,
+        shuffle=True,
+        verbose=1 if options.progress_bar else 0,
+        callbacks=[
+            keras.callbacks.EarlyStopping(
+                monitor="val_loss", patience=options.patience, restore_best_weights=True
+            ),
+            _Progress(),
+        ],
+    )
+    report("evaluating", 0.0)
+    version = new_version()
+    test = parts["test"]
+    metrics = evaluate_probabilities(
+        [np.asarray(model.predict_on_batch(features[t])) for t in test],
+        [t.genre for t in test],
+        genres,
+    )
+    out_dir = Path(out_dir)
+    n_tracks = {name: len(part) for name, part in parts.items()}
+    model_path = save_model(
+        model,
+        out_dir,
+        version=version,
+        genres=genres,
+        feature_config=feature_config,
+        extra={
+            "metrics": metrics,
+            "data_fingerprint": fingerprint,
+            "training_data": {
+                "root": str(data_dir.resolve()),
+                "n_tracks": n_tracks,
+                "n_segments_train": len(x_train),
+                "split": "lists:" + str(options.split_dir)
+                if options.split_dir
+                else "stratified-by-track",
+                "skipped": {t.relpath: reason for t, reason in skipped.items()},
+            },
+            "test_tracks": [t.relpath for t in test],
+            "options": asdict(options),
+            "epochs_run": len(history.history["loss"]),
+        },
+    )
+    confusion = save_confusion_png(
+        metrics["confusion_matrix"],
+        genres,
+        out_dir / f"{version}.confusion.png",
+        title=f"{version}: track accuracy {metrics['track_accuracy_vote']:.1%} (vote)",
+    )
+    report("evaluating", 1.0)
+    return TrainingReport(
+        version=version,
+        model_path=model_path,
+        confusion_png=confusion,
+        metrics=metrics,
+        test_tracks=[t.relpath for t in test],
+        data_fingerprint=fingerprint,
+        skipped={t.relpath: reason for t, reason in skipped.items()},
+        epochs_run=len(history.history["loss"]),
+    )
+
+
+def evaluate_on_tracks(
+    model: GenreModel,
+    data_dir: str | Path,
+    tracks: Sequence[str],
+    *,
+    cache_dir: str | Path | None = None,
+    progress_bar: bool = False,
+) -> dict[str, Any]:
+    """Evaluate a loaded model on named tracks of a GTZAN-layout folder.
+
+    Parameters
+    ----------
+    model : GenreModel
+    data_dir : path-like
+    tracks : sequence of str
+        ``<genre>/<file name>`` paths relative to ``data_dir`` (a report's ``test_tracks``).
+    cache_dir : path-like, optional
+        Feature cache; features are computed with the model's own feature config.
+
+    Returns
+    -------
+    dict
+        The metrics of :func:`shared.evaluation.evaluate_probabilities`.
+    """
+    data_dir = Path(data_dir)
+    chosen = [Track(path=data_dir / rel, genre=rel.split("/", 1)[0]) for rel in tracks]
+    missing = [t.relpath for t in chosen if not t.path.is_file()]
+    if missing:
+        raise DatasetError(f"Test tracks missing from {data_dir}: {', '.join(missing[:5])}.")
+    features, _ = load_features(
+        chosen, FeatureCache(cache_dir, model.feature_config), progress_bar=progress_bar
+    )
+    usable = [t for t in chosen if t in features]
+    return evaluate_probabilities(
+        [model.predict_segments(features[t]) for t in usable],
+        [t.genre for t in usable],
+        model.genres,
+    )
+
+
+def evaluate_folder(
+    model: GenreModel,
+    data_dir: str | Path,
+    *,
+    split_dir: str | Path | None = None,
+    cache_dir: str | Path | None = None,
+    progress_bar: bool = True,
+) -> dict[str, Any]:
+    """Evaluate a model on a whole folder, or on the test list of ``split_dir`` when given."""
+    tracks = find_tracks(data_dir)
+    if split_dir:
+        tracks = split_from_lists(tracks, split_dir)["test"]
+    return evaluate_on_tracks(
+        model, data_dir, [t.relpath for t in tracks], cache_dir=cache_dir, progress_bar=progress_bar
+    )
+
+
+def write_metrics(metrics: dict[str, Any], path: str | Path) -> Path:
+    """Write metrics as pretty JSON."""
+    path = Path(path)
+    path.write_text(json.dumps(metrics, indent=2))
+    return path
