@@ -57,6 +57,9 @@ class TaskQueue:
                 )
                 config["broker_transport_options"] = options
                 config["broker_connection_timeout"] = BROKER_TIMEOUT_S
+                # Send-only: no result backend, so sending never touches (or waits on) one.
+                config["result_backend"] = None
+                config.pop("result_backend_transport_options", None)
                 config["task_publish_retry_policy"] = PUBLISH_RETRY_POLICY
                 app = Celery("genreflow-web", set_as_current=False)
                 app.conf.update(config)

@@ -139,10 +139,18 @@ class ModelOut(Schema):
     links = fields.Dict(keys=fields.String(), values=fields.String())
 
 
+class ModelItemOut(ModelOut):
+    """A model version inside a listing.
+
+    Same fields as :class:`ModelOut`. A distinct class because APIFlask sorts routes by length
+    and would otherwise meet ``ModelOut`` nested first and register it twice.
+    """
+
+
 class ModelListOut(Schema):
     """Every registered model (newest first) and the active version."""
 
-    items = fields.List(fields.Nested(ModelOut))
+    items = fields.List(fields.Nested(ModelItemOut))
     active_version = fields.String(allow_none=True)
 
 
