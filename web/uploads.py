@@ -16,10 +16,7 @@ from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import BinaryIO
 from urllib.parse import urlsplit
 
-try:  # the lead's shared/audio.py is the one list of what ffmpeg decodes for us
-    from shared.audio import SUPPORTED_EXTENSIONS
-except ImportError:  # pragma: no cover - only while shared/audio.py does not exist yet
-    SUPPORTED_EXTENSIONS = frozenset({".mp3", ".wav", ".flac", ".ogg", ".au", ".m4a"})
+from shared.audio import SUPPORTED_EXTENSIONS  # the one list of what the decoder accepts
 
 CHUNK_BYTES = 1024 * 1024
 MAX_FILENAME_CHARS = 255
