@@ -97,10 +97,10 @@ def train_from_folder(
     DatasetError
         The folder is unusable (missing, fewer than two genres, too few tracks per genre).
     """
-    keras = import_keras()
     report = progress or (lambda stage, fraction: None)
     data_dir = Path(data_dir)
     tracks = find_tracks(data_dir)
+    keras = import_keras()
     fingerprint = dataset_fingerprint(data_dir)
     cache = FeatureCache(options.cache_dir, feature_config)
     report("features", 0.0)

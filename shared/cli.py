@@ -1,0 +1,301 @@
+"""The ``genreflow`` command: train, evaluate, predict and demo data without any server.
+
+Every command fails with a non-zero exit and one clear line on bad input.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import click
+
+from shared.errors import GenreflowError
+
+
+def _settings() -> Any:
+    from shared.config import Settings
+
+    return Settings.from_env()
+
+
+def _fail(exc: GenreflowError) -> click.ClickException:
+    return click.ClickException(exc.detail)
+
+
+def find_model_path(explicit: str | None) -> Path:
+    """Pick the model a CLI command uses.
+
+    The ``--model`` path when given; otherwise the service's active model; otherwise the newest
+    model in ``$GENREFLOW_MODEL_DIR``.
+    """
+    if explicit:
+        return Path(explicit)
+    settings = _settings()
+    active = _active_model_path(settings)
+    if active is not None:
+        return active
+    candidates = sorted(settings.model_dir.glob("*.keras"))
+    if not candidates:
+        raise click.ClickException(
+            f"No model in {settings.model_dir}. Train one with `genreflow train DATA_DIR` "
+            "(GTZAN layout), or try `genreflow demo-data demo && genreflow train demo`, "
+            "or pass --model PATH."
+        )
+    return candidates[-1]
+
+
+def _active_model_path(settings: Any) -> Path | None:
+    """Return the service's active model file, if a database with one exists."""
+    if settings.database_url.startswith("sqlite:///"):
+        database = Path(settings.database_url.removeprefix("sqlite:///"))
+        if not database.is_file():
+            return None
+    try:
+        from shared.db import session_scope
+        from shared.registry import active_model
+
+        with session_scope(settings.database_url) as session:
+            active = active_model(session)
+            path = Path(active.path) if active is not None else None
+    except Exception:  # noqa: BLE001 - no reachable/migrated database just means "no active model"
+        return None
+    return path if path is not None and path.is_file() else None
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("-v", "--verbose", is_flag=True, help="Log more.")
+@click.version_option(package_name="genreflow")
+def main(verbose: bool) -> None:
+    """Genreflow: tell the genre of a song with an LSTM over 3-second MFCC segments."""
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(message)s"
+    )
+
+
+@main.command()
+@click.argument("data_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Where the model goes (default: $GENREFLOW_MODEL_DIR, ./var/models).",
+)
+@click.option("--epochs", default=60, show_default=True, type=click.IntRange(1))
+@click.option("--batch-size", default=32, show_default=True, type=click.IntRange(1))
+@click.option("--learning-rate", default=1e-3, show_default=True, type=float)
+@click.option(
+    "--architecture",
+    type=click.Choice(["baseline", "bilstm"]),
+    default="baseline",
+    show_default=True,
+    help="baseline: LSTM(64)→Dense(64)→softmax; bilstm: two bidirectional LSTM(64) + dropout.",
+)
+@click.option("--patience", default=8, show_default=True, type=click.IntRange(1))
+@click.option("--seed", default=42, show_default=True, type=int)
+@click.option(
+    "--split-dir",
+    type=click.Path(exists=True, file_okay=False),
+    help="Folder with *train*/*valid*/*test*.txt track lists (e.g. the artist-filtered GTZAN split).",
+)
+@click.option("--n-mfcc", default=13, show_default=True, type=click.IntRange(1))
+@click.option("--deltas/--no-deltas", default=False, show_default=True, help="Add Δ and ΔΔ MFCCs.")
+@click.option("--no-normalize", is_flag=True, help="Do not standardise MFCCs inside the model.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def train(
+    data_dir: Path,
+    out_dir: Path | None,
+    epochs: int,
+    batch_size: int,
+    learning_rate: float,
+    architecture: str,
+    patience: int,
+    seed: int,
+    split_dir: str | None,
+    n_mfcc: int,
+    deltas: bool,
+    no_normalize: bool,
+    as_json: bool,
+) -> None:
+    """Train a model on DATA_DIR (<genre>/<audio file>) and evaluate it on held-out tracks."""
+    from shared.features import FeatureConfig
+    from shared.training import TrainOptions, train_from_folder
+
+    settings = _settings()
+    options = TrainOptions(
+        epochs=epochs,
+        batch_size=batch_size,
+        learning_rate=learning_rate,
+        architecture=architecture,
+        patience=patience,
+        seed=seed,
+        split_dir=split_dir,
+        cache_dir=str(settings.cache_dir),
+        normalize=not no_normalize,
+        progress_bar=not as_json,
+    )
+    try:
+        report = train_from_folder(
+            data_dir,
+            out_dir or settings.model_dir,
+            options=options,
+            feature_config=replace(FeatureConfig(), n_mfcc=n_mfcc, deltas=deltas),
+        )
+    except GenreflowError as exc:
+        raise _fail(exc) from exc
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "version": report.version,
+                    "model_path": str(report.model_path),
+                    "confusion_png": str(report.confusion_png),
+                    "metrics": report.metrics,
+                    "skipped": report.skipped,
+                    "epochs_run": report.epochs_run,
+                },
+                indent=2,
+            )
+        )
+        return
+    for relpath, reason in report.skipped.items():
+        click.echo(f"skipped {relpath}: {reason}", err=True)
+    click.echo(f"\nmodel {report.version} ({report.epochs_run} epochs) → {report.model_path}")
+    click.echo(format_metrics(report.metrics))
+    click.echo(f"confusion matrix → {report.confusion_png}")
+
+
+@main.command()
+@click.argument("data_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--model", "model_path", help="A .keras model (default: the active/newest one).")
+@click.option(
+    "--split-dir",
+    type=click.Path(exists=True, file_okay=False),
+    help="Evaluate only the tracks of its *test*.txt list.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
+def evaluate(data_dir: Path, model_path: str | None, split_dir: str | None, as_json: bool) -> None:
+    """Evaluate a model on every track of DATA_DIR (or the test list of --split-dir)."""
+    from shared.model import load_genre_model
+    from shared.training import evaluate_folder
+
+    try:
+        model = load_genre_model(find_model_path(model_path))
+        metrics = evaluate_folder(
+            model,
+            data_dir,
+            split_dir=split_dir,
+            cache_dir=_settings().cache_dir,
+            progress_bar=not as_json,
+        )
+    except GenreflowError as exc:
+        raise _fail(exc) from exc
+    click.echo(json.dumps(metrics, indent=2) if as_json else format_metrics(metrics))
+
+
+@main.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--model", "model_path", help="A .keras model (default: the active/newest one).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object per file.")
+@click.option("--segments", is_flag=True, help="Also print the per-segment timeline.")
+def predict(files: tuple[Path, ...], model_path: str | None, as_json: bool, segments: bool) -> None:
+    """Tell the genre of each audio FILE."""
+    from shared.model import load_genre_model
+    from shared.predict import predict_file
+
+    try:
+        model = load_genre_model(find_model_path(model_path))
+    except GenreflowError as exc:
+        raise _fail(exc) from exc
+    max_duration_s = _settings().max_duration_s
+    failures = 0
+    for path in files:
+        try:
+            prediction = predict_file(path, model, max_duration_s=max_duration_s)
+        except GenreflowError as exc:
+            failures += 1
+            if as_json:
+                click.echo(json.dumps({"file": str(path), "error": exc.to_dict()}))
+            else:
+                click.echo(f"error: {exc.detail}", err=True)
+            continue
+        if as_json:
+            click.echo(json.dumps({"file": str(path), **prediction.to_dict()}))
+        else:
+            click.echo(format_prediction(path, prediction.to_dict(), with_segments=segments))
+    if failures:
+        raise SystemExit(1)
+
+
+@main.command("demo-data")
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--tracks-per-genre", default=10, show_default=True, type=click.IntRange(3))
+@click.option("--seconds", default=30.0, show_default=True, type=click.FloatRange(3.0))
+@click.option(
+    "--format",
+    "ext",
+    type=click.Choice(["wav", "mp3", "flac", "ogg", "au", "m4a"]),
+    default="wav",
+    show_default=True,
+)
+def demo_data(directory: Path, tracks_per_genre: int, seconds: float, ext: str) -> None:
+    """Write a small synthetic GTZAN-layout folder to DIRECTORY (not music: generated sounds)."""
+    from shared.demo_data import DEMO_GENRES, write_demo_dataset
+
+    written = write_demo_dataset(
+        directory, tracks_per_genre=tracks_per_genre, seconds=seconds, ext=f".{ext}"
+    )
+    click.echo(
+        f"wrote {len(written)} synthetic tracks ({', '.join(DEMO_GENRES)}) to {directory}\n"
+        f"next: genreflow train {directory}"
+    )
+
+
+def format_metrics(metrics: dict[str, Any]) -> str:
+    """Render evaluation metrics as a small human table."""
+    lines = [
+        f"test tracks: {metrics['n_test_tracks']} ({metrics['n_test_segments']} segments)",
+        f"track accuracy (vote):      {metrics['track_accuracy_vote']:.1%}",
+        f"track accuracy (mean prob): {metrics['track_accuracy_mean']:.1%}",
+        f"segment accuracy:           {metrics['segment_accuracy']:.1%}",
+        "",
+        f"{'genre':<12}{'precision':>10}{'recall':>10}{'f1':>10}{'tracks':>8}",
+    ]
+    for genre, row in metrics["per_genre"].items():
+        lines.append(
+            f"{genre:<12}{row['precision']:>10.2f}{row['recall']:>10.2f}"
+            f"{row['f1']:>10.2f}{row['support']:>8d}"
+        )
+    return "\n".join(lines)
+
+
+def format_prediction(path: Path, result: dict[str, Any], *, with_segments: bool) -> str:
+    """Render one prediction as a human table, most probable genre first."""
+    lines = [
+        f"{path}: {result['genre']} ({result['confidence']:.0%}), "
+        f"{result['n_segments']} segments, {result['duration_s']:.1f} s"
+    ]
+    ranked = sorted(result["probabilities"].items(), key=lambda item: -item[1])
+    for genre, probability in ranked:
+        bar = "█" * round(probability * 30)
+        lines.append(f"  {genre:<10}{probability:>7.1%} {result['votes'][genre]:>4} votes  {bar}")
+    if with_segments:
+        for segment in result["segments"]:
+            lines.append(
+                f"  {segment['start']:>7.1f}–{segment['end']:<7.1f}{segment['genre']:<10}"
+                f"{segment['probabilities'][segment['genre']]:.0%}"
+            )
+    return "\n".join(lines)
+
+
+# --- service commands ---
+def _add_service_commands() -> None:
+    from shared.cli_service import add_service_commands
+
+    add_service_commands(main)
+
+
+_add_service_commands()
