@@ -61,7 +61,7 @@ def _active_model_path(settings: Any) -> Path | None:
         with session_scope(settings.database_url) as session:
             active = active_model(session)
             path = Path(active.path) if active is not None else None
-    except Exception:  # noqa: BLE001 - no reachable/migrated database just means "no active model"
+    except Exception:  # no reachable or migrated database just means "no active model"
         return None
     return path if path is not None and path.is_file() else None
 
@@ -99,7 +99,8 @@ def main(verbose: bool) -> None:
 @click.option(
     "--split-dir",
     type=click.Path(exists=True, file_okay=False),
-    help="Folder with *train*/*valid*/*test*.txt track lists (e.g. the artist-filtered GTZAN split).",
+    help="Folder with *train*/*valid*/*test*.txt track lists "
+    "(e.g. the artist-filtered GTZAN split).",
 )
 @click.option("--n-mfcc", default=13, show_default=True, type=click.IntRange(1))
 @click.option("--deltas/--no-deltas", default=False, show_default=True, help="Add Δ and ΔΔ MFCCs.")
@@ -285,7 +286,7 @@ def format_prediction(path: Path, result: dict[str, Any], *, with_segments: bool
     if with_segments:
         for segment in result["segments"]:
             lines.append(
-                f"  {segment['start']:>7.1f}–{segment['end']:<7.1f}{segment['genre']:<10}"
+                f"  {segment['start']:>7.1f}-{segment['end']:<7.1f}{segment['genre']:<10}"
                 f"{segment['probabilities'][segment['genre']]:.0%}"
             )
     return "\n".join(lines)
