@@ -1,0 +1,85 @@
+"""The Celery app's wiring: beat schedule from GENREFLOW_RETRAIN_CRON, queues and routes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from celery.schedules import crontab
+
+from shared.celery_config import parse_cron
+from shared.config import Settings
+from worker.celery_app import make_celery
+
+
+def settings_for(tmp_path: Path, **env: str) -> Settings:
+    return Settings.from_env({"GENREFLOW_HOME": str(tmp_path), **env})
+
+
+def test_beat_runs_retrain_on_the_train_queue_on_the_configured_cron(tmp_path: Path) -> None:
+    app = make_celery(settings_for(tmp_path, GENREFLOW_RETRAIN_CRON="15 4 * * 1"))
+
+    (entry,) = app.conf.beat_schedule.values()
+
+    assert entry["task"] == "genreflow.retrain_if_changed"
+    assert entry["options"]["queue"] == "train"
+    assert entry["schedule"] == crontab(minute="15", hour="4", day_of_week="1")
+    app.loader.import_default_modules()  # what a worker or beat does on start
+    assert "genreflow.retrain_if_changed" in app.tasks
+
+
+def test_default_schedule_is_weekly(tmp_path: Path) -> None:
+    app = make_celery(settings_for(tmp_path))
+
+    (entry,) = app.conf.beat_schedule.values()
+
+    assert entry["schedule"] == crontab(minute="0", hour="3", day_of_week="0")
+
+
+def test_module_app_reads_settings_lazily_from_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import importlib
+
+    import worker.celery_app
+
+    monkeypatch.setenv("GENREFLOW_HOME", str(tmp_path))
+    monkeypatch.setenv("GENREFLOW_RETRAIN_CRON", "*/10 * * * *")
+    monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:1/5")
+    module = importlib.reload(worker.celery_app)
+    try:
+        conf = module.celery_app.conf
+        (entry,) = conf.beat_schedule.values()
+        assert entry["schedule"] == crontab(minute="*/10")
+        assert conf.broker_url == "redis://127.0.0.1:1/5"
+    finally:
+        monkeypatch.undo()
+        importlib.reload(worker.celery_app)
+
+
+@pytest.mark.parametrize("bad", ["0 3 * *", "61 * * * *", "every sunday"])
+def test_bad_cron_is_refused(bad: str) -> None:
+    with pytest.raises(ValueError, match="cron"):
+        parse_cron(bad)
+
+
+def test_reliability_settings_and_routes(tmp_path: Path) -> None:
+    conf = make_celery(settings_for(tmp_path, REDIS_URL="redis://127.0.0.1:6390/0")).conf
+
+    assert conf.broker_url == "redis://127.0.0.1:6390/0"
+    assert conf.task_ignore_result is True
+    assert conf.task_acks_late is True
+    assert conf.task_reject_on_worker_lost is True
+    assert conf.worker_prefetch_multiplier == 1
+    assert conf.broker_transport_options["visibility_timeout"] >= 6 * 3600
+    routes = {
+        "genreflow.classify_song": "predict",
+        "genreflow.train_model": "train",
+        "genreflow.retrain_if_changed": "train",
+        "genreflow.deliver_webhook": "webhooks",
+    }
+    app = make_celery(settings_for(tmp_path))
+    for task, queue in routes.items():
+        routed = app.amqp.router.route({}, task)["queue"]
+        # Each queue has its own exchange and key, so a task reaches exactly one queue.
+        assert (routed.name, routed.exchange.name, routed.routing_key) == (queue, queue, queue)

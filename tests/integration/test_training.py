@@ -1,0 +1,100 @@
+"""Training runs end to end through the real ``train`` queue, and the scheduled retrain."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from shared.celery_config import TASK_RETRAIN_IF_CHANGED
+from shared.config import Settings
+from shared.db import session_scope
+from shared.models import TrainingRun
+from tests.integration.helpers import poll, upload, wait_for_job, wait_for_run, write_song
+from worker.celery_app import make_celery
+
+pytestmark = pytest.mark.slow
+
+
+def test_training_run_registers_and_activates_a_model(client: Any, tmp_path: Path) -> None:
+    before = client.get("/api/v1/models").get_json()
+
+    response = client.post("/api/v1/models/train")
+
+    assert response.status_code == 202, response.get_data(as_text=True)
+    run = wait_for_run(client, response.get_json()["id"])
+    assert run["status"] == "done", run
+    assert run["progress"] == 1.0
+    assert run["activated"] is True  # GENREFLOW_ACTIVATE_POLICY=always in these tests
+    version = run["model_version"]
+    assert version
+    assert version != before["active_version"]
+    metrics = run["metrics"]
+    assert 0.0 <= metrics["track_accuracy_vote"] <= 1.0
+    comparison = metrics["comparison"]
+    assert comparison["active_version"] == before["active_version"]
+    assert comparison["active_metrics"]["n_test_tracks"] == metrics["n_test_tracks"]
+    assert comparison["policy"] == "always"
+    assert comparison["activated"] is True
+
+    models = client.get("/api/v1/models").get_json()
+    assert models["active_version"] == version
+    assert version in {m["version"] for m in models["items"]}
+    # The predict worker swaps to the new model on its next job.
+    song = write_song(tmp_path / "after-training.wav", style="reggae", seed=301)
+    job = wait_for_job(client, upload(client, song).get_json()["id"])[-1]
+    assert job["status"] == "done"
+    assert job["model_version"] == version
+
+
+def _scheduled_runs(settings: Settings) -> list[dict[str, Any]]:
+    with session_scope(settings.database_url) as session:
+        rows = session.query(TrainingRun).filter_by(trigger="schedule").all()
+        return sorted((r.to_dict() for r in rows), key=lambda r: r["created_at"])
+
+
+def test_scheduled_retrain_skips_unchanged_data_and_trains_on_changed_data(
+    client: Any, integration_settings: Settings, train_data_dir: Path
+) -> None:
+    # Make the active model one trained on the current data (this test may run alone).
+    started = client.post("/api/v1/models/train").get_json()
+    assert wait_for_run(client, started["id"])["status"] == "done"
+    celery = make_celery(integration_settings)
+    n_before = len(_scheduled_runs(integration_settings))
+
+    celery.send_task(TASK_RETRAIN_IF_CHANGED)
+    runs = poll(
+        lambda: {"runs": _scheduled_runs(integration_settings)},
+        done=lambda page: (
+            len(page["runs"]) > n_before
+            and page["runs"][-1]["status"] in {"done", "failed", "skipped"}
+        ),
+        timeout_s=30,
+        interval_s=0.2,
+    )[-1]["runs"]
+    skipped = runs[-1]
+    assert skipped["status"] == "skipped"
+    assert skipped["error"]["code"] == "data_unchanged"
+
+    # A new track changes the dataset fingerprint: the next check trains.
+    extra = train_data_dir / "metal" / "metal.00099.wav"
+    shutil.copy(train_data_dir / "metal" / "metal.00000.wav", extra)
+    try:
+        celery.send_task(TASK_RETRAIN_IF_CHANGED)
+        runs = poll(
+            lambda: {"runs": _scheduled_runs(integration_settings)},
+            done=lambda page: (
+                len(page["runs"]) > n_before + 1
+                and page["runs"][-1]["status"] in {"done", "failed", "skipped"}
+            ),
+            timeout_s=120,
+            interval_s=0.3,
+        )[-1]["runs"]
+    finally:
+        extra.unlink()
+    trained = runs[-1]
+    assert trained["status"] == "done", trained
+    assert trained["model_version"]
+    assert client.get("/api/v1/models").get_json()["active_version"] == trained["model_version"]
