@@ -28,7 +28,7 @@ MODEL_SUFFIX = ".keras"
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "default_model"
 
 
-class ModelVersionNotFound(GenreflowError):  # noqa: N818 - named like shared.errors' classes
+class ModelVersionNotFound(GenreflowError):
     """No registered model has the requested version."""
 
     status = 404

@@ -25,7 +25,7 @@ PROBLEM_MIMETYPE = "application/problem+json"
 PROBLEM_TYPE_PREFIX = "urn:genreflow:problem:"
 
 
-class JobNotFound(GenreflowError):  # noqa: N818 - named like shared.errors' classes
+class JobNotFound(GenreflowError):
     """No job has the requested id."""
 
     status = 404
@@ -33,7 +33,7 @@ class JobNotFound(GenreflowError):  # noqa: N818 - named like shared.errors' cla
     code = "job_not_found"
 
 
-class TrainingRunNotFound(GenreflowError):  # noqa: N818 - named like shared.errors' classes
+class TrainingRunNotFound(GenreflowError):
     """No training run has the requested id."""
 
     status = 404

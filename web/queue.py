@@ -20,7 +20,7 @@ BROKER_TIMEOUT_S = 3.0
 PUBLISH_RETRY_POLICY = {"max_retries": 1, "interval_start": 0.2, "interval_step": 0.2}
 
 
-class QueueUnavailable(TransientError):  # noqa: N818 - named like shared.errors' classes
+class QueueUnavailable(TransientError):
     """The task broker (Redis) could not be reached."""
 
     title = "Task queue unavailable"
