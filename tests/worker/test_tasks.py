@@ -1,0 +1,73 @@
+"""The thin tasks, called directly with a mock ``self``; import-time hygiene of the worker."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from unittest import mock
+
+import pytest
+from celery.exceptions import Retry
+
+from shared.config import Settings
+from shared.webhooks import DeliveryOutcome
+from worker import tasks
+
+
+@pytest.fixture
+def task_settings(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    monkeypatch.setattr(tasks, "get_settings", lambda: settings)
+    return settings
+
+
+def test_importing_the_worker_loads_no_tensorflow_and_opens_nothing() -> None:
+    code = (
+        "import sys, worker.celery_app, worker.tasks\n"
+        "assert 'tensorflow' not in sys.modules, 'tensorflow imported'\n"
+        "assert 'keras' not in sys.modules, 'keras imported'\n"
+        "assert 'librosa' not in sys.modules, 'librosa imported'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_tasks_are_named_and_configured_for_reliability() -> None:
+    for task, name in [
+        (tasks.classify_song, "genreflow.classify_song"),
+        (tasks.train_model, "genreflow.train_model"),
+        (tasks.retrain_if_changed, "genreflow.retrain_if_changed"),
+        (tasks.deliver_webhook, "genreflow.deliver_webhook"),
+    ]:
+        assert task.name == name
+        assert task.acks_late is True
+        assert task.ignore_result is True
+        assert task.max_retries == 5
+        assert task.retry_backoff is True
+
+
+def test_deliver_webhook_schedules_the_next_attempt(
+    task_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(
+        tasks, "deliver_job_event", lambda *a, **k: DeliveryOutcome("retry", 1, retry_in=2.0)
+    )
+    retry = mock.Mock(side_effect=Retry())
+
+    with (
+        mock.patch.object(tasks.deliver_webhook, "retry", retry),
+        pytest.raises(Retry),
+    ):
+        tasks.deliver_webhook.run("job-1", "job.completed")
+
+    retry.assert_called_once_with(countdown=2.0, max_retries=None)
+
+
+def test_classify_song_enqueues_the_webhook_after_commit(
+    task_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(tasks, "run_classification", lambda *a: "job.completed")
+    enqueue = mock.Mock()
+    monkeypatch.setattr(tasks, "enqueue_webhook", enqueue)
+
+    tasks.classify_song.run("job-1")
+
+    enqueue.assert_called_once_with("job-1", "job.completed")
