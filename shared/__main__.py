@@ -1,0 +1,5 @@
+"""``python -m shared`` runs the genreflow command."""
+
+from shared.cli import main
+
+main()
