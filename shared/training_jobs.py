@@ -46,7 +46,7 @@ _STAGE_SPANS: Final = {
 }
 
 
-class TrainingBusy(Exception):  # noqa: N818 - a state, not an error a user causes
+class TrainingBusy(Exception):
     """Another training holds the training lock."""
 
 
