@@ -1,0 +1,113 @@
+"""Prediction speed on one 3-minute mp3, three ways side by side in one run.
+
+(a) the article's loop: ``librosa.load``, then per 3-s segment one ``librosa.feature.mfcc`` and
+    one ``model.predict`` of that one segment;
+(b) genreflow's ``predict_file`` (decode once, batched MFCCs, one traced LSTM call, vote);
+(c) the floor: genreflow's decode + batched MFCCs alone, no model.
+
+The model is a baseline LSTM with untrained weights (speed does not depend on the weights), built
+and loaded once before timing, as a worker holds it. The mp3 is generated, not music.
+Each way runs ``--repeat`` times; the median is reported. Target: a/b >= 12 and b/c <= 1.2.
+
+    python benchmarks/predict_speed.py [--seconds 180] [--repeat 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def make_song(path: Path, seconds: float) -> Path:
+    """Write a synthetic song that moves through the demo styles, as a 44.1 kHz stereo-free mp3."""
+    from shared.demo_data import DEMO_GENRES, synth_track, write_audio
+
+    part = seconds / len(DEMO_GENRES)
+    y = np.concatenate(
+        [synth_track(style, seconds=part, sr=44_100, seed=i) for i, style in enumerate(DEMO_GENRES)]
+    )
+    return write_audio(path, y, sr=44_100)
+
+
+def article_predict(path: Path, keras_model, config) -> str:
+    """The seed article's loop: one MFCC and one ``model.predict`` per segment."""
+    import librosa
+
+    y, sr = librosa.load(path, sr=config.sample_rate)
+    length = config.samples_per_segment
+    votes = []
+    for start in range(0, len(y) - length + 1, length):
+        mfcc = librosa.feature.mfcc(
+            y=y[start : start + length],
+            sr=sr,
+            n_mfcc=config.n_mfcc,
+            n_fft=config.n_fft,
+            hop_length=config.hop_length,
+        ).T
+        votes.append(int(np.argmax(keras_model.predict(mfcc[np.newaxis], verbose=0))))
+    return str(np.bincount(votes).argmax())
+
+
+def timed(function: Callable[[], object], repeat: int) -> float:
+    """Return the median wall time of ``repeat`` calls, after one untimed warm-up call."""
+    function()
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        function()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def main() -> None:
+    """Run the three ways and print their times and ratios."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=180.0, help="song length")
+    parser.add_argument("--repeat", type=int, default=5, help="timed runs per way")
+    args = parser.parse_args()
+
+    from shared.audio import decode_audio
+    from shared.features import DEFAULT_FEATURES, mfcc_segments
+    from shared.model import build_model, load_genre_model, new_version, save_model
+    from shared.predict import predict_file
+
+    config = DEFAULT_FEATURES
+    with tempfile.TemporaryDirectory() as tmp:
+        song = make_song(Path(tmp) / "song.mp3", args.seconds)
+        keras_model = build_model((config.n_frames, config.n_features), 10)
+        genres = ["blues", "classical", "country", "disco", "hiphop",
+                  "jazz", "metal", "pop", "reggae", "rock"]  # fmt: skip
+        model_path = save_model(
+            keras_model, tmp, version=new_version(), genres=genres, feature_config=config
+        )
+        model = load_genre_model(model_path)
+
+        def floor() -> np.ndarray:
+            return mfcc_segments(decode_audio(song), config=config)
+
+        n_segments = len(floor())
+        a = timed(lambda: article_predict(song, model.keras_model, config), max(1, args.repeat // 2))
+        b = timed(lambda: predict_file(song, model), args.repeat)
+        c = timed(floor, args.repeat)
+        decode = timed(lambda: decode_audio(song), args.repeat)
+
+    print(f"song: {args.seconds:.0f} s synthetic mp3, {n_segments} segments; cpus: {os.cpu_count()}")
+    print(f"(a) article loop (librosa.load + per-segment mfcc + predict): {a:8.3f} s")
+    print(f"(b) genreflow predict_file:                                 {b:8.3f} s")
+    print(f"(c) floor, decode + batched MFCC:                           {c:8.3f} s")
+    print(f"    of which decode:                                        {decode:8.3f} s")
+    print(f"a/b = {a / b:.1f}x faster than the article (target >= 12)")
+    print(f"b/c = {b / c:.2f}x the floor (target <= 1.2)")
+
+
+if __name__ == "__main__":
+    main()

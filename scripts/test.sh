@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# One command, fresh machine: install genreflow with its test extras into ./.venv, install
+# Chromium for the browser tests where this machine allows it (root + apt), then run the whole
+# suite. Extra arguments go to pytest (e.g. `scripts/test.sh -m "not browser"`).
+# pytest's "no tests collected" (exit 5) is a failure here, never a silent pass.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+bash "$ROOT/scripts/bootstrap.sh" test
+
+if ! command -v chromium >/dev/null 2>&1 && ! command -v chromium-browser >/dev/null 2>&1; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        echo "==> installing Chromium for the browser tests (apt-get)" >&2
+        (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) ||
+            echo "==> could not install Chromium; browser tests will be skipped" >&2
+    else
+        echo "==> no Chromium and no root apt-get; browser tests will be skipped" >&2
+    fi
+fi
+
+cd "$ROOT"
+set +e
+"$ROOT/.venv/bin/python" -m pytest "$@"
+status=$?
+set -e
+if [ "$status" = 5 ]; then
+    echo "pytest collected no tests: failing on purpose" >&2
+    exit 1
+fi
+exit "$status"
