@@ -35,16 +35,24 @@ function openJob(id, { push = false, focus = false } = {}) {
     resultView.show(job);
     const verdict = job.status === "done" && job.result ? `${genreName(job.result.genre)} · ` : "";
     document.title = `${verdict}${job.filename || "Song"} · genreflow`;
-    if (first && focus) {
-      resultView.section.focus({ preventScroll: true });
-      resultView.section.scrollIntoView({ behavior: "smooth", block: "start" });
-    }
+    if (first && focus) revealResult();
     first = false;
   }, {
     onError: (error, { retrying } = {}) => {
       if (!retrying) resultView.showMissing(id, error);
     },
   });
+}
+
+/** Move focus to the result (for screen readers) and scroll it into view if it is off screen. */
+function revealResult() {
+  const section = resultView.section;
+  section.focus({ preventScroll: true });
+  const top = section.getBoundingClientRect().top;
+  if (top < 0 || top > window.innerHeight * 0.6) {
+    const smooth = !window.matchMedia("(prefers-reduced-motion: reduce)").matches;
+    section.scrollIntoView({ behavior: smooth ? "smooth" : "auto", block: "start" });
+  }
 }
 
 /** Make a link to a job open in place (plain clicks only; new-tab clicks keep working). */

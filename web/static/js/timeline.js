@@ -49,7 +49,7 @@ export function createTimeline({ result, audio }) {
   }, track, tooltip);
 
   const axis = h("div", { class: "timeline__axis", "aria-hidden": "true" },
-    [0, 0.25, 0.5, 0.75, 1].map((f) => h("span", { style: { left: pct(f) } }, clock(f * total))));
+    axisTicks(total).map((t) => h("span", { style: { left: pct(t / total) } }, clock(t))));
 
   const inspector = h("div", { class: "inspector", id: `${id}-inspector` });
 
@@ -266,6 +266,16 @@ export function createTimeline({ result, audio }) {
       audio.removeEventListener("timeupdate", onTime);
     },
   };
+}
+
+/** Round tick times for an axis of `total` seconds (at most ~6), ending with the total itself. */
+function axisTicks(total) {
+  const steps = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800];
+  const step = steps.find((s) => total / s <= 6) || 3600;
+  const ticks = [];
+  for (let t = 0; t < total - step * 0.5; t += step) ticks.push(t);
+  ticks.push(total);
+  return ticks;
 }
 
 /** A legend of genre colours with how many slices each genre won. */

@@ -1,0 +1,346 @@
+"""The classify page in a real Chromium against the real service: upload, follow, result.
+
+Each test drives the page the way a person would (file picker, clicks, keys) and checks what
+the page shows against what the JSON API says about the same job.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+pytestmark = pytest.mark.browser
+
+JOB_TIMEOUT_MS = 120_000
+DISPLAY_NAMES = {"hiphop": "Hip-hop"}
+
+
+def display(genre: str) -> str:
+    """Return the page's name of a genre."""
+    return DISPLAY_NAMES.get(genre, genre.capitalize())
+
+
+def percent(p: float) -> str:
+    """Write a probability the way the page does (whole percent above 1%)."""
+    return f"{p * 100:.0f}%"
+
+
+def upload_item(page: Any, filename: str) -> Any:
+    """Return the row of an uploaded file in the upload list."""
+    return page.locator(".upload-item").filter(
+        has=page.locator(".upload-item__name", has_text=filename)
+    )
+
+
+def job_id_of(item: Any) -> str:
+    """Return the job id an upload row links to."""
+    href = item.get_by_role("link").get_attribute("href")
+    return href.rstrip("/").rsplit("/", 1)[-1]
+
+
+def post_file(base_url: str, path: Path, content_type: str) -> requests.Response:
+    """Upload ``path`` straight to the API, as the page does."""
+    with path.open("rb") as handle:
+        return requests.post(
+            f"{base_url}/api/v1/jobs",
+            files={"file": (path.name, handle, content_type)},
+            timeout=30,
+        )
+
+
+@pytest.fixture(scope="module")
+def done_job(live_service: Any, audio_files: dict[str, Path]) -> dict[str, Any]:
+    """Return a classified job of the synthetic mixtape (uploaded through the API)."""
+    answer = post_file(live_service.base_url, audio_files["mixtape"], "audio/mpeg")
+    assert answer.status_code in (200, 202), answer.text
+    job = answer.json()
+    deadline = time.monotonic() + JOB_TIMEOUT_MS / 1000
+    while job["status"] not in ("done", "failed") and time.monotonic() < deadline:
+        time.sleep(0.3)
+        job = live_service.api(f"/jobs/{job['id']}")
+    assert job["status"] == "done", job
+    return job
+
+
+def test_upload_two_songs_and_read_genre_bars_and_timeline(
+    page: Any, live_service: Any, audio_files: dict[str, Path], screenshot_dir: Path
+) -> None:
+    from playwright.sync_api import expect
+
+    page.goto(live_service.url("/"))
+    expect(page.get_by_role("heading", name="What genre is this song?", exact=True)).to_be_visible()
+    page.get_by_label("Choose files").set_input_files(
+        [str(audio_files["mixtape"]), str(audio_files["metal"])]
+    )
+    mixtape = upload_item(page, "mixtape.mp3")
+    metal = upload_item(page, "metal song.ogg")
+    expect(mixtape).to_be_visible()
+    expect(metal).to_be_visible()
+    expect(mixtape).to_have_attribute("data-state", "done", timeout=JOB_TIMEOUT_MS)
+    expect(metal).to_have_attribute("data-state", "done", timeout=JOB_TIMEOUT_MS)
+
+    # The first job to finish opened by itself, at its own URL.
+    expect(page).to_have_url(re.compile(r"/jobs/[^/]+$"))
+    expect(page.locator("#result")).to_have_attribute("data-status", "done")
+
+    # Open the mixtape's result from its row.
+    mixtape.get_by_role("link", name="View result").click()
+    job_id = job_id_of(mixtape)
+    expect(page).to_have_url(live_service.url(f"/jobs/{job_id}"))
+    job = live_service.api(f"/jobs/{job_id}")
+    result = job["result"]
+    expect(page.locator("#result")).to_have_attribute("data-job-id", job_id)
+    check_result_matches(page, job)
+    expect(mixtape.locator(".chip")).to_have_text(display(result["genre"]))
+    expect(page.locator("#announcer")).not_to_be_empty()
+    expect(page.locator(f'.history__link[data-job-id="{job_id}"]')).to_be_visible()
+    page.wait_for_function("() => document.querySelector('audio.player').readyState >= 1")
+    page.screenshot(path=str(screenshot_dir / "result.png"), full_page=True)
+
+    # The URL is the result: a reload shows the same.
+    page.reload()
+    check_result_matches(page, job)
+    expect(page).to_have_title(re.compile(re.escape(display(result["genre"]))))
+    page.screenshot(path=str(screenshot_dir / "result-reloaded.png"), full_page=True)
+
+
+def check_result_matches(page: Any, job: dict[str, Any]) -> None:
+    """Check the result panel shows ``job``'s genre, confidence, genres and segments."""
+    from playwright.sync_api import expect
+
+    result = job["result"]
+    expect(page.locator(".verdict__genre")).to_have_text(display(result["genre"]))
+    expect(page.locator(".verdict__value")).to_have_text(percent(result["confidence"]))
+    expect(page.locator(".result__filename")).to_have_text(job["filename"])
+    bars = page.locator(".prob-bars li")
+    expect(bars).to_have_count(len(result["probabilities"]))
+    shown = bars.evaluate_all("items => items.map(li => li.dataset.genre)")
+    assert sorted(shown) == sorted(result["probabilities"])
+    top = max(result["probabilities"], key=result["probabilities"].get)
+    assert shown[0] == top, "bars are sorted, most probable first"
+
+    bands = page.locator(".timeline .band")
+    expect(bands).to_have_count(result["n_segments"])
+    band_genres = bands.evaluate_all("items => items.map(b => b.dataset.genre)")
+    assert band_genres == [segment["genre"] for segment in result["segments"]]
+    band_colours = bands.evaluate_all("items => items.map(b => b.style.backgroundColor)")
+    colours = dict(zip(band_genres, band_colours, strict=True))
+    assert len(set(colours.values())) == len(colours), "one colour per genre"
+    expect(page.locator(".legend li")).to_have_count(len(result["probabilities"]))
+    audio = page.locator("audio.player")
+    assert audio.get_attribute("src").endswith(f"/api/v1/jobs/{job['id']}/audio")
+
+
+def test_timeline_seeks_on_click_and_keys_and_follows_playback(
+    page: Any, live_service: Any, done_job: dict[str, Any], screenshot_dir: Path
+) -> None:
+    from playwright.sync_api import expect
+
+    result = done_job["result"]
+    segments = result["segments"]
+    total = max(result["duration_s"], segments[-1]["end"])
+    page.goto(live_service.url(f"/jobs/{done_job['id']}"))
+    slider = page.get_by_role("slider", name=re.compile("Song timeline"))
+    expect(slider).to_be_visible()
+    page.wait_for_function("() => document.querySelector('audio.player').readyState >= 1")
+
+    def current_time() -> float:
+        return page.evaluate("document.querySelector('audio.player').currentTime")
+
+    # Click in the middle: the player jumps there.
+    track = page.locator(".timeline__track")
+    box = track.bounding_box()
+    track.click(position={"x": box["width"] * 0.5, "y": box["height"] / 2})
+    page.wait_for_function(
+        "half => Math.abs(document.querySelector('audio.player').currentTime - half) < 0.6",
+        arg=total / 2,
+    )
+    expect(slider).to_have_attribute("aria-valuenow", str(round(current_time())))
+
+    # Hover: the tooltip and the inspector name the slice under the pointer.
+    track.hover(position={"x": box["width"] * 0.05, "y": box["height"] / 2})
+    first = segments[0]
+    tooltip = page.locator(".timeline__tooltip")
+    expect(tooltip).to_be_visible()
+    expect(tooltip).to_contain_text(display(first["genre"]))
+    expect(page.locator(".inspector")).to_contain_text("Under the pointer")
+    expect(page.locator(".inspector")).to_contain_text(f"Slice 1 of {len(segments)}")
+    expect(page.locator(".inspector .mini-bars li")).to_have_count(len(first["probabilities"]))
+    page.locator(".listen").screenshot(path=str(screenshot_dir / "timeline-hover.png"))
+    page.mouse.move(1, 1)
+
+    # Keys: Home, End, arrows move by slice.
+    slider.focus()
+    page.keyboard.press("Home")
+    assert current_time() == pytest.approx(0.0, abs=0.05)
+    page.keyboard.press("ArrowRight")
+    assert current_time() == pytest.approx(segments[1]["start"], abs=0.05)
+    page.keyboard.press("End")
+    assert current_time() == pytest.approx(segments[-1]["start"], abs=0.05)
+    expect(page.locator(".inspector")).to_contain_text("At the playhead")
+    expect(page.locator(".inspector")).to_contain_text(f"Slice {len(segments)} of {len(segments)}")
+    expect(page.locator(".band.is-current")).to_have_attribute(
+        "data-index", str(segments[-1]["index"])
+    )
+
+    # Space plays: the playhead follows the music.
+    page.keyboard.press("Home")
+    page.keyboard.press(" ")
+    page.wait_for_function("() => document.querySelector('audio.player').currentTime > 1.0")
+    left = page.locator(".timeline__playhead").evaluate("e => parseFloat(e.style.left)")
+    assert left > 0
+    page.keyboard.press(" ")
+    expect(page.locator("audio.player")).to_have_js_property("paused", True)
+
+
+def test_undecodable_file_shows_the_workers_reason(
+    page: Any, live_service: Any, audio_files: dict[str, Path], screenshot_dir: Path
+) -> None:
+    from playwright.sync_api import expect
+
+    page.goto(live_service.url("/"))
+    page.get_by_label("Choose files").set_input_files(str(audio_files["bad"]))
+    item = upload_item(page, "broken.mp3")
+    expect(item).to_have_attribute("data-state", "failed", timeout=JOB_TIMEOUT_MS)
+    job = live_service.api(f"/jobs/{job_id_of(item)}")
+    assert job["status"] == "failed"
+    expect(item.get_by_role("alert")).to_contain_text(job["error"]["detail"])
+    page.screenshot(path=str(screenshot_dir / "failed-upload.png"), full_page=True)
+
+    item.get_by_role("link", name="Details").click()
+    notice = page.locator("#result").get_by_role("alert")
+    expect(notice).to_contain_text(job["error"]["detail"])
+    expect(notice).to_contain_text(job["error"]["title"])
+    page.reload()
+    expect(page.locator("#result").get_by_role("alert")).to_contain_text(job["error"]["detail"])
+    page.screenshot(path=str(screenshot_dir / "failed-job.png"), full_page=True)
+
+
+@pytest.mark.parametrize(
+    ("key", "content_type", "status"),
+    [("text", "text/plain", 415), ("big", "audio/wav", 413)],
+    ids=["not-audio-415", "too-large-413"],
+)
+def test_refused_upload_shows_the_problem_detail(
+    page: Any,
+    live_service: Any,
+    audio_files: dict[str, Path],
+    screenshot_dir: Path,
+    key: str,
+    content_type: str,
+    status: int,
+) -> None:
+    from playwright.sync_api import expect
+
+    path = audio_files[key]
+    answer = post_file(live_service.base_url, path, content_type)
+    assert answer.status_code == status
+    problem = answer.json()
+
+    page.goto(live_service.url("/"))
+    page.get_by_label("Choose files").set_input_files(str(path))
+    item = upload_item(page, path.name)
+    expect(item).to_have_attribute("data-state", "refused")
+    expect(item.locator(".upload-item__status")).to_contain_text(str(status))
+    expect(item.get_by_role("alert")).to_contain_text(problem["detail"])
+    page.screenshot(path=str(screenshot_dir / f"refused-{status}.png"))
+    item.get_by_role("button", name=f"Dismiss {path.name}").click()
+    expect(item).to_have_count(0)
+
+
+def test_unknown_job_url_says_so(page: Any, live_service: Any) -> None:
+    from playwright.sync_api import expect
+
+    page.goto(live_service.url("/jobs/no-such-job"))
+    expect(page.locator("#result").get_by_role("alert")).to_contain_text("No such song")
+
+
+def test_upload_without_a_model_shows_503_detail(
+    page: Any, modelless_service: Any, audio_files: dict[str, Path], screenshot_dir: Path
+) -> None:
+    from playwright.sync_api import expect
+
+    path = audio_files["metal"]
+    answer = post_file(modelless_service.base_url, path, "audio/ogg")
+    assert answer.status_code == 503
+    page.goto(modelless_service.url("/"))
+    page.get_by_label("Choose files").set_input_files(str(path))
+    item = upload_item(page, path.name)
+    expect(item).to_have_attribute("data-state", "refused")
+    expect(item.locator(".upload-item__status")).to_contain_text("503")
+    expect(item.get_by_role("alert")).to_contain_text(answer.json()["detail"])
+    page.screenshot(path=str(screenshot_dir / "refused-503.png"))
+
+
+def test_result_fits_a_phone(
+    open_page: Any, live_service: Any, done_job: dict[str, Any], screenshot_dir: Path
+) -> None:
+    from playwright.sync_api import expect
+
+    phone = open_page(
+        viewport={"width": 360, "height": 780}, device_scale_factor=2, is_mobile=True,
+        has_touch=True,
+    )  # fmt: skip
+    phone.goto(live_service.url(f"/jobs/{done_job['id']}"))
+    expect(phone.locator(".verdict__genre")).to_have_text(display(done_job["result"]["genre"]))
+    expect(phone.locator(".timeline .band")).to_have_count(done_job["result"]["n_segments"])
+    assert phone.evaluate("document.documentElement.scrollWidth") <= 360
+    expect(phone.get_by_role("link", name="API")).to_be_in_viewport()
+    expect(phone.get_by_label("Choose files")).to_be_attached()
+    phone.screenshot(path=str(screenshot_dir / "phone-result.png"), full_page=True)
+
+
+def test_keyboard_reaches_every_control_with_a_visible_focus(
+    page: Any, live_service: Any, done_job: dict[str, Any]
+) -> None:
+    page.goto(live_service.url(f"/jobs/{done_job['id']}"))
+    page.locator(".timeline").wait_for()
+    page.locator("body").focus()
+    seen = []
+    for _ in range(40):
+        page.keyboard.press("Tab")
+        info = page.evaluate(FOCUS_INFO_JS)
+        if info["tag"] == "BODY":
+            break
+        seen.append(info)
+    names = [f"{i['tag']}#{i['id']}.{i['cls']}" for i in seen]
+    assert any(i["id"] == "file-input" for i in seen), names
+    assert any("timeline" in i["cls"] for i in seen), names
+    assert any(i["tag"] == "AUDIO" for i in seen), names
+    assert any(i["text"] == "Copy link" for i in seen), names
+    for info in seen:
+        if info["tag"] == "AUDIO":
+            continue  # the browser draws the focus of its own media controls
+        assert info["outline"] != "none", info
+        assert info["width"] >= 2, info
+
+
+HERE = Path(__file__).parent
+CONTRAST_JS = (HERE / "contrast.js").read_text(encoding="utf-8")
+FOCUS_INFO_JS = (HERE / "focus_info.js").read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_text_contrast_meets_wcag_aa(
+    open_page: Any, live_service: Any, done_job: dict[str, Any], scheme: str
+) -> None:
+    page = open_page(color_scheme=scheme)
+    page.goto(live_service.url(f"/jobs/{done_job['id']}"))
+    page.locator(".timeline").wait_for()
+    page.locator(".history__link").first.wait_for()
+    selectors = [
+        ".site-nav a", ".brand", ".result__meta", ".eyebrow", ".verdict__genre", ".verdict__value",
+        ".verdict__label", ".verdict__votes", ".prob-bars__name", ".prob-bars__value",
+        ".timeline__axis span", ".legend li", ".inspector__where", ".inspector__mode",
+        ".mini-bars__value", ".history__name", ".history__meta time", ".chip", ".badge",
+        ".button", ".dropzone__hint", ".site-footer p",
+    ]  # fmt: skip
+    measured = page.evaluate(CONTRAST_JS, selectors)
+    assert {m["selector"] for m in measured} >= {".verdict__genre", ".prob-bars__value", ".button"}
+    low = [m for m in measured if m["ratio"] < 4.5]
+    assert not low, low
