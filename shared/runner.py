@@ -9,6 +9,8 @@ unless ``REDIS_URL`` was given, and then supervises these child processes:
 - ``train``: a Celery worker on the ``train`` queue, one task at a time,
 - ``beat``: the Celery scheduler of the weekly retrain check.
 
+While it runs, model files that appear in ``GENREFLOW_MODEL_DIR`` (``genreflow train`` writes
+there) are registered every few seconds, and the newest is activated when none is active.
 Ctrl-C or SIGTERM stops them all (gracefully, then forcibly after a grace period); when one of
 them dies, the others are stopped and the run exits non-zero, naming the one that died.
 """
@@ -40,6 +42,8 @@ DEFAULT_PORT: Final = 8000
 STARTUP_TIMEOUT_S: Final = 60.0
 STOP_GRACE_S: Final = 20.0
 POLL_INTERVAL_S: Final = 0.2
+#: How often the runner registers models that ``genreflow train`` wrote into the model folder.
+MODEL_SCAN_INTERVAL_S: Final = 5.0
 
 Echo = Callable[[str], None]
 
@@ -179,8 +183,8 @@ def no_model_message(settings: Settings, base_url: str) -> str:
         "No model is active yet, so uploads are refused (503) until there is one. To get one:\n"
         "  genreflow demo-data demo && genreflow train demo   # a synthetic demo, a few minutes\n"
         "  genreflow train /path/to/gtzan                     # real music, <genre>/<file>\n"
-        f"The model lands in {settings.model_dir} (GENREFLOW_MODEL_DIR) and is registered when\n"
-        "`genreflow run` next starts. Or set GENREFLOW_TRAIN_DATA_DIR and\n"
+        f"The model lands in {settings.model_dir} (GENREFLOW_MODEL_DIR); this service picks it\n"
+        "up within seconds and activates it. Or set GENREFLOW_TRAIN_DATA_DIR and\n"
         f"  curl -X POST {base_url}/api/v1/models/train\n"
         "to train and activate one while the service runs."
     )
@@ -430,7 +434,7 @@ def run_service(
                 supervisor.say(f"genreflow: active model {active_version}")
         elif supervisor.first_dead() is None and stop.signal is None:
             supervisor.say(f"genreflow: {base_url}/health does not answer yet; still waiting")
-        return _supervise(supervisor, stop)
+        return _supervise(supervisor, stop, settings)
     except KeyboardInterrupt:
         return 0
     finally:
@@ -444,8 +448,37 @@ def run_service(
         stop.restore()
 
 
-def _supervise(supervisor: Supervisor, stop: _StopRequested) -> int:
+def register_new_models(settings: Settings) -> list[str]:
+    """Register model files that appeared in the model folder (activating one if none is).
+
+    Returns
+    -------
+    list of str
+        Messages about what changed (empty when nothing did).
+    """
+    from shared.db import session_scope
+    from shared.registry import active_model, scan_model_dir
+
+    with session_scope(settings.database_url) as session:
+        before = active_model(session)
+        added = scan_model_dir(session, settings)
+        after = active_model(session)
+        messages = [f"genreflow: registered model {row.version}" for row in added]
+        if after is not None and (before is None or before.version != after.version):
+            messages.append(f"genreflow: active model {after.version}")
+        return messages
+
+
+def _supervise(supervisor: Supervisor, stop: _StopRequested, settings: Settings) -> int:
+    next_scan = time.monotonic() + MODEL_SCAN_INTERVAL_S
     while stop.signal is None:
+        if time.monotonic() >= next_scan:
+            next_scan = time.monotonic() + MODEL_SCAN_INTERVAL_S
+            try:
+                for message in register_new_models(settings):
+                    supervisor.say(message)
+            except Exception as exc:  # the database may be busy; try again next time
+                supervisor.say(f"genreflow: could not scan {settings.model_dir}: {exc}")
         dead = supervisor.first_dead()
         if dead is not None:
             supervisor.say(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -17,8 +18,9 @@ from pathlib import Path
 
 import pytest
 import redis
+import requests
 
-from tests.integration.helpers import PROJECT_ROOT
+from tests.integration.helpers import PROJECT_ROOT, poll, write_song
 from tests.redis_server import free_port
 
 pytestmark = pytest.mark.slow
@@ -96,7 +98,9 @@ def assert_redis_gone(url: str) -> None:
         client.ping()
 
 
-def test_run_serves_health_then_stops_on_sigint(runner: Runner, tmp_path: Path) -> None:
+def test_run_serves_health_classifies_then_stops_on_sigint(
+    runner: Runner, tmp_path: Path, integration_model: Path
+) -> None:
     line = runner.wait_for_line(READY_LINE)
     url = line.split(READY_LINE, 1)[1].split()[0]
     redis_url = redis_url_of(runner)
@@ -108,6 +112,24 @@ def test_run_serves_health_then_stops_on_sigint(runner: Runner, tmp_path: Path) 
     runner.wait_for_line("predict@")  # the workers came up too
     runner.wait_for_line("train@")
     assert (tmp_path / "home" / "genreflow.sqlite3").is_file()
+
+    # A model written into the model folder (as `genreflow train` does) is picked up...
+    for sibling in integration_model.parent.glob(f"{integration_model.stem}.*"):
+        shutil.copy(sibling, tmp_path / "home" / "models" / sibling.name)
+    runner.wait_for_line(f"genreflow: active model {integration_model.stem}", timeout_s=20)
+    # ... and a song goes through the real server, Redis and worker processes.
+    song = write_song(tmp_path / "e2e.wav", style="disco", seed=401)
+    with song.open("rb") as handle:
+        created = requests.post(f"{url}/api/v1/jobs", files={"file": handle}, timeout=30)
+    assert created.status_code == 202, created.text
+    job = poll(
+        lambda: requests.get(f"{url}{created.headers['Location']}", timeout=10).json(),
+        done=lambda job: job["status"] in {"done", "failed"},
+        timeout_s=60,
+        interval_s=0.2,
+    )[-1]
+    assert job["status"] == "done", job
+    assert job["model_version"] == integration_model.stem
 
     runner.process.send_signal(signal.SIGINT)
 
