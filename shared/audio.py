@@ -12,8 +12,11 @@ This module imports only light modules at import time: the web process uses it f
 from __future__ import annotations
 
 import os
+import queue
 import subprocess
+import threading
 import warnings
+from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -27,6 +30,8 @@ SAMPLE_RATE = 22_050
 MIN_DURATION_S = 3.0
 MAX_DURATION_S = 30 * 60.0
 DECODE_TIMEOUT_S = 300
+PIPE_READ_BYTES = 1 << 16
+WHOLE_FILE_BLOCK_BYTES = 1 << 30
 
 SUPPORTED_EXTENSIONS: frozenset[str] = frozenset(
     {
@@ -91,55 +96,130 @@ def decode_audio(
     AudioTooShort, AudioTooLong
         Its duration is outside ``[min_duration_s, max_duration_s]``.
     """
+    pcm = b"".join(
+        _pcm_blocks(
+            Path(path),
+            sr=sr,
+            block_bytes=WHOLE_FILE_BLOCK_BYTES,
+            min_duration_s=min_duration_s,
+            max_duration_s=max_duration_s,
+        )
+    )
+    segment = _pydub_audio_segment()(data=pcm, sample_width=2, frame_rate=sr, channels=1)
+    return _to_float(segment.raw_data)
+
+
+def stream_audio(
+    path: str | os.PathLike[str],
+    *,
+    block_samples: int,
+    sr: int = SAMPLE_RATE,
+    min_duration_s: float = MIN_DURATION_S,
+    max_duration_s: float = MAX_DURATION_S,
+) -> Iterator[np.ndarray]:
+    """Decode like :func:`decode_audio`, yielding blocks while ffmpeg is still decoding.
+
+    ffmpeg runs in its own process, so the caller can compute on one block while the next is
+    being decoded. Every block holds ``block_samples`` samples except the last, which may be
+    shorter. The duration checks of :func:`decode_audio` apply: an over-long file fails as
+    soon as it passes the limit, a too-short one before any block is yielded.
+    """
+    blocks = _pcm_blocks(
+        Path(path),
+        sr=sr,
+        block_bytes=2 * block_samples,
+        min_duration_s=min_duration_s,
+        max_duration_s=max_duration_s,
+    )
+    for block in blocks:
+        yield _to_float(block)
+
+
+def _to_float(pcm: bytes) -> np.ndarray:
     import numpy as np
 
-    audio_segment = _pydub_audio_segment()
-    path = Path(path)
+    return np.frombuffer(pcm, dtype="<i2").astype(np.float32) / np.float32(32768.0)
+
+
+def _pcm_blocks(
+    path: Path, *, sr: int, block_bytes: int, min_duration_s: float, max_duration_s: float
+) -> Iterator[bytes]:
+    """Yield mono 16-bit little-endian PCM of ``path`` at ``sr`` Hz in blocks of ``block_bytes``.
+
+    A thread drains ffmpeg's pipe as fast as ffmpeg writes, so decoding never waits for the
+    consumer of the blocks.
+    """
     if not path.is_file():
         raise InvalidAudio(f"{path.name}: no such file.")
     if path.stat().st_size == 0:
         raise EmptyAudio(f"{path.name} is empty (0 bytes).")
-
-    pcm = _run_ffmpeg(path, sr=sr, limit_s=max_duration_s + 1.0)
-    if not pcm:
-        raise EmptyAudio(f"{path.name} holds no audio samples.")
-    segment = audio_segment(data=pcm, sample_width=2, frame_rate=sr, channels=1)
-    duration_s = segment.frame_count() / sr
-    if duration_s > max_duration_s:
-        raise AudioTooLong(
-            f"{path.name} is longer than the {_minutes(max_duration_s)} limit; "
-            "send a shorter excerpt."
-        )
-    if duration_s < min_duration_s:
-        raise AudioTooShort(
-            f"{path.name} lasts {duration_s:.1f} s; at least {min_duration_s:g} s "
-            "(one segment) is needed."
-        )
-    samples = np.frombuffer(segment.raw_data, dtype="<i2")
-    return samples.astype(np.float32) / np.float32(32768.0)
-
-
-def _run_ffmpeg(path: Path, *, sr: int, limit_s: float) -> bytes:
-    """Return raw mono 16-bit little-endian PCM of ``path`` at ``sr`` Hz, at most ``limit_s``."""
     command = [
         ffmpeg_executable(),
         "-nostdin", "-hide_banner", "-loglevel", "error",
         "-i", str(path),
-        "-t", f"{limit_s:.3f}",
+        "-t", f"{max_duration_s + 1.0:.3f}",
         "-vn", "-sn", "-dn",
         "-ac", "1", "-ar", str(sr),
         "-f", "s16le", "-acodec", "pcm_s16le",
         "pipe:1",
     ]  # fmt: skip
+    process = subprocess.Popen(
+        command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    chunks: queue.Queue[bytes | None] = queue.Queue()
+
+    def drain() -> None:
+        assert process.stdout is not None
+        for chunk in iter(lambda: process.stdout.read1(PIPE_READ_BYTES), b""):
+            chunks.put(chunk)
+        chunks.put(None)
+
+    reader = threading.Thread(target=drain, name="ffmpeg-reader", daemon=True)
+    reader.start()
+    limit_bytes = 2 * round(max_duration_s * sr)
+    pending = bytearray()
+    total = 0
     try:
-        done = subprocess.run(command, capture_output=True, timeout=DECODE_TIMEOUT_S, check=False)
-    except subprocess.TimeoutExpired as exc:
+        while (chunk := _next_chunk(chunks, path)) is not None:
+            pending += chunk
+            total += len(chunk)
+            if total > limit_bytes:
+                raise AudioTooLong(
+                    f"{path.name} is longer than the {_minutes(max_duration_s)} limit; "
+                    "send a shorter excerpt."
+                )
+            while total >= 2 * round(min_duration_s * sr) and len(pending) >= block_bytes:
+                yield bytes(pending[:block_bytes])
+                del pending[:block_bytes]
+        stderr = process.stderr.read() if process.stderr else b""
+        if process.wait(timeout=DECODE_TIMEOUT_S) != 0:
+            raise InvalidAudio(
+                f"{path.name} is not a readable audio file ({_ffmpeg_reason(stderr)})."
+            )
+        if total == 0:
+            raise EmptyAudio(f"{path.name} holds no audio samples.")
+        if total < 2 * round(min_duration_s * sr):
+            raise AudioTooShort(
+                f"{path.name} lasts {total / 2 / sr:.1f} s; at least {min_duration_s:g} s "
+                "(one segment) is needed."
+            )
+        if pending:
+            yield bytes(pending)
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait()
+        reader.join(timeout=5)
+        for pipe in (process.stdout, process.stderr):
+            if pipe is not None:
+                pipe.close()
+
+
+def _next_chunk(chunks: queue.Queue[bytes | None], path: Path) -> bytes | None:
+    try:
+        return chunks.get(timeout=DECODE_TIMEOUT_S)
+    except queue.Empty as exc:
         raise InvalidAudio(f"{path.name}: decoding took longer than {DECODE_TIMEOUT_S} s.") from exc
-    if done.returncode != 0:
-        raise InvalidAudio(
-            f"{path.name} is not a readable audio file ({_ffmpeg_reason(done.stderr)})."
-        )
-    return done.stdout
 
 
 def _ffmpeg_reason(stderr: bytes) -> str:

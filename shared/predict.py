@@ -9,11 +9,14 @@ from typing import Any
 
 import numpy as np
 
-from shared.audio import MAX_DURATION_S, decode_audio
+from shared.audio import MAX_DURATION_S, stream_audio
 from shared.features import mfcc_segments
 from shared.model import GenreModel
 
 ProgressCallback = Callable[[float], None]
+
+# Segments per decoded block: MFCCs of one block are taken while ffmpeg decodes the next.
+SEGMENTS_PER_BLOCK = 10
 
 
 @dataclass(frozen=True)
@@ -78,12 +81,16 @@ def vote_genre(probabilities: np.ndarray, genres: list[str]) -> tuple[int, np.nd
 
 def predict_audio(y: np.ndarray, model: GenreModel) -> Prediction:
     """Predict the genre of decoded audio ``y`` (mono, at the model's sample rate)."""
-    config = model.feature_config
-    features = mfcc_segments(y, config=config)
+    features = mfcc_segments(y, config=model.feature_config)
+    return predict_features(features, model, duration_s=len(y) / model.feature_config.sample_rate)
+
+
+def predict_features(features: np.ndarray, model: GenreModel, *, duration_s: float) -> Prediction:
+    """Score MFCC segments with ``model`` and let them vote."""
     probabilities = model.predict_segments(features)
     winner, votes, mean = vote_genre(probabilities, model.genres)
     genres = model.genres
-    step = config.segment_seconds
+    step = model.feature_config.segment_seconds
     segments = [
         SegmentPrediction(
             index=i,
@@ -100,7 +107,7 @@ def predict_audio(y: np.ndarray, model: GenreModel) -> Prediction:
         probabilities=_by_genre(mean, genres),
         votes={genre: int(n) for genre, n in zip(genres, votes, strict=True)},
         segments=segments,
-        duration_s=round(len(y) / config.sample_rate, 3),
+        duration_s=round(duration_s, 3),
         model_version=model.version,
     )
 
@@ -113,6 +120,9 @@ def predict_file(
     progress: ProgressCallback | None = None,
 ) -> Prediction:
     """Decode an audio file and predict its genre.
+
+    MFCCs of each block of :data:`SEGMENTS_PER_BLOCK` segments are computed while ffmpeg
+    decodes the next block, so decoding and feature extraction overlap.
 
     Parameters
     ----------
@@ -131,15 +141,22 @@ def predict_file(
         Or one of its subclasses, for files that cannot be used.
     """
     config = model.feature_config
-    y = decode_audio(
+    blocks = stream_audio(
         path,
+        block_samples=SEGMENTS_PER_BLOCK * config.samples_per_segment,
         sr=config.sample_rate,
         min_duration_s=config.segment_seconds,
         max_duration_s=max_duration_s,
     )
+    parts, n_samples = [], 0
+    for block in blocks:
+        n_samples += len(block)
+        if len(block) >= config.samples_per_segment:
+            parts.append(mfcc_segments(block, config=config))
     if progress:
         progress(0.5)
-    prediction = predict_audio(y, model)
+    features = np.concatenate(parts) if len(parts) > 1 else parts[0]
+    prediction = predict_features(features, model, duration_s=n_samples / config.sample_rate)
     if progress:
         progress(1.0)
     return prediction

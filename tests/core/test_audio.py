@@ -105,3 +105,24 @@ def test_decodes_a_real_gtzan_au_clip():
 def test_write_audio_refuses_unknown_extension(tmp_path):
     with pytest.raises(ValueError, match="Cannot write"):
         write_audio(tmp_path / "x.xyz", synth_track("disco", seconds=1))
+
+
+def test_streamed_blocks_join_to_the_decoded_signal(make_audio):
+    from shared.audio import stream_audio
+
+    path = make_audio("reggae", seconds=10.0, ext=".mp3")
+    blocks = list(stream_audio(path, block_samples=66_150))
+    assert [len(b) for b in blocks[:-1]] == [66_150] * (len(blocks) - 1)
+    np.testing.assert_array_equal(np.concatenate(blocks), decode_audio(path))
+
+
+def test_streaming_stops_an_over_long_file_early(make_audio):
+    from shared.audio import stream_audio
+
+    path = make_audio("metal", seconds=12.0)
+    received = []
+    blocks = stream_audio(path, block_samples=22_050, max_duration_s=5.0)
+    with pytest.raises(AudioTooLong):  # noqa: PT012 - the error must come mid-stream
+        for block in blocks:
+            received.append(block)
+    assert 0 < sum(map(len, received)) <= 6 * 22_050

@@ -60,3 +60,18 @@ def test_scores_match_keras_predict(model):
     fast = model.predict_segments(features)
     reference = model.keras_model.predict(features, verbose=0)
     np.testing.assert_allclose(fast, reference, rtol=1e-4, atol=1e-5)
+
+
+def test_streamed_prediction_equals_whole_signal_prediction(model, make_audio):
+    from shared.audio import decode_audio
+    from shared.predict import SEGMENTS_PER_BLOCK, predict_audio
+
+    seconds = 3.0 * (SEGMENTS_PER_BLOCK + 2) + 1.0  # two blocks, the second one partial
+    path = make_audio("classical", seconds=seconds, ext=".flac")
+    streamed = predict_file(path, model).to_dict()
+    whole = predict_audio(decode_audio(path), model).to_dict()
+    assert streamed["n_segments"] == SEGMENTS_PER_BLOCK + 2
+    assert streamed["duration_s"] == pytest.approx(seconds, abs=0.01)
+    for a, b in zip(streamed["segments"], whole["segments"], strict=True):
+        assert a["probabilities"] == pytest.approx(b["probabilities"], abs=1e-3)
+    assert streamed["genre"] == whole["genre"]
