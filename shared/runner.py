@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -177,12 +178,24 @@ def prepare_home(settings: Settings) -> str | None:
         return active.version if active is not None else None
 
 
+def genreflow_command() -> str:
+    """Return how to call ``genreflow`` from this shell: its name if on PATH, else its path."""
+    if shutil.which("genreflow"):
+        return "genreflow"
+    script = Path(sys.executable).parent / "genreflow"
+    with contextlib.suppress(ValueError):
+        return str(script.relative_to(Path.cwd()))
+    return str(script)
+
+
 def no_model_message(settings: Settings, base_url: str) -> str:
     """Return the plain advice printed when no model is active yet."""
+    command = genreflow_command()
     return (
         "No model is active yet, so uploads are refused (503) until there is one. To get one:\n"
-        "  genreflow demo-data demo && genreflow train demo   # a synthetic demo, a few minutes\n"
-        "  genreflow train /path/to/gtzan                     # real music, <genre>/<file>\n"
+        f"  {command} demo-data var/demo && {command} train var/demo"
+        "   # a synthetic demo, about a minute\n"
+        f"  {command} train /path/to/gtzan   # real music, <genre>/<file>\n"
         f"The model lands in {settings.model_dir} (GENREFLOW_MODEL_DIR); this service picks it\n"
         "up within seconds and activates it. Or set GENREFLOW_TRAIN_DATA_DIR and\n"
         f"  curl -X POST {base_url}/api/v1/models/train\n"
