@@ -121,12 +121,12 @@ def read_sidecar(model_path: str | Path) -> dict[str, Any]:
     """
     path = sidecar_path(model_path)
     try:
-        return json.loads(path.read_text())
+        return json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
         raise ModelError(
             f"Model sidecar {path.name} is missing beside {Path(model_path).name}."
         ) from exc
-    except json.JSONDecodeError as exc:
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ModelError(f"Model sidecar {path.name} is not valid JSON: {exc}.") from exc
 
 

@@ -7,7 +7,6 @@ Registering reads only the sidecar, so nothing here imports TensorFlow.
 
 from __future__ import annotations
 
-import json
 import logging
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,6 +16,8 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from shared.errors import GenreflowError, ModelError
+from shared.model import read_sidecar as read_sidecar_file
+from shared.model import sidecar_path
 from shared.models import ModelVersion
 
 if TYPE_CHECKING:
@@ -57,13 +58,8 @@ def read_sidecar(model_path: str | Path) -> dict[str, Any]:
     path = Path(model_path)
     if not path.is_file():
         raise ModelError(f"Model file {path} does not exist.")
-    sidecar = path.with_suffix(".json")
-    try:
-        data = json.loads(sidecar.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ModelError(f"Model sidecar {sidecar.name} is missing beside {path.name}.") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ModelError(f"Model sidecar {sidecar.name} is not valid JSON: {exc}.") from None
+    sidecar = sidecar_path(path)
+    data = read_sidecar_file(path)
     if not isinstance(data, dict):
         raise ModelError(f"Model sidecar {sidecar.name} is not a JSON object.")
     version = data.get("version") or path.stem
