@@ -39,7 +39,7 @@ def make_song(path: Path, seconds: float) -> Path:
 
 
 def article_predict(path: Path, keras_model, config) -> str:
-    """The seed article's loop: one MFCC and one ``model.predict`` per segment."""
+    """Run the seed article's loop: one MFCC and one ``model.predict`` per segment."""
     import librosa
 
     y, sr = librosa.load(path, sr=config.sample_rate)
@@ -95,12 +95,16 @@ def main() -> None:
             return mfcc_segments(decode_audio(song), config=config)
 
         n_segments = len(floor())
-        a = timed(lambda: article_predict(song, model.keras_model, config), max(1, args.repeat // 2))
+        a = timed(
+            lambda: article_predict(song, model.keras_model, config), max(1, args.repeat // 2)
+        )
         b = timed(lambda: predict_file(song, model), args.repeat)
         c = timed(floor, args.repeat)
         decode = timed(lambda: decode_audio(song), args.repeat)
 
-    print(f"song: {args.seconds:.0f} s synthetic mp3, {n_segments} segments; cpus: {os.cpu_count()}")
+    print(
+        f"song: {args.seconds:.0f} s synthetic mp3, {n_segments} segments; cpus: {os.cpu_count()}"
+    )
     print(f"(a) article loop (librosa.load + per-segment mfcc + predict): {a:8.3f} s")
     print(f"(b) genreflow predict_file:                                 {b:8.3f} s")
     print(f"(c) floor, decode + batched MFCC:                           {c:8.3f} s")
