@@ -108,7 +108,8 @@ def test_run_serves_health_classifies_then_stops_on_sigint(
     with urllib.request.urlopen(f"{url}/health", timeout=5) as response:
         assert response.status == 200
     assert "No model is active yet" in runner.output
-    assert "genreflow train demo" in runner.output
+    assert "demo-data var/demo" in runner.output
+    assert "train var/demo" in runner.output
     runner.wait_for_line("predict@")  # the workers came up too
     runner.wait_for_line("train@")
     assert (tmp_path / "home" / "genreflow.sqlite3").is_file()
