@@ -2,12 +2,14 @@
 
 (a) the article's loop: ``librosa.load``, then per 3-s segment one ``librosa.feature.mfcc`` and
     one ``model.predict`` of that one segment;
-(b) genreflow's ``predict_file`` (decode once, batched MFCCs, one traced LSTM call, vote);
+(b) genreflow's ``predict_file`` (streamed decode overlapped with batched MFCCs, one traced
+    LSTM call, vote);
 (c) the floor: genreflow's decode + batched MFCCs alone, no model.
 
 The model is a baseline LSTM with untrained weights (speed does not depend on the weights), built
 and loaded once before timing, as a worker holds it. The mp3 is generated, not music.
-Each way runs ``--repeat`` times; the median is reported. Target: a/b >= 12 and b/c <= 1.2.
+The ways run in rotating order for ``--repeat`` rounds; each way's median is reported.
+Target: a/b >= 12 and b/c <= 1.2.
 
     python benchmarks/predict_speed.py [--seconds 180] [--repeat 5]
 """
@@ -57,15 +59,22 @@ def article_predict(path: Path, keras_model, config) -> str:
     return str(np.bincount(votes).argmax())
 
 
-def timed(function: Callable[[], object], repeat: int) -> float:
-    """Return the median wall time of ``repeat`` calls, after one untimed warm-up call."""
-    function()
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
+def timed_side_by_side(ways: dict[str, Callable[[], object]], repeat: int) -> dict[str, float]:
+    """Return each way's median wall time over ``repeat`` rounds, after one untimed warm-up.
+
+    Every round runs every way once, in a rotating order, so a passing load on a shared
+    machine hits all ways alike instead of whichever happened to run then.
+    """
+    for function in ways.values():
         function()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    times: dict[str, list[float]] = {name: [] for name in ways}
+    names = list(ways)
+    for round_ in range(repeat):
+        for name in names[round_ % len(names) :] + names[: round_ % len(names)]:
+            start = time.perf_counter()
+            ways[name]()
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(values) for name, values in times.items()}
 
 
 def main() -> None:
@@ -95,12 +104,16 @@ def main() -> None:
             return mfcc_segments(decode_audio(song), config=config)
 
         n_segments = len(floor())
-        a = timed(
-            lambda: article_predict(song, model.keras_model, config), max(1, args.repeat // 2)
+        medians = timed_side_by_side(
+            {
+                "a": lambda: article_predict(song, model.keras_model, config),
+                "b": lambda: predict_file(song, model),
+                "c": floor,
+                "decode": lambda: decode_audio(song),
+            },
+            args.repeat,
         )
-        b = timed(lambda: predict_file(song, model), args.repeat)
-        c = timed(floor, args.repeat)
-        decode = timed(lambda: decode_audio(song), args.repeat)
+    a, b, c, decode = (medians[k] for k in ("a", "b", "c", "decode"))
 
     print(
         f"song: {args.seconds:.0f} s synthetic mp3, {n_segments} segments; cpus: {os.cpu_count()}"
