@@ -94,7 +94,7 @@ def save_confusion_png(
         ax.set_yticks(range(len(genres)), labels=genres)
         ax.set_xlabel("predicted (vote)")
         ax.set_ylabel("true")
-        ax.set_title(title)
+        ax.set_title(title, fontsize="medium")
         threshold = data.max() / 2 if data.size else 0
         for (row, col), value in np.ndenumerate(data):
             colour = "white" if value > threshold else "black"

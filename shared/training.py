@@ -189,7 +189,7 @@ def train_from_folder(
         metrics["confusion_matrix"],
         genres,
         out_dir / f"{version}.confusion.png",
-        title=f"{version}: track accuracy {metrics['track_accuracy_vote']:.1%} (vote)",
+        title=f"{version}\ntrack accuracy {metrics['track_accuracy_vote']:.1%} (vote)",
     )
     report("evaluating", 1.0)
     return TrainingReport(
