@@ -77,11 +77,11 @@ function renderActive(model) {
       h("figure", { class: "confusion" },
         h("img", {
           src: cmUrl,
-          alt: `Confusion matrix of model ${model.version} on its test slices: rows are true genres, columns predicted genres.`,
+          alt: `Confusion matrix of model ${model.version} on its held-out test tracks: rows are true genres, columns the genres the tracks voted for.`,
           loading: "lazy",
           onerror: (event) => replace(event.target.parentNode, h("p", { class: "muted" }, "No confusion-matrix image for this model.")),
         }),
-        h("figcaption", { class: "muted" }, "Confusion matrix on the test slices: rows are the true genre, columns the predicted one.")),
+        h("figcaption", { class: "muted" }, "Confusion matrix on the held-out test tracks: rows are the true genre, columns the genre each track's slices voted for.")),
       perGenreTable));
 }
 
