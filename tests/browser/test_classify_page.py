@@ -81,11 +81,13 @@ def test_upload_two_songs_and_read_genre_bars_and_timeline(
     metal = upload_item(page, "metal song.ogg")
     expect(mixtape).to_be_visible()
     expect(metal).to_be_visible()
+    expect(mixtape.get_by_role("progressbar", name="Progress of mixtape.mp3")).to_be_attached()
+
+    # The first file the server accepts opens at once, at its own URL, and follows its job.
+    expect(page).to_have_url(re.compile(r"/jobs/[^/]+$"))
+    expect(page.locator("#result")).to_be_visible()
     expect(mixtape).to_have_attribute("data-state", "done", timeout=JOB_TIMEOUT_MS)
     expect(metal).to_have_attribute("data-state", "done", timeout=JOB_TIMEOUT_MS)
-
-    # The first job to finish opened by itself, at its own URL.
-    expect(page).to_have_url(re.compile(r"/jobs/[^/]+$"))
     expect(page.locator("#result")).to_have_attribute("data-status", "done")
 
     # Open the mixtape's result from its row.
@@ -99,7 +101,7 @@ def test_upload_two_songs_and_read_genre_bars_and_timeline(
     expect(mixtape.locator(".chip")).to_have_text(display(result["genre"]))
     expect(page.locator("#announcer")).not_to_be_empty()
     expect(page.locator(f'.history__link[data-job-id="{job_id}"]')).to_be_visible()
-    page.wait_for_function("() => document.querySelector('audio.player').readyState >= 1")
+    wait_for_audio(page, "a.readyState >= 1", "load its metadata")
     page.screenshot(path=str(screenshot_dir / "result.png"), full_page=True)
 
     # The URL is the result: a reload shows the same.
@@ -107,6 +109,53 @@ def test_upload_two_songs_and_read_genre_bars_and_timeline(
     check_result_matches(page, job)
     expect(page).to_have_title(re.compile(re.escape(display(result["genre"]))))
     page.screenshot(path=str(screenshot_dir / "result-reloaded.png"), full_page=True)
+
+
+AUDIO_STATE_JS = """() => { const a = document.querySelector('audio.player');
+  return a && {readyState: a.readyState, networkState: a.networkState, paused: a.paused,
+    currentTime: a.currentTime, error: a.error && a.error.message, src: a.currentSrc}; }"""
+
+
+def wait_for_audio(page: Any, predicate: str, what: str, **kwargs: Any) -> None:
+    """Wait for ``predicate(audio, arg)``; fail with the player's state if it never holds."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    try:
+        player = "document.querySelector('audio.player')"
+        script = f"arg => {{ const a = {player}; return a && ({predicate}); }}"
+        page.wait_for_function(script, **kwargs)
+    except PlaywrightTimeout:
+        pytest.fail(f"the player never got to {what}: {page.evaluate(AUDIO_STATE_JS)}")
+
+
+DROP_FILE_JS = """([name, type, b64]) => {
+  const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+  const transfer = new DataTransfer();
+  transfer.items.add(new File([bytes], name, { type }));
+  return transfer;
+}"""
+
+
+def test_drop_a_song_on_the_drop_zone(
+    page: Any, live_service: Any, audio_files: dict[str, Path]
+) -> None:
+    import base64
+
+    from playwright.sync_api import expect
+
+    path = audio_files["metal"]
+    page.goto(live_service.url("/"))
+    payload = base64.b64encode(path.read_bytes()).decode("ascii")
+    transfer = page.evaluate_handle(DROP_FILE_JS, [path.name, "audio/ogg", payload])
+    zone = page.locator("#dropzone")
+    zone.dispatch_event("dragenter", {"dataTransfer": transfer})
+    expect(zone).to_have_class(re.compile("is-dragging"))
+    zone.dispatch_event("drop", {"dataTransfer": transfer})
+    expect(zone).not_to_have_class(re.compile("is-dragging"))
+    item = upload_item(page, path.name)
+    expect(item).to_have_attribute("data-state", "done", timeout=JOB_TIMEOUT_MS)
+    job = live_service.api(f"/jobs/{job_id_of(item)}")
+    expect(page.locator(".verdict__genre")).to_have_text(display(job["result"]["genre"]))
 
 
 def check_result_matches(page: Any, job: dict[str, Any]) -> None:
@@ -121,8 +170,12 @@ def check_result_matches(page: Any, job: dict[str, Any]) -> None:
     expect(bars).to_have_count(len(result["probabilities"]))
     shown = bars.evaluate_all("items => items.map(li => li.dataset.genre)")
     assert sorted(shown) == sorted(result["probabilities"])
-    top = max(result["probabilities"], key=result["probabilities"].get)
-    assert shown[0] == top, "bars are sorted, most probable first"
+    probabilities = [result["probabilities"][g] for g in shown]
+    assert probabilities == sorted(probabilities, reverse=True), "most probable first"
+    expect(page.locator(".prob-bars li.is-top")).to_have_attribute("data-genre", result["genre"])
+    expect(page.locator(".verdict__votes")).to_contain_text(
+        f"{result['votes'][result['genre']]} of {result['n_segments']} slices"
+    )
 
     bands = page.locator(".timeline .band")
     expect(bands).to_have_count(result["n_segments"])
@@ -147,7 +200,7 @@ def test_timeline_seeks_on_click_and_keys_and_follows_playback(
     page.goto(live_service.url(f"/jobs/{done_job['id']}"))
     slider = page.get_by_role("slider", name=re.compile("Song timeline"))
     expect(slider).to_be_visible()
-    page.wait_for_function("() => document.querySelector('audio.player').readyState >= 1")
+    wait_for_audio(page, "a.readyState >= 1", "load its metadata")
 
     def current_time() -> float:
         return page.evaluate("document.querySelector('audio.player').currentTime")
@@ -156,10 +209,7 @@ def test_timeline_seeks_on_click_and_keys_and_follows_playback(
     track = page.locator(".timeline__track")
     box = track.bounding_box()
     track.click(position={"x": box["width"] * 0.5, "y": box["height"] / 2})
-    page.wait_for_function(
-        "half => Math.abs(document.querySelector('audio.player').currentTime - half) < 0.6",
-        arg=total / 2,
-    )
+    wait_for_audio(page, "Math.abs(a.currentTime - arg) < 0.6", "the middle", arg=total / 2)
     expect(slider).to_have_attribute("aria-valuenow", str(round(current_time())))
 
     # Hover: the tooltip and the inspector name the slice under the pointer.
@@ -191,7 +241,7 @@ def test_timeline_seeks_on_click_and_keys_and_follows_playback(
     # Space plays: the playhead follows the music.
     page.keyboard.press("Home")
     page.keyboard.press(" ")
-    page.wait_for_function("() => document.querySelector('audio.player').currentTime > 1.0")
+    wait_for_audio(page, "a.currentTime > 1.0", "play a second")
     left = page.locator(".timeline__playhead").evaluate("e => parseFloat(e.style.left)")
     assert left > 0
     page.keyboard.press(" ")
@@ -342,5 +392,41 @@ def test_text_contrast_meets_wcag_aa(
     ]  # fmt: skip
     measured = page.evaluate(CONTRAST_JS, selectors)
     assert {m["selector"] for m in measured} >= {".verdict__genre", ".prob-bars__value", ".button"}
+    low = [m for m in measured if m["ratio"] < 4.5]
+    assert not low, low
+
+
+GENRE_CONTRAST_JS = """async () => {
+  const { GENRE_COLORS } = await import('/assets/js/format.js');
+  const host = document.querySelector('#result-body');
+  const out = [];
+  for (const [genre, colour] of Object.entries(GENRE_COLORS)) {
+    const box = document.createElement('section');
+    box.className = 'verdict';
+    box.style.setProperty('--genre', colour);
+    const name = document.createElement('p');
+    name.className = 'verdict__genre test-probe';
+    name.textContent = genre;
+    const chip = document.createElement('span');
+    chip.className = 'chip test-probe';
+    chip.style.setProperty('--genre', colour);
+    chip.textContent = genre;
+    box.append(name, chip);
+    host.append(box);
+  }
+  return out;
+}"""
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_every_genre_colour_keeps_its_text_readable(
+    open_page: Any, live_service: Any, done_job: dict[str, Any], scheme: str
+) -> None:
+    page = open_page(color_scheme=scheme)
+    page.goto(live_service.url(f"/jobs/{done_job['id']}"))
+    page.locator(".timeline").wait_for()
+    page.evaluate(GENRE_CONTRAST_JS)
+    measured = page.evaluate(CONTRAST_JS, [".test-probe"])
+    assert len(measured) == 20  # ten genres: the verdict's name and a chip each
     low = [m for m in measured if m["ratio"] < 4.5]
     assert not low, low

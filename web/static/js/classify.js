@@ -11,7 +11,7 @@ import { setUpUploads } from "./uploads.js";
 const root = document.getElementById("classify");
 const resultView = new ResultView(document.getElementById("result"));
 let stopPolling = null;
-let autoOpen = false; // open the next finished upload's result by itself
+let autoOpen = false; // open the next job the server accepts
 
 function jobIdFromPath() {
   const rest = window.location.pathname.slice(ROOT.length);
@@ -82,15 +82,16 @@ setUpUploads({
   hooks: {
     linkTo,
     onBatch: () => { autoOpen = true; },
-    onJob: () => recent.load(1),
-    onFinished: (job) => {
-      recent.load(recent.page);
-      if (autoOpen && job.status === "done") {
+    onJob: (job) => {
+      recent.load(1);
+      // The first file of a batch the server accepts opens at once: its progress, then result.
+      if (autoOpen) {
         autoOpen = false;
         openJob(job.id, { push: true });
-        announce(`Showing the result for ${job.filename}.`);
+        announce(`Showing ${job.filename}; its result appears here when it is ready.`);
       }
     },
+    onFinished: () => recent.load(recent.page),
   },
 });
 

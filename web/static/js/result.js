@@ -120,7 +120,8 @@ export class ResultView {
     const genre = result.genre;
     const colour = genreColor(genre);
     const rows = ranked(result.probabilities);
-    const runnerUp = rows[1];
+    // The genre is the vote's winner; the runner-up is the most probable of the others.
+    const runnerUp = rows.find(([g]) => g !== genre);
     const votes = result.votes?.[genre] ?? 0;
 
     const copyButton = h("button", { type: "button", class: "button button--ghost button--small", onclick: () => copyLink(copyButton) }, "Copy link");
@@ -132,26 +133,36 @@ export class ResultView {
         h("span", { class: "verdict__value" }, percent(result.confidence)),
         h("span", { class: "verdict__label" }, " confidence")),
       h("p", { class: "verdict__votes" },
-        `${votes} of ${result.n_segments} slices voted ${genreName(genre)}`),
+        `Won the vote: ${votes} of ${result.n_segments} slices`),
       runnerUp && runnerUp[1] > 0.15
         ? h("p", { class: "verdict__runner" }, `Runner-up: ${genreName(runnerUp[0])} ${percent(runnerUp[1])}`)
         : null);
 
+    const votesOf = (g) => result.votes?.[g] ?? 0;
     const bars = h("section", { class: "probabilities", "aria-labelledby": "prob-title" },
       h("h3", { id: "prob-title", class: "subhead" }, "Every genre"),
+      h("p", { class: "probabilities__legend", "aria-hidden": "true" },
+        h("span", {}, "average probability"), h("span", {}, "slices")),
       h("ul", { class: "prob-bars" },
-        rows.map(([g, p]) => h("li", { class: g === genre ? "is-top" : "", dataset: { genre: g } },
-          h("span", { class: "prob-bars__name" },
-            h("span", { class: "swatch", style: { backgroundColor: genreColor(g) }, "aria-hidden": "true" }),
-            genreName(g)),
-          h("span", { class: "prob-bars__track", "aria-hidden": "true" },
-            h("span", { class: "prob-bars__fill", style: { width: pct(p), backgroundColor: genreColor(g) } })),
-          h("span", { class: "prob-bars__value" }, percent(p))))));
+        rows.map(([g, p]) => h("li", {
+          class: g === genre ? "is-top" : "",
+          dataset: { genre: g },
+          "aria-label": `${genreName(g)}: ${percent(p)} average probability, won ${votesOf(g)} of ${result.n_segments} slices`,
+        },
+        h("span", { class: "prob-bars__name" },
+          h("span", { class: "swatch", style: { backgroundColor: genreColor(g) }, "aria-hidden": "true" }),
+          genreName(g)),
+        h("span", { class: "prob-bars__track", "aria-hidden": "true" },
+          h("span", { class: "prob-bars__fill", style: { width: pct(p), backgroundColor: genreColor(g) } })),
+        h("span", { class: "prob-bars__value", "aria-hidden": "true" }, percent(p)),
+        h("span", { class: "prob-bars__votes", "aria-hidden": "true" }, String(votesOf(g)))))));
 
+    // preload "auto": with "metadata", Chromium can stall for good when play() follows a burst
+    // of seeks (arrow keys held down on the timeline) before any audio data was buffered.
     const audio = h("audio", {
       class: "player",
       controls: true,
-      preload: "metadata",
+      preload: "auto",
       src: audioUrl(job),
       "aria-label": `Play ${job.filename || "the song"}`,
     });
