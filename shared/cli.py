@@ -105,6 +105,11 @@ def main(verbose: bool) -> None:
 @click.option("--n-mfcc", default=13, show_default=True, type=click.IntRange(1))
 @click.option("--deltas/--no-deltas", default=False, show_default=True, help="Add Δ and ΔΔ MFCCs.")
 @click.option("--no-normalize", is_flag=True, help="Do not standardise MFCCs inside the model.")
+@click.option(
+    "--augment",
+    is_flag=True,
+    help="Add training segments shifted by half a segment (training tracks only).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def train(
     data_dir: Path,
@@ -119,6 +124,7 @@ def train(
     n_mfcc: int,
     deltas: bool,
     no_normalize: bool,
+    augment: bool,
     as_json: bool,
 ) -> None:
     """Train a model on DATA_DIR (<genre>/<audio file>) and evaluate it on held-out tracks."""
@@ -136,6 +142,7 @@ def train(
         split_dir=split_dir,
         cache_dir=str(settings.cache_dir),
         normalize=not no_normalize,
+        augment=augment,
         progress_bar=not as_json,
     )
     try:

@@ -143,17 +143,24 @@ class FeatureCache:
         self.config = config
         self.directory = Path(cache_dir) / config.digest() if cache_dir else None
 
-    def features(self, path: Path) -> np.ndarray:
-        """Return ``(n_segments, n_frames, n_features)`` for an audio file, cached."""
+    def features(self, path: Path, *, offset: int = 0) -> np.ndarray:
+        """Return ``(n_segments, n_frames, n_features)`` for an audio file, cached.
+
+        ``offset`` (samples) starts the segmentation later: the segments then straddle the
+        default ones, which makes new training examples from the same song.
+        """
         cached = None
         if self.directory is not None:
-            cached = self.directory / f"{_file_sha256(path)}.npy"
+            suffix = f"+{offset}" if offset else ""
+            cached = self.directory / f"{_file_sha256(path)}{suffix}.npy"
             if cached.is_file():
                 return np.load(cached)
         y = decode_audio(
-            path, sr=self.config.sample_rate, min_duration_s=self.config.segment_seconds
+            path,
+            sr=self.config.sample_rate,
+            min_duration_s=self.config.segment_seconds + offset / self.config.sample_rate,
         )
-        features = mfcc_segments(y, config=self.config)
+        features = mfcc_segments(y[offset:], config=self.config)
         if cached is not None:
             cached.parent.mkdir(parents=True, exist_ok=True)
             temporary = cached.with_suffix(".tmp.npy")
@@ -163,9 +170,11 @@ class FeatureCache:
 
 
 def load_features(
-    tracks: Iterable[Track], cache: FeatureCache, *, progress_bar: bool = True
+    tracks: Iterable[Track], cache: FeatureCache, *, offset: int = 0, progress_bar: bool = True
 ) -> tuple[dict[Track, np.ndarray], dict[Track, str]]:
     """Compute (or read cached) features of tracks; unreadable tracks are reported, not fatal.
+
+    ``offset`` is passed to :meth:`FeatureCache.features`.
 
     Returns
     -------
@@ -179,7 +188,7 @@ def load_features(
     skipped: dict[Track, str] = {}
     for track in tqdm(tracks, desc="features", unit="track", disable=not progress_bar):
         try:
-            features[track] = cache.features(track.path)
+            features[track] = cache.features(track.path, offset=offset)
         except GenreflowError as exc:
             log.warning("Skipping %s: %s", track.relpath, exc.detail)
             skipped[track] = exc.detail

@@ -45,6 +45,7 @@ class TrainOptions:
     split_dir: str | None = None
     cache_dir: str | None = None
     normalize: bool = True
+    augment: bool = False
     progress_bar: bool = True
 
 
@@ -122,6 +123,18 @@ def train_from_folder(
 
     keras.utils.set_random_seed(options.seed)
     x_train, y_train = _stack(parts["train"], features, genres)
+    if options.augment:
+        # Half-segment-shifted segments of the training tracks only: new views of the same
+        # songs, never of validation or test tracks.
+        shifted, _ = load_features(
+            parts["train"],
+            cache,
+            offset=feature_config.samples_per_segment // 2,
+            progress_bar=options.progress_bar,
+        )
+        if shifted:
+            x_more, y_more = _stack(list(shifted), shifted, genres)
+            x_train, y_train = np.concatenate([x_train, x_more]), np.concatenate([y_train, y_more])
     x_valid, y_valid = _stack(parts["valid"], features, genres)
     flat = x_train.reshape(-1, x_train.shape[-1])
     model = build_model(

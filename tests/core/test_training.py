@@ -153,3 +153,22 @@ def test_evaluate_on_tracks_matches_training_report(tiny_training, tiny_dataset)
     metrics = evaluate_on_tracks(model, tiny_dataset, tiny_training.test_tracks)
     assert metrics["n_test_tracks"] == 3
     assert metrics["track_accuracy_vote"] == tiny_training.metrics["track_accuracy_vote"]
+
+
+def test_augmentation_adds_shifted_segments_of_training_tracks_only(tiny_dataset, tmp_path):
+    from shared.training import TrainOptions, train_from_folder
+
+    common = {"epochs": 1, "valid_fraction": 0.2, "test_fraction": 0.2, "progress_bar": False}
+    cache = str(tmp_path / "cache")
+    plain = train_from_folder(tiny_dataset, tmp_path / "plain", options=TrainOptions(**common))
+    augmented = train_from_folder(
+        tiny_dataset,
+        tmp_path / "aug",
+        options=TrainOptions(augment=True, cache_dir=cache, **common),
+    )
+    n_plain = read_sidecar(plain.model_path)["training_data"]["n_segments_train"]
+    n_aug = read_sidecar(augmented.model_path)["training_data"]["n_segments_train"]
+    # 9 training tracks of 9 s: 3 segments each, plus 2 shifted ones (1.5 s .. 7.5 s).
+    assert (n_plain, n_aug) == (27, 27 + 18)
+    assert augmented.metrics["n_test_tracks"] == plain.metrics["n_test_tracks"] == 3
+    assert len(list((tmp_path / "cache").rglob("*+33075.npy"))) == 9
