@@ -25,6 +25,10 @@ def main() -> int:
     parser.add_argument("--splits", type=Path, help="split lists (default: <gtzan>/splits)")
     parser.add_argument("--architecture", nargs="+", default=["baseline", "bilstm"])
     parser.add_argument("--epochs", type=int, default=60)
+    parser.add_argument(
+        "--augment", action="store_true", help="half-segment-shifted extra segments"
+    )
+    parser.add_argument("--deltas", action="store_true", help="add delta and delta-delta MFCCs")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/out/gtzan"))
     args = parser.parse_args()
 
@@ -38,6 +42,7 @@ def main() -> int:
         )
         return 2
 
+    from shared.features import FeatureConfig
     from shared.training import TrainOptions, train_from_folder
 
     rows = []
@@ -50,7 +55,9 @@ def main() -> int:
                 architecture=architecture,
                 split_dir=str(splits),
                 cache_dir=str(args.out / "cache"),
+                augment=args.augment,
             ),
+            feature_config=FeatureConfig(deltas=args.deltas),
         )
         rows.append((architecture, report))
     print(f"\nGTZAN, artist-filtered split ({splits}):")
