@@ -248,6 +248,26 @@ def test_timeline_seeks_on_click_and_keys_and_follows_playback(
     expect(page.locator("audio.player")).to_have_js_property("paused", True)
 
 
+def test_opening_another_result_silences_the_previous_song(
+    page: Any, live_service: Any, done_job: dict[str, Any], audio_files: dict[str, Path]
+) -> None:
+    from playwright.sync_api import expect
+
+    other = post_file(live_service.base_url, audio_files["metal"], "audio/ogg").json()
+    page.goto(live_service.url(f"/jobs/{done_job['id']}"))
+    wait_for_audio(page, "a.readyState >= 1", "load its metadata")
+    playing = page.evaluate_handle("document.querySelector('audio.player')")
+    page.get_by_role("slider", name=re.compile("Song timeline")).press(" ")
+    wait_for_audio(page, "a.currentTime > 0.3", "play")
+
+    page.locator(f'.history__link[data-job-id="{other["id"]}"]').click()
+    expect(page).to_have_url(live_service.url(f"/jobs/{other['id']}"))
+    expect(page.locator("#result")).to_have_attribute("data-job-id", other["id"])
+    assert playing.evaluate("a => a.paused && !a.isConnected")
+    page.go_back()
+    expect(page.locator("#result")).to_have_attribute("data-job-id", done_job["id"])
+
+
 def test_undecodable_file_shows_the_workers_reason(
     page: Any, live_service: Any, audio_files: dict[str, Path], screenshot_dir: Path
 ) -> None:

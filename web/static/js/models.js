@@ -47,7 +47,7 @@ function renderActive(model) {
 
   const perGenreTable = Object.keys(perGenre).length ? scrollTable("Per-genre scores",
     h("table", { class: "table table--numbers" },
-      h("caption", { class: "visually-hidden" }, "Per-genre precision, recall and F1 on the test tracks' slices"),
+      h("caption", { class: "visually-hidden" }, "Per-genre precision, recall and F1 on the held-out test tracks"),
       h("thead", {}, h("tr", {},
         h("th", { scope: "col" }, "Genre"), h("th", { scope: "col" }, "Precision"),
         h("th", { scope: "col" }, "Recall"), h("th", { scope: "col" }, "F1"),

@@ -4,7 +4,8 @@
 import { audioUrl } from "./api.js";
 import { h, replace } from "./dom.js";
 import { bytes, clock, dateTime, genreColor, genreName, percent, ranked } from "./format.js";
-import { createLegend, createTimeline } from "./timeline.js";
+import { keepLoading } from "./player.js";
+import { createTimeline } from "./timeline.js";
 
 const pct = (x) => `${(Math.max(0, Math.min(1, x)) * 100).toFixed(2)}%`;
 
@@ -27,6 +28,7 @@ export class ResultView {
     this.jobId = null;
     this.renderedKey = null;
     this.timeline = null;
+    this.audio = null;
   }
 
   /** Show a job (any status). Re-rendering the same finished job is a no-op. */
@@ -74,6 +76,15 @@ export class ResultView {
   destroyTimeline() {
     if (this.timeline) this.timeline.destroy();
     this.timeline = null;
+    if (this.stopWatching) this.stopWatching();
+    this.stopWatching = null;
+    // A detached <audio> keeps playing: silence the previous song before showing another.
+    if (this.audio) {
+      this.audio.pause();
+      this.audio.removeAttribute("src");
+      this.audio.load();
+    }
+    this.audio = null;
   }
 
   header(job, extra = []) {
@@ -157,8 +168,7 @@ export class ResultView {
         h("span", { class: "prob-bars__value", "aria-hidden": "true" }, percent(p)),
         h("span", { class: "prob-bars__votes", "aria-hidden": "true" }, String(votesOf(g)))))));
 
-    // preload "auto": with "metadata", Chromium can stall for good when play() follows a burst
-    // of seeks (arrow keys held down on the timeline) before any audio data was buffered.
+    // preload "auto" buffers ahead, so seeking on the timeline answers at once.
     const audio = h("audio", {
       class: "player",
       controls: true,
@@ -166,6 +176,8 @@ export class ResultView {
       src: audioUrl(job),
       "aria-label": `Play ${job.filename || "the song"}`,
     });
+    this.audio = audio;
+    this.stopWatching = keepLoading(audio);
     this.timeline = createTimeline({ result, audio });
 
     const listen = h("section", { class: "listen", "aria-labelledby": "listen-title" },
