@@ -116,4 +116,6 @@ def test_models_page_fits_a_phone(open_page: Any, live_service: Any, screenshot_
     expect(phone.locator(".model-id__version")).to_be_visible()
     expect(phone.locator("#model-versions tbody tr").first).to_be_visible()
     assert phone.evaluate("document.documentElement.scrollWidth") <= 360
+    versions = phone.locator("#model-versions .table-scroll")
+    assert versions.evaluate("e => e.scrollWidth <= e.clientWidth"), "versions fit: no side-scroll"
     phone.screenshot(path=str(screenshot_dir / "phone-models.png"), full_page=True)

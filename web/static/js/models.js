@@ -91,7 +91,7 @@ function renderVersions(items, activeVersion) {
     return;
   }
   const active = items.find((m) => m.version === activeVersion);
-  const table = h("table", { class: "table" },
+  const table = h("table", { class: "table table--stack" },
     h("caption", { class: "visually-hidden" }, "Every model version, newest first"),
     h("thead", {}, h("tr", {},
       h("th", { scope: "col" }, "Version"), h("th", { scope: "col" }, "Trained"),
@@ -102,9 +102,9 @@ function renderVersions(items, activeVersion) {
       const older = active && Date.parse(model.created_at) < Date.parse(active.created_at);
       return h("tr", { class: isActive ? "is-active" : "", dataset: { version: model.version } },
         h("th", { scope: "row" }, h("code", {}, model.version)),
-        h("td", {}, h("time", { datetime: model.created_at, title: dateTime(model.created_at) }, timeAgo(model.created_at))),
-        h("td", { class: "num" }, metric(model.metrics, "track_accuracy_vote")),
-        h("td", { class: "num" }, metric(model.metrics, "segment_accuracy")),
+        h("td", { dataset: { label: "Trained" } }, h("time", { datetime: model.created_at, title: dateTime(model.created_at) }, timeAgo(model.created_at))),
+        h("td", { class: "num", dataset: { label: "Track acc." } }, metric(model.metrics, "track_accuracy_vote")),
+        h("td", { class: "num", dataset: { label: "Slice acc." } }, metric(model.metrics, "segment_accuracy")),
         h("td", { class: "actions" }, isActive
           ? h("span", { class: "badge badge--done" }, "Active")
           : h("button", {

@@ -201,8 +201,7 @@ export function createTimeline({ result, audio }) {
     if (event.button !== 0) return;
     dragging = true;
     track.setPointerCapture?.(event.pointerId);
-    seek(timeAtClientX(event.clientX));
-    slider.focus({ preventScroll: true });
+    seek(timeAtClientX(event.clientX)); // the press focuses the slider by itself
   });
   track.addEventListener("pointermove", (event) => {
     const t = timeAtClientX(event.clientX);
