@@ -21,7 +21,7 @@ export class ApiError extends Error {
 }
 
 /** A network failure (the server could not be reached at all). */
-export function networkError() {
+function networkError() {
   return new ApiError(0, {
     title: "Could not reach genreflow",
     detail: "The server did not answer. Check your connection and try again.",

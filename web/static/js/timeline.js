@@ -278,7 +278,7 @@ function axisTicks(total) {
 }
 
 /** A legend of genre colours with how many slices each genre won. */
-export function createLegend(result) {
+function createLegend(result) {
   const votes = result.votes || {};
   const genres = Object.keys(result.probabilities || votes);
   genres.sort((a, b) => (votes[b] || 0) - (votes[a] || 0) || a.localeCompare(b));

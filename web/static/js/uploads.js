@@ -2,26 +2,19 @@
 // then the job's live status until it is done or failed.
 
 import { ApiError, jobPageUrl, poll, uploadFile } from "./api.js";
-import { announce, h, replace } from "./dom.js";
+import { announce, h, replace, svg } from "./dom.js";
 import { bytes, genreColor, genreName, percent } from "./format.js";
 import { statusText } from "./result.js";
 
-const NOTE_ICON = () => {
-  const ns = "http://www.w3.org/2000/svg";
-  const svg = document.createElementNS(ns, "svg");
-  svg.setAttribute("viewBox", "0 0 24 24");
-  svg.setAttribute("aria-hidden", "true");
-  svg.setAttribute("focusable", "false");
-  const path = document.createElementNS(ns, "path");
-  path.setAttribute("d", "M9 18V5l11-2v13M9 18a3 3 0 1 1-3-3 3 3 0 0 1 3 3Zm11-2a3 3 0 1 1-3-3 3 3 0 0 1 3 3Z");
-  path.setAttribute("fill", "none");
-  path.setAttribute("stroke", "currentColor");
-  path.setAttribute("stroke-width", "2");
-  path.setAttribute("stroke-linecap", "round");
-  path.setAttribute("stroke-linejoin", "round");
-  svg.append(path);
-  return svg;
-};
+const NOTE_ICON = () => svg("svg", { viewBox: "0 0 24 24", "aria-hidden": "true", focusable: "false" },
+  svg("path", {
+    d: "M9 18V5l11-2v13M9 18a3 3 0 1 1-3-3 3 3 0 0 1 3 3Zm11-2a3 3 0 1 1-3-3 3 3 0 0 1 3 3Z",
+    fill: "none",
+    stroke: "currentColor",
+    "stroke-width": "2",
+    "stroke-linecap": "round",
+    "stroke-linejoin": "round",
+  }));
 
 /** One uploaded file: its row in the list and its job. */
 class UploadItem {
