@@ -68,6 +68,7 @@ def decode_audio(
     sr: int = SAMPLE_RATE,
     min_duration_s: float = MIN_DURATION_S,
     max_duration_s: float = MAX_DURATION_S,
+    name: str | None = None,
 ) -> np.ndarray:
     """Decode an audio file to mono float32 samples at ``sr``.
 
@@ -82,6 +83,8 @@ def decode_audio(
     max_duration_s : float > 0
         Longest accepted duration, in seconds. Decoding stops just past it, so an over-long
         file costs little.
+    name : str, optional
+        How error messages name the file (e.g. the user's upload name); its file name if unset.
 
     Returns
     -------
@@ -103,6 +106,7 @@ def decode_audio(
             block_bytes=WHOLE_FILE_BLOCK_BYTES,
             min_duration_s=min_duration_s,
             max_duration_s=max_duration_s,
+            name=name,
         )
     )
     segment = _pydub_audio_segment()(data=pcm, sample_width=2, frame_rate=sr, channels=1)
@@ -116,6 +120,7 @@ def stream_audio(
     sr: int = SAMPLE_RATE,
     min_duration_s: float = MIN_DURATION_S,
     max_duration_s: float = MAX_DURATION_S,
+    name: str | None = None,
 ) -> Iterator[np.ndarray]:
     """Decode like :func:`decode_audio`, yielding blocks while ffmpeg is still decoding.
 
@@ -130,6 +135,7 @@ def stream_audio(
         block_bytes=2 * block_samples,
         min_duration_s=min_duration_s,
         max_duration_s=max_duration_s,
+        name=name,
     )
     for block in blocks:
         yield _to_float(block)
@@ -142,17 +148,24 @@ def _to_float(pcm: bytes) -> np.ndarray:
 
 
 def _pcm_blocks(
-    path: Path, *, sr: int, block_bytes: int, min_duration_s: float, max_duration_s: float
+    path: Path,
+    *,
+    sr: int,
+    block_bytes: int,
+    min_duration_s: float,
+    max_duration_s: float,
+    name: str | None,
 ) -> Iterator[bytes]:
     """Yield mono 16-bit little-endian PCM of ``path`` at ``sr`` Hz in blocks of ``block_bytes``.
 
     A thread drains ffmpeg's pipe as fast as ffmpeg writes, so decoding never waits for the
     consumer of the blocks.
     """
+    label = name or path.name
     if not path.is_file():
-        raise InvalidAudio(f"{path.name}: no such file.")
+        raise InvalidAudio(f"{label}: no such file.")
     if path.stat().st_size == 0:
-        raise EmptyAudio(f"{path.name} is empty (0 bytes).")
+        raise EmptyAudio(f"{label} is empty (0 bytes).")
     command = [
         ffmpeg_executable(),
         "-nostdin", "-hide_banner", "-loglevel", "error",
@@ -180,12 +193,12 @@ def _pcm_blocks(
     pending = bytearray()
     total = 0
     try:
-        while (chunk := _next_chunk(chunks, path)) is not None:
+        while (chunk := _next_chunk(chunks, label)) is not None:
             pending += chunk
             total += len(chunk)
             if total > limit_bytes:
                 raise AudioTooLong(
-                    f"{path.name} is longer than the {_minutes(max_duration_s)} limit; "
+                    f"{label} is longer than the {_minutes(max_duration_s)} limit; "
                     "send a shorter excerpt."
                 )
             while total >= 2 * round(min_duration_s * sr) and len(pending) >= block_bytes:
@@ -193,14 +206,12 @@ def _pcm_blocks(
                 del pending[:block_bytes]
         stderr = process.stderr.read() if process.stderr else b""
         if process.wait(timeout=DECODE_TIMEOUT_S) != 0:
-            raise InvalidAudio(
-                f"{path.name} is not a readable audio file ({_ffmpeg_reason(stderr)})."
-            )
+            raise InvalidAudio(f"{label} is not a readable audio file ({_ffmpeg_reason(stderr)}).")
         if total == 0:
-            raise EmptyAudio(f"{path.name} holds no audio samples.")
+            raise EmptyAudio(f"{label} holds no audio samples.")
         if total < 2 * round(min_duration_s * sr):
             raise AudioTooShort(
-                f"{path.name} lasts {total / 2 / sr:.1f} s; at least {min_duration_s:g} s "
+                f"{label} lasts {total / 2 / sr:.1f} s; at least {min_duration_s:g} s "
                 "(one segment) is needed."
             )
         if pending:
@@ -215,11 +226,11 @@ def _pcm_blocks(
                 pipe.close()
 
 
-def _next_chunk(chunks: queue.Queue[bytes | None], path: Path) -> bytes | None:
+def _next_chunk(chunks: queue.Queue[bytes | None], label: str) -> bytes | None:
     try:
         return chunks.get(timeout=DECODE_TIMEOUT_S)
     except queue.Empty as exc:
-        raise InvalidAudio(f"{path.name}: decoding took longer than {DECODE_TIMEOUT_S} s.") from exc
+        raise InvalidAudio(f"{label}: decoding took longer than {DECODE_TIMEOUT_S} s.") from exc
 
 
 def _ffmpeg_reason(stderr: bytes) -> str:

@@ -128,6 +128,7 @@ def _classify(
             model,
             max_duration_s=settings.max_duration_s,
             progress=_progress_writer(session, job),
+            name=job.filename,
         )
     except TransientError:
         raise

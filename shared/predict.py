@@ -118,6 +118,7 @@ def predict_file(
     *,
     max_duration_s: float = MAX_DURATION_S,
     progress: ProgressCallback | None = None,
+    name: str | None = None,
 ) -> Prediction:
     """Decode an audio file and predict its genre.
 
@@ -134,6 +135,8 @@ def predict_file(
         Longest accepted audio.
     progress : callable(fraction), optional
         Called with 0.5 once decoded and 1.0 when scored.
+    name : str, optional
+        How error messages name the file (e.g. the user's upload name).
 
     Raises
     ------
@@ -147,6 +150,7 @@ def predict_file(
         sr=config.sample_rate,
         min_duration_s=config.segment_seconds,
         max_duration_s=max_duration_s,
+        name=name,
     )
     parts, n_samples = [], 0
     for block in blocks:

@@ -126,3 +126,10 @@ def test_streaming_stops_an_over_long_file_early(make_audio):
         for block in blocks:
             received.append(block)
     assert 0 < sum(map(len, received)) <= 6 * 22_050
+
+
+def test_errors_name_the_file_as_the_caller_asks(tmp_path):
+    path = tmp_path / "3f9a0c.mp3"
+    path.write_bytes(b"ID3" + bytes(4000))
+    with pytest.raises(InvalidAudio, match=r"^My Song\.mp3 is not a readable audio file"):
+        decode_audio(path, name="My Song.mp3")
