@@ -11,6 +11,7 @@ This module imports only light modules at import time: the web process uses it f
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import subprocess
@@ -19,7 +20,12 @@ import warnings
 from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import IO, TYPE_CHECKING
+
+try:
+    import fcntl
+except ImportError:  # not on Windows
+    fcntl = None  # type: ignore[assignment]
 
 from shared.errors import AudioTooLong, AudioTooShort, EmptyAudio, InvalidAudio
 
@@ -31,6 +37,7 @@ MIN_DURATION_S = 3.0
 MAX_DURATION_S = 30 * 60.0
 DECODE_TIMEOUT_S = 300
 PIPE_READ_BYTES = 1 << 16
+PIPE_BUFFER_BYTES = 1 << 20
 WHOLE_FILE_BLOCK_BYTES = 1 << 30
 
 SUPPORTED_EXTENSIONS: frozenset[str] = frozenset(
@@ -179,6 +186,7 @@ def _pcm_blocks(
     process = subprocess.Popen(
         command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE
     )
+    _widen_pipe(process.stdout)
     chunks: queue.Queue[bytes | None] = queue.Queue()
 
     def drain() -> None:
@@ -224,6 +232,15 @@ def _pcm_blocks(
         for pipe in (process.stdout, process.stderr):
             if pipe is not None:
                 pipe.close()
+
+
+def _widen_pipe(pipe: IO[bytes] | None) -> None:
+    """Let ffmpeg run ahead of a busy reader: grow the pipe's buffer to 1 MiB (Linux only)."""
+    set_size = getattr(fcntl, "F_SETPIPE_SZ", None) if fcntl is not None else None
+    if pipe is None or set_size is None:
+        return
+    with contextlib.suppress(OSError):
+        fcntl.fcntl(pipe.fileno(), set_size, PIPE_BUFFER_BYTES)
 
 
 def _next_chunk(chunks: queue.Queue[bytes | None], label: str) -> bytes | None:
