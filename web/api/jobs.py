@@ -10,7 +10,7 @@ from typing import Any
 from apiflask import APIBlueprint
 from flask import request, send_file
 from flask.typing import ResponseReturnValue
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from shared.celery_config import (
     QUEUE_PREDICT,
@@ -23,6 +23,7 @@ from shared.models import Job, JobStatus, ModelVersion, Prediction, WebhookDeliv
 from shared.registry import active_model, scan_model_dir
 from shared.webhooks import EVENT_COMPLETED
 from web.api import API_PREFIX
+from web.api.pagination import paginate
 from web.api.schemas import DeliveryListOut, JobOut, JobPageOut, JobQuery, JobUploadIn
 from web.context import get_db, get_queue, get_settings
 from web.errors import ApiError, JobNotFound
@@ -208,19 +209,13 @@ def list_jobs(query_data: dict[str, Any]) -> dict[str, Any]:
     base = select(Job)
     if query_data.get("status"):
         base = base.where(Job.status == query_data["status"])
-    db = get_db()
-    total = db.scalar(select(func.count()).select_from(base.subquery())) or 0
-    rows = db.scalars(
-        base.order_by(Job.created_at.desc(), Job.id.desc())
-        .offset((page - 1) * per_page)
-        .limit(per_page)
+    return paginate(
+        get_db(),
+        base,
+        order_by=(Job.created_at.desc(), Job.id.desc()),
+        page=page,
+        per_page=per_page,
     )
-    return {
-        "items": [job.to_dict() for job in rows],
-        "page": page,
-        "per_page": per_page,
-        "total": total,
-    }
 
 
 @bp.get("/jobs/<job_id>")

@@ -6,11 +6,12 @@ from typing import Any
 
 from apiflask import APIBlueprint
 from flask.typing import ResponseReturnValue
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from shared.celery_config import QUEUE_TRAIN, TASK_TRAIN_MODEL
 from shared.models import RunStatus, RunTrigger, TrainingRun, utcnow
 from web.api import API_PREFIX
+from web.api.pagination import paginate
 from web.api.schemas import PageQuery, TrainingRunOut, TrainingRunPageOut
 from web.context import get_db, get_queue, get_settings
 from web.errors import ApiError, TrainingRunNotFound
@@ -86,20 +87,13 @@ def start_training() -> ResponseReturnValue:
 def list_training_runs(query_data: dict[str, Any]) -> dict[str, Any]:
     """Return a page of training runs."""
     page, per_page = query_data["page"], query_data["per_page"]
-    db = get_db()
-    total = db.scalar(select(func.count()).select_from(TrainingRun)) or 0
-    rows = db.scalars(
-        select(TrainingRun)
-        .order_by(TrainingRun.created_at.desc(), TrainingRun.id.desc())
-        .offset((page - 1) * per_page)
-        .limit(per_page)
+    return paginate(
+        get_db(),
+        select(TrainingRun),
+        order_by=(TrainingRun.created_at.desc(), TrainingRun.id.desc()),
+        page=page,
+        per_page=per_page,
     )
-    return {
-        "items": [row.to_dict() for row in rows],
-        "page": page,
-        "per_page": per_page,
-        "total": total,
-    }
 
 
 @bp.get("/training-runs/<run_id>")
