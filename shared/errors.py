@@ -56,6 +56,35 @@ class AudioTooLong(InvalidAudio):
     code = "audio_too_long"
 
 
+class NotFound(GenreflowError):
+    """Base class of "no such thing" errors."""
+
+    status = 404
+    title = "Not found"
+    code = "not_found"
+
+
+class JobNotFound(NotFound):
+    """No job has the requested id."""
+
+    title = "Job not found"
+    code = "job_not_found"
+
+
+class TrainingRunNotFound(NotFound):
+    """No training run has the requested id."""
+
+    title = "Training run not found"
+    code = "training_run_not_found"
+
+
+class ModelVersionNotFound(NotFound):
+    """No registered model has the requested version."""
+
+    title = "Model version not found"
+    code = "model_not_found"
+
+
 class DatasetError(GenreflowError):
     """A training folder is missing, empty or not in GTZAN layout."""
 

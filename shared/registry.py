@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from shared.errors import GenreflowError, ModelError
+from shared.errors import ModelError, ModelVersionNotFound
 from shared.model import read_sidecar as read_sidecar_file
 from shared.model import sidecar_path
 from shared.models import ModelVersion
@@ -27,14 +27,6 @@ log = logging.getLogger(__name__)
 
 MODEL_SUFFIX = ".keras"
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "default_model"
-
-
-class ModelVersionNotFound(GenreflowError):
-    """No registered model has the requested version."""
-
-    status = 404
-    title = "Model version not found"
-    code = "model_not_found"
 
 
 def read_sidecar(model_path: str | Path) -> dict[str, Any]:

@@ -25,22 +25,6 @@ PROBLEM_MIMETYPE = "application/problem+json"
 PROBLEM_TYPE_PREFIX = "urn:genreflow:problem:"
 
 
-class JobNotFound(GenreflowError):
-    """No job has the requested id."""
-
-    status = 404
-    title = "Job not found"
-    code = "job_not_found"
-
-
-class TrainingRunNotFound(GenreflowError):
-    """No training run has the requested id."""
-
-    status = 404
-    title = "Training run not found"
-    code = "training_run_not_found"
-
-
 class ApiError(GenreflowError):
     """A one-off API error with its own status, title and code.
 

@@ -18,7 +18,7 @@ from shared.celery_config import (
     TASK_CLASSIFY_SONG,
     TASK_DELIVER_WEBHOOK,
 )
-from shared.errors import EmptyAudio
+from shared.errors import EmptyAudio, JobNotFound
 from shared.models import Job, JobStatus, ModelVersion, Prediction, WebhookDelivery, utcnow
 from shared.registry import active_model, scan_model_dir
 from shared.webhooks import EVENT_COMPLETED
@@ -26,7 +26,7 @@ from web.api import API_PREFIX
 from web.api.pagination import paginate
 from web.api.schemas import DeliveryListOut, JobOut, JobPageOut, JobQuery, JobUploadIn
 from web.context import get_db, get_queue, get_settings
-from web.errors import ApiError, JobNotFound
+from web.errors import ApiError
 from web.queue import QueueUnavailable
 from web.uploads import (
     UploadTooLargeError,

@@ -9,12 +9,13 @@ from flask.typing import ResponseReturnValue
 from sqlalchemy import select
 
 from shared.celery_config import QUEUE_TRAIN, TASK_TRAIN_MODEL
+from shared.errors import TrainingRunNotFound
 from shared.models import RunStatus, RunTrigger, TrainingRun, utcnow
 from web.api import API_PREFIX
 from web.api.pagination import paginate
 from web.api.schemas import PageQuery, TrainingRunOut, TrainingRunPageOut
 from web.context import get_db, get_queue, get_settings
-from web.errors import ApiError, TrainingRunNotFound
+from web.errors import ApiError
 from web.queue import QueueUnavailable
 
 bp = APIBlueprint("training", __name__, url_prefix=API_PREFIX, tag="Training")
