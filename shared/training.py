@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -272,10 +271,3 @@ def evaluate_folder(
     return evaluate_on_tracks(
         model, data_dir, [t.relpath for t in tracks], cache_dir=cache_dir, progress_bar=progress_bar
     )
-
-
-def write_metrics(metrics: dict[str, Any], path: str | Path) -> Path:
-    """Write metrics as pretty JSON."""
-    path = Path(path)
-    path.write_text(json.dumps(metrics, indent=2))
-    return path
