@@ -94,13 +94,18 @@ class JobQuery(PageQuery):
     status = fields.String(validate=OneOf([s.value for s in JobStatus]))
 
 
-class JobPageOut(Schema):
-    """A page of jobs, newest first."""
+class PageOut(Schema):
+    """The paging fields of every listing (see ``web.api.pagination.paginate``)."""
 
-    items = fields.List(fields.Nested(JobOut))
     page = fields.Integer()
     per_page = fields.Integer()
     total = fields.Integer()
+
+
+class JobPageOut(PageOut):
+    """A page of jobs, newest first."""
+
+    items = fields.List(fields.Nested(JobOut))
 
 
 class DeliveryOut(Schema):
@@ -179,13 +184,10 @@ class TrainingRunOut(Schema):
     links = fields.Dict(keys=fields.String(), values=fields.String(allow_none=True))
 
 
-class TrainingRunPageOut(Schema):
+class TrainingRunPageOut(PageOut):
     """A page of training runs, newest first."""
 
     items = fields.List(fields.Nested(TrainingRunOut))
-    page = fields.Integer()
-    per_page = fields.Integer()
-    total = fields.Integer()
 
 
 class HealthOut(Schema):
