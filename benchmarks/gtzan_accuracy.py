@@ -42,8 +42,8 @@ def main() -> int:
         )
         return 2
 
-    from shared.features import FeatureConfig
-    from shared.training import TrainOptions, train_from_folder
+    from shared.core.features import FeatureConfig
+    from shared.core.training import TrainOptions, train_from_folder
 
     rows = []
     for architecture in args.architecture:

@@ -1,8 +1,8 @@
 """Alembic environment for genreflow.
 
-The URL comes from, in order: a connection passed in ``config.attributes["connection"]``, a URL in
-``config.attributes["url"]`` (``shared.db.upgrade_database`` sets it), ``sqlalchemy.url`` in the
-ini file, and finally ``Settings.from_env().database_url``.
+The URL comes from, in order: a connection passed in ``config.attributes["connection"]``, a URL
+in ``config.attributes["url"]`` (``shared.store.db.upgrade_database`` sets it), ``sqlalchemy.url``
+in the ini file, and finally ``Settings.from_env().database_url``.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ import logging.config
 from alembic import context
 from sqlalchemy.engine import Connection
 
-from shared.db import make_engine, normalize_url
-from shared.models import Base
+from shared.store.db import make_engine, normalize_url
+from shared.store.orm import Base
 
 config = context.config
 if config.config_file_name is not None and config.attributes.get("configure_logger", True):
@@ -25,7 +25,7 @@ target_metadata = Base.metadata
 def _url() -> str:
     url = config.attributes.get("url") or config.get_main_option("sqlalchemy.url")
     if not url:
-        from shared.config import Settings
+        from shared.store.config import Settings
 
         url = Settings.from_env().database_url
     return normalize_url(url)

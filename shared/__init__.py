@@ -1,3 +1,3 @@
-"""genreflow's shared core: config, database, audio, features and the LSTM model."""
+"""genreflow's shared package, a house of rooms: core, store, lifecycle, cli and errors."""
 
 __version__ = "0.1.0"

@@ -1,5 +1,5 @@
 """``python -m shared`` runs the genreflow command."""
 
-from shared.cli import main
+from shared.cli.main import main
 
 main()

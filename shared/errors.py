@@ -2,7 +2,9 @@
 
 Every error a user can cause is a :class:`GenreflowError` subclass. Each carries an HTTP
 ``status``, a short ``title``, a stable machine ``code`` and a ``detail`` sentence a person can
-act on, so the CLI, the API and the job rows all report the same words.
+act on, so the CLI, the API and the job rows all report the same words. Views raise these;
+``web/errors.py`` renders them as ``application/problem+json`` (with the optional ``headers``
+and extension members ``extra``).
 """
 
 from __future__ import annotations
@@ -17,9 +19,18 @@ class GenreflowError(Exception):
     title: ClassVar[str] = "Bad request"
     code: ClassVar[str] = "bad_request"
 
-    def __init__(self, detail: str | None = None) -> None:
-        self.detail = detail or self.title
+    def __init__(
+        self, detail: str | None = None, *, headers: dict[str, str] | None = None, **extra: Any
+    ) -> None:
+        self.detail = detail or self.default_detail()
+        self.headers: dict[str, str] = dict(headers or {})
+        self.extra: dict[str, Any] = extra
         super().__init__(self.detail)
+
+    @classmethod
+    def default_detail(cls) -> str:
+        """Return the detail used when none is given (the title, unless a class says more)."""
+        return cls.title
 
     def to_dict(self) -> dict[str, Any]:
         """Return the error as ``{"code", "title", "detail"}``."""
@@ -113,3 +124,125 @@ class TransientError(GenreflowError):
     status = 503
     title = "Temporarily unavailable"
     code = "transient"
+
+
+class MissingFile(GenreflowError):
+    """An upload without a ``file`` field."""
+
+    title = "No file uploaded"
+    code = "missing_file"
+
+    @classmethod
+    def default_detail(cls) -> str:
+        """Say how to send the file."""
+        return "Send the song as multipart/form-data in a field named 'file'."
+
+
+class InvalidWebhookUrl(GenreflowError):
+    """A ``webhook_url`` that is not an absolute http(s) URL."""
+
+    title = "Invalid webhook URL"
+    code = "invalid_webhook_url"
+
+
+class UnsupportedMediaType(GenreflowError):
+    """An upload that is not an audio file by its name, type or first bytes."""
+
+    status = 415
+    title = "Not an audio file"
+    code = "unsupported_media_type"
+
+
+class UploadTooLarge(GenreflowError):
+    """An upload over ``GENREFLOW_MAX_UPLOAD_MB``."""
+
+    status = 413
+    title = "Upload too large"
+    code = "upload_too_large"
+
+    @classmethod
+    def over_limit(cls, limit_mb: float | str | None) -> UploadTooLarge:
+        """Return the error for an upload over ``limit_mb`` MiB (``None``: limit unknown)."""
+        if not limit_mb:
+            return cls("The request body is too large.")
+        return cls(f"The upload is larger than the {limit_mb} MiB limit (GENREFLOW_MAX_UPLOAD_MB).")
+
+
+class NoActiveModel(GenreflowError):
+    """No model is active, so songs cannot be classified yet."""
+
+    status = 503
+    title = "No active model"
+    code = "no_active_model"
+
+    @classmethod
+    def default_detail(cls) -> str:
+        """Say how to get a model."""
+        return (
+            "No model is active, so songs cannot be classified yet. Train one with "
+            "`genreflow train DATA_DIR --out $GENREFLOW_MODEL_DIR` on a GTZAN-layout folder, or "
+            "set GENREFLOW_TRAIN_DATA_DIR and `POST /api/v1/models/train`; for a synthetic demo "
+            "run `genreflow demo-data DIR` and then train on DIR."
+        )
+
+
+class ModelFileMissing(GenreflowError):
+    """A registered model whose file is no longer on disk cannot be activated."""
+
+    status = 409
+    title = "Model file missing"
+    code = "model_file_missing"
+
+
+class ConfusionMatrixNotFound(NotFound):
+    """A model without a confusion matrix image."""
+
+    title = "Confusion matrix not found"
+    code = "confusion_matrix_not_found"
+
+
+class TrainingNotConfigured(GenreflowError):
+    """``GENREFLOW_TRAIN_DATA_DIR`` is not set."""
+
+    status = 409
+    title = "Training is not configured"
+    code = "training_not_configured"
+
+    @classmethod
+    def default_detail(cls) -> str:
+        """Say how to configure training."""
+        return (
+            "Set GENREFLOW_TRAIN_DATA_DIR to a GTZAN-layout folder (one sub-folder per genre) "
+            "and restart, or train from the command line with `genreflow train DATA_DIR`."
+        )
+
+
+class TrainingDataMissing(GenreflowError):
+    """``GENREFLOW_TRAIN_DATA_DIR`` is not a folder."""
+
+    status = 422
+    title = "Training data missing"
+    code = "training_data_missing"
+
+
+class TrainingBusy(GenreflowError):
+    """Another training is queued, running or holds the training lock."""
+
+    status = 409
+    title = "Training already in progress"
+    code = "training_in_progress"
+
+
+class QueueUnavailable(TransientError):
+    """The task broker (Redis) could not be reached."""
+
+    title = "Task queue unavailable"
+    code = "queue_unavailable"
+
+
+class RunnerError(GenreflowError):
+    """``genreflow run`` could not start the service."""
+
+    status = 500
+    title = "The service could not be started"
+    code = "runner_error"

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from shared.demo_data import synth_track, write_audio, write_demo_dataset
+from shared.core.demo_data import synth_track, write_audio, write_demo_dataset
 
 TINY_GENRES = ("classical", "disco", "metal")
 
@@ -51,7 +51,7 @@ def tiny_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_training(tiny_dataset: Path, tmp_path_factory: pytest.TempPathFactory):
     """Train the baseline LSTM on :func:`tiny_dataset` once; return the TrainingReport."""
-    from shared.training import TrainOptions, train_from_folder
+    from shared.core.training import TrainOptions, train_from_folder
 
     out = tmp_path_factory.mktemp("tiny-model")
     options = TrainOptions(

@@ -1,19 +1,19 @@
 """genreflow's web process: the Flask (APIFlask) app factory.
 
-``create_app()`` builds the app from :class:`shared.config.Settings`; it connects to nothing and
-migrates nothing (the runner and the CLI call :func:`shared.db.upgrade_database`). The web process
-never imports TensorFlow, librosa or ``worker/``.
+``create_app()`` builds the app from :class:`shared.store.config.Settings`; it connects to
+nothing and migrates nothing (``genreflow prepare`` and ``run`` call
+:func:`shared.store.db.upgrade_database` and :func:`shared.store.registry.sync_model_dir`). The web
+process never imports TensorFlow, librosa or ``worker/``.
 """
 
 from __future__ import annotations
 
-import importlib.util
 from typing import Any
 
 from apiflask import APIFlask
 
 from shared import __version__
-from shared.config import Settings
+from shared.store.config import Settings
 
 API_TITLE = "genreflow"
 
@@ -39,7 +39,7 @@ def create_app(
     -------
     APIFlask
     """
-    from web import context
+    from web import context, pages
     from web.api import health, jobs, models, training
     from web.api.schemas import ProblemOut
     from web.errors import register_error_handlers
@@ -47,7 +47,7 @@ def create_app(
     settings = settings or Settings.from_env()
     settings.ensure_dirs()
     if upgrade_db:
-        from shared.db import upgrade_database
+        from shared.store.db import upgrade_database
 
         upgrade_database(settings.database_url)
 
@@ -76,8 +76,5 @@ def create_app(
     register_error_handlers(app)
     for blueprint in (health.bp, jobs.bp, models.bp, training.bp):
         app.register_blueprint(blueprint)
-    if importlib.util.find_spec("web.pages") is not None:
-        from web.pages import bp as pages_bp
-
-        app.register_blueprint(pages_bp)
+    app.register_blueprint(pages.bp)
     return app

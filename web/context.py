@@ -10,7 +10,7 @@ from typing import Any
 from flask import Flask, current_app, g
 from sqlalchemy.orm import Session, sessionmaker
 
-from shared.config import Settings
+from shared.store.config import Settings
 from web.queue import TaskQueue
 
 EXTENSION = "genreflow"
@@ -21,7 +21,7 @@ def init_app(app: Flask, settings: Settings) -> None:
 
     Nothing connects here: the engine and the broker connect on first use.
     """
-    from shared.db import make_engine, make_sessionmaker
+    from shared.store.db import make_engine, make_sessionmaker
 
     engine = make_engine(settings.database_url)
     app.extensions[EXTENSION] = {

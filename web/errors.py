@@ -17,49 +17,12 @@ from apiflask.exceptions import HTTPError
 from flask import Response
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from shared.errors import GenreflowError
+from shared.errors import GenreflowError, UploadTooLarge
 
 log = logging.getLogger(__name__)
 
 PROBLEM_MIMETYPE = "application/problem+json"
 PROBLEM_TYPE_PREFIX = "urn:genreflow:problem:"
-
-
-class ApiError(GenreflowError):
-    """A one-off API error with its own status, title and code.
-
-    Parameters
-    ----------
-    status : int
-        HTTP status.
-    code : str
-        Stable machine code (``snake_case``).
-    title : str
-        Short summary.
-    detail : str
-        What happened and what to do about it.
-    headers : dict, optional
-        Extra response headers (``Retry-After``...).
-    **extra
-        Extension members added to the problem body.
-    """
-
-    def __init__(
-        self,
-        status: int,
-        code: str,
-        title: str,
-        detail: str,
-        *,
-        headers: dict[str, str] | None = None,
-        **extra: Any,
-    ) -> None:
-        super().__init__(detail)
-        self.status = status  # type: ignore[misc]
-        self.code = code  # type: ignore[misc]
-        self.title = title  # type: ignore[misc]
-        self.headers = headers or {}
-        self.extra = extra
 
 
 def _snake(text: str) -> str:
@@ -110,13 +73,12 @@ def problem_response(
 
 def handle_genreflow_error(error: GenreflowError) -> Response:
     """Answer a deliberate genreflow error with its own status, title and code."""
-    headers = getattr(error, "headers", None)
-    extra = getattr(error, "extra", {})
+    headers = error.headers
     if error.status >= 500:
         log.warning("%s: %s", error.code, error.detail)
-        headers = {"Retry-After": "5", **(headers or {})} if error.status == 503 else headers
+        headers = {"Retry-After": "5", **headers} if error.status == 503 else headers
     return problem_response(
-        error.status, error.code, error.title, error.detail, headers=headers, **extra
+        error.status, error.code, error.title, error.detail, headers=headers, **error.extra
     )
 
 
@@ -128,12 +90,7 @@ def handle_http_exception(error: HTTPException) -> Response:
         from flask import current_app
 
         limit = current_app.config.get("GENREFLOW_MAX_UPLOAD_MB")
-        detail = (
-            f"The upload is larger than the {limit} MiB limit (GENREFLOW_MAX_UPLOAD_MB)."
-            if limit
-            else "The request body is too large."
-        )
-        return problem_response(413, "upload_too_large", "Upload too large", detail)
+        return handle_genreflow_error(UploadTooLarge.over_limit(limit))
     detail = error.description or title
     headers = {k: v for k, v in error.get_headers() if k.lower() not in {"content-type"}}
     return problem_response(status, _snake(title), title, detail, headers=headers)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, current_app, render_template
 
-from shared.audio import SUPPORTED_EXTENSIONS
+from shared.core.audio import SUPPORTED_EXTENSIONS
 
 bp = Blueprint(
     "pages",

@@ -11,20 +11,13 @@ import logging
 import threading
 from typing import Any
 
-from shared.errors import TransientError
+from shared.errors import QueueUnavailable
 
 log = logging.getLogger(__name__)
 
 BROKER_TIMEOUT_S = 3.0
 #: One quick retry: a dead broker should fail a request in about a second, not hang it.
 PUBLISH_RETRY_POLICY = {"max_retries": 1, "interval_start": 0.2, "interval_step": 0.2}
-
-
-class QueueUnavailable(TransientError):
-    """The task broker (Redis) could not be reached."""
-
-    title = "Task queue unavailable"
-    code = "queue_unavailable"
 
 
 class TaskQueue:
@@ -48,7 +41,7 @@ class TaskQueue:
             if self._celery is None:
                 from celery import Celery
 
-                from shared.celery_config import celery_config
+                from shared.lifecycle.queues import celery_config
 
                 config = celery_config(redis_url=self.redis_url, retrain_cron=None)
                 options = dict(config.get("broker_transport_options", {}))

@@ -16,7 +16,8 @@ from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import BinaryIO
 from urllib.parse import urlsplit
 
-from shared.audio import SUPPORTED_EXTENSIONS  # the one list of what the decoder accepts
+from shared.core.audio import SUPPORTED_EXTENSIONS  # the one list of what the decoder accepts
+from shared.errors import UploadTooLarge
 
 CHUNK_BYTES = 1024 * 1024
 MAX_FILENAME_CHARS = 255
@@ -67,10 +68,6 @@ class StoredUpload:
     path: Path
     sha256: str
     size_bytes: int
-
-
-class UploadTooLargeError(Exception):
-    """The streamed file exceeded the size limit (the caller answers 413)."""
 
 
 def clean_filename(raw: str | None) -> str:
@@ -135,7 +132,7 @@ def store_upload(
     extension : str
         Kept on the stored name (``<sha256><extension>``) so decoders can use it.
     max_bytes : int > 0
-        Larger streams raise :class:`UploadTooLargeError` and leave nothing behind.
+        Larger streams raise :class:`~shared.errors.UploadTooLarge` and leave nothing behind.
 
     Returns
     -------
@@ -151,7 +148,7 @@ def store_upload(
             while chunk := stream.read(CHUNK_BYTES):
                 size += len(chunk)
                 if size > max_bytes:
-                    raise UploadTooLargeError
+                    raise UploadTooLarge.over_limit(f"{max_bytes / 2**20:g}")
                 digest.update(chunk)
                 out.write(chunk)
             out.flush()

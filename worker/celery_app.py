@@ -2,18 +2,24 @@
 
 ``celery -A worker.celery_app worker -Q predict,webhooks`` (and ``-Q train --concurrency 1``,
 and ``beat``) use the module-level :data:`celery_app`. Creating it reads no settings and opens no
-connection: its configuration is a promise that :class:`shared.config.Settings` fills in the
+connection: its configuration is a promise that :class:`shared.store.config.Settings` fills in the
 first time Celery needs it. No model is loaded here; tasks load it lazily once per process.
+When a worker is ready it syncs the model registry once
+(:func:`shared.store.registry.sync_model_dir`).
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from celery import Celery
+from celery.signals import worker_ready
 
-from shared.celery_config import celery_config
-from shared.config import Settings
+from shared.lifecycle.queues import celery_config
+from shared.store.config import Settings
+
+log = logging.getLogger(__name__)
 
 APP_NAME = "genreflow"
 TASK_MODULES = ("worker.tasks",)
@@ -44,6 +50,17 @@ def make_celery(settings: Settings | None = None) -> Celery:
     else:
         app.add_defaults(lambda: config_from_settings(Settings.from_env()))
     return app
+
+
+@worker_ready.connect
+def sync_registry_on_start(**_: Any) -> None:
+    """Bring the model registry up to date when a worker starts (beat keeps it so)."""
+    from worker.tasks import get_settings, sync_registry
+
+    try:
+        sync_registry(get_settings())
+    except Exception as exc:  # a worker must start even when the database is not ready yet
+        log.warning("could not sync the model registry at start: %s", exc)
 
 
 celery_app = make_celery()

@@ -1,9 +1,11 @@
-"""Thin Celery tasks: one session, one call into ``shared/``, then enqueue what follows.
+"""Thin Celery tasks: one session, one call into ``shared/lifecycle``, then enqueue what follows.
 
-What follows (a webhook delivery) is enqueued only after the task's commit.
+What follows (a webhook delivery) is enqueued only after the task's commit. Each task's session
+is wrapped once in :func:`~shared.lifecycle.base.transient_db_errors`, so database trouble
+becomes a retry.
 
 Nothing here loads a model or imports TensorFlow at import time: the predict worker loads the
-active model during its first task (:func:`shared.worker_model.get_active_model`).
+active model during its first task (:func:`worker.model_cache.get_active_model`).
 """
 
 from __future__ import annotations
@@ -14,25 +16,24 @@ from typing import TYPE_CHECKING, Any, Final
 
 from celery import Task, shared_task
 
-from shared.celery_config import (
+from shared.errors import TrainingBusy, TransientError
+from shared.lifecycle.base import transient_db_errors
+from shared.lifecycle.jobs import abandon_job, run_classification
+from shared.lifecycle.queues import (
     TASK_CLASSIFY_SONG,
     TASK_DELIVER_WEBHOOK,
     TASK_RETRAIN_IF_CHANGED,
+    TASK_SYNC_MODELS,
     TASK_TRAIN_MODEL,
 )
-from shared.config import Settings
-from shared.db import session_scope
-from shared.errors import TransientError
-from shared.jobs import fail_job_after_retries, run_classification, transient_db_errors
-from shared.training_jobs import (
-    TrainingBusy,
-    fail_run_after_retries,
-    run_training,
-    training_lock,
-)
-from shared.training_jobs import retrain_if_changed as retrain_if_changed_
-from shared.webhooks import deliver_job_event
-from shared.worker_model import get_active_model
+from shared.lifecycle.retrain import retrain_if_changed as retrain_if_changed_
+from shared.lifecycle.training_lock import training_lock
+from shared.lifecycle.training_runs import abandon_run, run_training
+from shared.lifecycle.webhooks import deliver_job_event
+from shared.store.config import Settings
+from shared.store.db import session_scope
+from shared.store.registry import sync_model_dir
+from worker.model_cache import get_active_model
 
 if TYPE_CHECKING:
     from redis import Redis
@@ -70,6 +71,13 @@ def enqueue_webhook(job_id: str, event_type: str) -> None:
     deliver_webhook.apply_async(args=[job_id, event_type])
 
 
+def render_job(job: Any) -> dict[str, Any]:
+    """Return the API's job shape (the webhook body's ``data``), from the API's own schema."""
+    from web.api.schemas import dump_job
+
+    return dump_job(job)
+
+
 class ClassifyTask(Task):
     """Fails the job when its task gives up, so no job stays ``processing`` forever."""
 
@@ -77,7 +85,7 @@ class ClassifyTask(Task):
         """Mark the job failed and announce it."""
         job_id = args[0] if args else kwargs.get("job_id")
         with session_scope(get_settings().database_url) as session:
-            event = fail_job_after_retries(session, job_id, exc)
+            event = abandon_job(session, job_id, exc)
         if event:
             enqueue_webhook(job_id, event)
 
@@ -89,7 +97,7 @@ class TrainTask(Task):
         """Mark the run failed."""
         run_id = args[0] if args else kwargs.get("run_id")
         with session_scope(get_settings().database_url) as session:
-            fail_run_after_retries(session, run_id, exc)
+            abandon_run(session, run_id, exc)
 
 
 @shared_task(name=TASK_CLASSIFY_SONG, base=ClassifyTask, **TASK_OPTIONS)
@@ -119,6 +127,7 @@ def deliver_webhook(self: Task, job_id: str, event_type: str) -> None:
             session,
             job_id,
             event_type,
+            render_job=render_job,
             secret=settings.webhook_secret,
             max_attempts=settings.webhook_max_attempts,
             backoff_s=settings.webhook_backoff_s,
@@ -153,3 +162,22 @@ def retrain_if_changed(self: Task) -> None:
     settings = get_settings()
     with transient_db_errors("checking for a scheduled retrain"):
         retrain_if_changed_(lambda: session_scope(settings.database_url), settings, get_redis())
+
+
+@shared_task(name=TASK_SYNC_MODELS, **TASK_OPTIONS)
+def sync_models(self: Task) -> None:
+    """Register model files that appeared in the model dir (beat, every few seconds)."""
+    sync_registry(get_settings())
+
+
+def sync_registry(settings: Settings) -> None:
+    """Run :func:`~shared.store.registry.sync_model_dir` in its own session and log changes."""
+    with (
+        transient_db_errors("syncing the model registry"),
+        session_scope(settings.database_url) as session,
+    ):
+        result = sync_model_dir(session, settings)
+    for version in result.added:
+        log.info("registered model %s", version)
+    if result.activated:
+        log.info("active model %s", result.activated)

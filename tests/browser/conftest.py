@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from shared.config import Settings
+from shared.store.config import Settings
 from tests.integration import conftest as integration
 
 # The integration tests' session fixtures, shared: Redis, the tiny model, the training folder,
@@ -174,7 +174,7 @@ def modelless_service(
     integration_redis_url: str,
 ) -> Iterator[LiveService]:
     """Yield an app with no model and no training folder (uploads 503, training 409)."""
-    from shared.db import upgrade_database
+    from shared.store.db import upgrade_database
     from web import create_app
 
     del chromium_executable
@@ -236,7 +236,7 @@ def page(open_page: Any) -> Any:
 @pytest.fixture(scope="session")
 def audio_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Write the files the tests upload: good songs, an undecodable one, a text file, a big one."""
-    from shared.demo_data import synth_track, write_audio
+    from shared.core.demo_data import synth_track, write_audio
 
     root = tmp_path_factory.mktemp("browser-audio")
     parts = [synth_track(style, seconds=9.0, seed=i) for i, style in enumerate(STYLES)]

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from shared.core.features import FeatureConfig, mfcc_segments, segment_audio
 from shared.errors import AudioTooShort, FeatureMismatch
-from shared.features import FeatureConfig, mfcc_segments, segment_audio
 
 SR = 22_050
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from shared.core.model import load_genre_model
+from shared.core.predict import predict_file, vote_genre
 from shared.errors import AudioTooShort, InvalidAudio
-from shared.model import load_genre_model
-from shared.predict import predict_file, vote_genre
 
 
 def test_vote_takes_the_majority():
@@ -63,8 +63,8 @@ def test_scores_match_keras_predict(model):
 
 
 def test_streamed_prediction_equals_whole_signal_prediction(model, make_audio):
-    from shared.audio import decode_audio
-    from shared.predict import SEGMENTS_PER_BLOCK, predict_audio
+    from shared.core.audio import decode_audio
+    from shared.core.predict import SEGMENTS_PER_BLOCK, predict_audio
 
     seconds = 3.0 * (SEGMENTS_PER_BLOCK + 2) + 1.0  # two blocks, the second one partial
     path = make_audio("classical", seconds=seconds, ext=".flac")

@@ -7,11 +7,18 @@ import json
 import numpy as np
 import pytest
 
-from shared.dataset import Track, dataset_fingerprint, find_tracks, split_from_lists, split_tracks
+from shared.core.dataset import (
+    Track,
+    dataset_fingerprint,
+    find_tracks,
+    split_from_lists,
+    split_tracks,
+)
+from shared.core.features import FeatureConfig
+from shared.core.model import build_model, load_genre_model
+from shared.core.predict import predict_file
+from shared.core.sidecar import read_sidecar
 from shared.errors import DatasetError, FeatureMismatch, ModelError
-from shared.features import FeatureConfig
-from shared.model import build_model, load_genre_model, read_sidecar
-from shared.predict import predict_file
 from tests.conftest import TINY_GENRES
 
 pytestmark = pytest.mark.slow
@@ -115,7 +122,7 @@ def test_retraining_reuses_the_feature_cache(tiny_dataset, tiny_training, tmp_pa
     cached = sorted(p.name for p in cache_dir.rglob("*.npy"))
     assert len(cached) == len(find_tracks(tiny_dataset))
     mtimes = {p: p.stat().st_mtime_ns for p in cache_dir.rglob("*.npy")}
-    from shared.dataset import FeatureCache, load_features
+    from shared.core.dataset import FeatureCache, load_features
 
     features, skipped = load_features(
         find_tracks(tiny_dataset), FeatureCache(cache_dir, FeatureConfig()), progress_bar=False
@@ -147,7 +154,7 @@ def test_missing_model_or_sidecar_is_a_model_error(tiny_model_path, tmp_path):
 
 
 def test_evaluate_on_tracks_matches_training_report(tiny_training, tiny_dataset):
-    from shared.training import evaluate_on_tracks
+    from shared.core.training import evaluate_on_tracks
 
     model = load_genre_model(tiny_training.model_path)
     metrics = evaluate_on_tracks(model, tiny_dataset, tiny_training.test_tracks)
@@ -156,7 +163,7 @@ def test_evaluate_on_tracks_matches_training_report(tiny_training, tiny_dataset)
 
 
 def test_augmentation_adds_shifted_segments_of_training_tracks_only(tiny_dataset, tmp_path):
-    from shared.training import TrainOptions, train_from_folder
+    from shared.core.training import TrainOptions, train_from_folder
 
     common = {"epochs": 1, "valid_fraction": 0.2, "test_fraction": 0.2, "progress_bar": False}
     cache = str(tmp_path / "cache")

@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from shared.config import Settings
-from shared.db import dispose_engines, upgrade_database
+from shared.store.config import Settings
+from shared.store.db import dispose_engines, upgrade_database
 from tests.integration.helpers import WorkerProcess
 from tests.redis_server import running_redis
 
@@ -52,7 +52,7 @@ def integration_redis_url() -> Iterator[str]:
 @pytest.fixture(scope="session")
 def train_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Return a tiny GTZAN-layout folder: 3 synthetic genres, 6 tracks of 6 s each."""
-    from shared.demo_data import write_demo_dataset
+    from shared.core.demo_data import write_demo_dataset
 
     root = tmp_path_factory.mktemp("train-data")
     write_demo_dataset(root, genres=DEMO_GENRES, tracks_per_genre=6, seconds=6.0)
@@ -68,7 +68,7 @@ def integration_model(
         return Path(request.getfixturevalue("tiny_model_path"))
     except pytest.FixtureLookupError:
         pass
-    from shared.training import TrainOptions, train_from_folder
+    from shared.core.training import TrainOptions, train_from_folder
 
     out = tmp_path_factory.mktemp("tiny-model")
     options = TrainOptions(epochs=3, progress_bar=False, cache_dir=str(out / "cache"))
@@ -83,7 +83,7 @@ def worker_env(
     train_data_dir: Path,
 ) -> dict[str, str]:
     """Return the worker's environment (also the app's settings): one home per session."""
-    from shared.runner import prepare_home
+    from shared.cli.services import prepare_home
 
     home = tmp_path_factory.mktemp("home")
     models = home / "models"

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from celery.schedules import crontab
 
-from shared.celery_config import parse_cron
-from shared.config import Settings
+from shared.lifecycle.queues import parse_cron
+from shared.store.config import Settings
 from worker.celery_app import make_celery
 
 

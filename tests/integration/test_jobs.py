@@ -7,11 +7,11 @@ from typing import Any
 
 import pytest
 
-from shared.celery_config import TASK_CLASSIFY_SONG
-from shared.config import Settings
-from shared.db import session_scope
-from shared.jobs import run_classification
-from shared.models import Job, Prediction
+from shared.lifecycle.jobs import run_classification
+from shared.lifecycle.queues import TASK_CLASSIFY_SONG
+from shared.store.config import Settings
+from shared.store.db import session_scope
+from shared.store.orm import Job, Prediction
 from tests.integration.helpers import upload, wait_for_job, write_song
 from worker.celery_app import make_celery
 

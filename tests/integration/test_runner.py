@@ -28,7 +28,7 @@ READY_LINE = "genreflow is running at"
 
 
 class Runner:
-    """``python -m shared.cli_service run`` in a fresh home, its output collected."""
+    """``python -m shared run`` in a fresh home, its output collected."""
 
     def __init__(self, home: Path, port: int) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith("GENREFLOW_")}
@@ -36,7 +36,7 @@ class Runner:
         env.pop("DATABASE_URL", None)
         env.update(GENREFLOW_HOME=str(home), TF_CPP_MIN_LOG_LEVEL="2")
         argv = [
-            sys.executable, "-m", "shared.cli_service", "run", "--port", str(port),
+            sys.executable, "-m", "shared", "run", "--port", str(port),
             "--web-workers", "1", "--predict-concurrency", "1",
         ]  # fmt: skip
         self.process = subprocess.Popen(

@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from shared.celery_config import TASK_RETRAIN_IF_CHANGED
-from shared.config import Settings
-from shared.db import session_scope
-from shared.models import TrainingRun
+from shared.lifecycle.queues import TASK_RETRAIN_IF_CHANGED
+from shared.store.config import Settings
+from shared.store.db import session_scope
+from shared.store.orm import TrainingRun
 from tests.integration.helpers import poll, upload, wait_for_job, wait_for_run, write_song
 from worker.celery_app import make_celery
 

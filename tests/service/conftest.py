@@ -22,8 +22,8 @@ from typing import Any
 import pytest
 import redis
 
-from shared.config import Settings
-from shared.db import dispose_engines, make_engine, session_scope, upgrade_database
+from shared.store.config import Settings
+from shared.store.db import dispose_engines, make_engine, session_scope, upgrade_database
 from tests.redis_server import free_port, running_redis
 
 POSTGRES_FALLBACK_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -134,7 +134,7 @@ def write_model_files(
 @pytest.fixture
 def active_model(settings: Settings) -> str:
     """Register and activate a model in the test database; return its version."""
-    from shared.registry import register_model
+    from shared.store.registry import register_model
 
     path = write_model_files(settings.model_dir, "m-2026-01-01")
     engine = make_engine(settings.database_url)

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from shared.config import Settings
+from shared.store.config import Settings
 from tests.redis_server import free_port, running_redis
 from tests.service.conftest import wav_bytes
 from tests.service.helpers import assert_problem
@@ -133,7 +133,7 @@ def test_openapi_describes_every_endpoint(client: Any) -> None:
 
 NO_HEAVY_IMPORTS = """
 import io, json, sys, tempfile
-from shared.config import Settings
+from shared.store.config import Settings
 from web import create_app
 home = tempfile.mkdtemp()
 settings = Settings.from_env({"GENREFLOW_HOME": home, "REDIS_URL": sys.argv[1]})

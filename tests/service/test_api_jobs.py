@@ -8,10 +8,10 @@ import redis
 from celery.signals import before_task_publish
 from sqlalchemy.orm import Session
 
-from shared.config import Settings
-from shared.db import make_engine, session_scope
-from shared.models import Job, Prediction, WebhookDelivery, utcnow
-from shared.registry import register_model
+from shared.store.config import Settings
+from shared.store.db import make_engine, session_scope
+from shared.store.orm import Job, Prediction, WebhookDelivery, utcnow
+from shared.store.registry import register_model
 from tests.service.conftest import wav_bytes, write_model_files
 from tests.service.helpers import assert_problem, queued_tasks
 

@@ -4,9 +4,9 @@ from typing import Any
 import redis
 from sqlalchemy.orm import Session
 
-from shared.config import Settings
-from shared.models import ModelVersion, TrainingRun
-from shared.registry import register_model
+from shared.store.config import Settings
+from shared.store.orm import ModelVersion, TrainingRun
+from shared.store.registry import register_model
 from tests.service.conftest import write_model_files
 from tests.service.helpers import assert_problem, queued_tasks
 

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from shared.config import Settings, load_or_create_secret, make_webhook_secret
+from shared.store.config import Settings, load_or_create_secret, make_webhook_secret
 
 REPO = Path(__file__).resolve().parents[2]
 #: Reading a setting (copying the environment for a child process, or setting a library's
@@ -142,9 +142,9 @@ def test_only_config_reads_the_environment() -> None:
     offenders = []
     for package in ("shared", "web", "worker"):
         for path in (REPO / package).rglob("*.py"):
-            if path.relative_to(REPO).as_posix() == "shared/config.py":
+            if path.relative_to(REPO).as_posix() == "shared/store/config.py":
                 continue
             text = path.read_text(encoding="utf-8")
             if ENV_READ.search(text):
                 offenders.append(path.relative_to(REPO).as_posix())
-    assert offenders == [], f"only shared/config.py may read the environment: {offenders}"
+    assert offenders == [], f"only shared/store/config.py may read the environment: {offenders}"

@@ -7,10 +7,10 @@ import pytest
 from sqlalchemy.orm import Session
 
 from shared import registry
-from shared.config import Settings
 from shared.errors import ModelError
-from shared.models import ModelVersion, TrainingRun
-from shared.registry import (
+from shared.store.config import Settings
+from shared.store.orm import ModelVersion, TrainingRun
+from shared.store.registry import (
     ModelVersionNotFound,
     activate,
     active_model,
@@ -56,8 +56,8 @@ def test_register_model_without_tensorflow(settings: Settings) -> None:
     path = write_model_files(settings.model_dir, "v1")
     code = (
         "import sys\n"
-        "from shared.db import session_scope, upgrade_database\n"
-        "from shared.registry import register_model\n"
+        "from shared.store.db import session_scope, upgrade_database\n"
+        "from shared.store.registry import register_model\n"
         f"url = 'sqlite:///{settings.home / 'other.sqlite3'}'\n"
         "upgrade_database(url)\n"
         "with session_scope(url) as s:\n"

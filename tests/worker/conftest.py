@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy.orm import Session
 
-from shared.config import Settings
-from shared.db import dispose_engines, session_scope, upgrade_database
+from shared.store.config import Settings
+from shared.store.db import dispose_engines, session_scope, upgrade_database
 
 
 @pytest.fixture(scope="session")

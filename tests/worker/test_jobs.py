@@ -6,10 +6,10 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from shared.config import Settings
 from shared.errors import ModelError
-from shared.jobs import MAX_JOB_ATTEMPTS, fail_job_after_retries, run_classification
-from shared.models import Job
+from shared.lifecycle.jobs import MAX_JOB_ATTEMPTS, fail_job_after_retries, run_classification
+from shared.store.config import Settings
+from shared.store.orm import Job
 
 
 def make_job(session: Session, **fields: Any) -> Job:

@@ -9,8 +9,8 @@ from unittest import mock
 import pytest
 from celery.exceptions import Retry
 
-from shared.config import Settings
-from shared.webhooks import DeliveryOutcome
+from shared.lifecycle.webhooks import DeliveryOutcome
+from shared.store.config import Settings
 from worker import tasks
 
 

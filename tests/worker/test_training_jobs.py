@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy.orm import Session
 
-from shared.config import Settings
-from shared.models import ModelVersion, TrainingRun
-from shared.training_jobs import decide_activation, plan_scheduled_run, run_training
+from shared.lifecycle.training_runs import decide_activation, plan_scheduled_run, run_training
+from shared.store.config import Settings
+from shared.store.orm import ModelVersion, TrainingRun
 
 NEW = {"track_accuracy_vote": 0.8}
 
@@ -46,8 +46,8 @@ def test_scheduled_run_is_skipped_without_a_data_folder(
 def test_scheduled_run_is_skipped_when_data_is_unchanged(
     session: Session, settings: Settings, tmp_path: Path
 ) -> None:
-    from shared.dataset import dataset_fingerprint
-    from shared.demo_data import write_demo_dataset
+    from shared.core.dataset import dataset_fingerprint
+    from shared.core.demo_data import write_demo_dataset
 
     data = tmp_path / "data"
     write_demo_dataset(data, genres=("metal", "reggae"), tracks_per_genre=1, seconds=3.5)

@@ -9,7 +9,7 @@ import pytest
 import redis
 
 from shared.errors import TransientError
-from shared.training_jobs import TRAINING_LOCK_NAME, TrainingBusy, training_lock
+from shared.lifecycle.training_runs import TRAINING_LOCK_NAME, TrainingBusy, training_lock
 from tests.redis_server import free_port, running_redis
 
 

@@ -8,9 +8,7 @@ import pytest
 from sqlalchemy.orm import Session
 from standardwebhooks import Webhook
 
-from shared.config import Settings
-from shared.models import Job, WebhookDelivery
-from shared.webhooks import (
+from shared.lifecycle.webhooks import (
     AttemptResult,
     backoff_delay,
     build_event,
@@ -20,6 +18,8 @@ from shared.webhooks import (
     post_webhook,
     sign_headers,
 )
+from shared.store.config import Settings
+from shared.store.orm import Job, WebhookDelivery
 
 
 def make_job(session: Session, *, status: str = "done", url: str | None = "http://x/h") -> Job:

@@ -8,11 +8,11 @@ from apiflask import APIBlueprint
 from flask.typing import ResponseReturnValue
 from sqlalchemy import text
 
-from shared.registry import active_model, scan_model_dir
+from shared.errors import QueueUnavailable
+from shared.store.registry import active_model
 from web.api.schemas import HealthOut, ReadyOut
-from web.context import get_db, get_queue, get_settings
+from web.context import get_db, get_queue
 from web.errors import problem_response
-from web.queue import QueueUnavailable
 
 bp = APIBlueprint("health", __name__, tag="Health")
 
@@ -66,10 +66,7 @@ def _check_broker() -> dict[str, Any]:
 def _check_model() -> dict[str, Any]:
     db = get_db()
     try:
-        model = active_model(db)
-        if model is None and scan_model_dir(db, get_settings()):
-            db.commit()
-            model = active_model(db)
+        model = active_model(db)  # a pure read: the registry syncs the model dir itself
     except Exception as exc:  # e.g. tables missing: the database is not migrated
         db.rollback()
         return {"ok": False, "detail": f"cannot read models ({type(exc).__name__})"}

@@ -9,11 +9,12 @@ from apiflask import APIBlueprint
 from flask import send_file
 from flask.typing import ResponseReturnValue
 
-from shared.registry import activate_version, active_model, get_model, list_models, scan_model_dir
+from shared.errors import ConfusionMatrixNotFound, ModelFileMissing
+from shared.store.orm import ModelVersion
+from shared.store.registry import activate_version, active_model, get_model, list_models
 from web.api import API_PREFIX
 from web.api.schemas import ModelListOut, ModelOut
-from web.context import get_db, get_settings
-from web.errors import ApiError
+from web.context import get_db
 
 bp = APIBlueprint("models", __name__, url_prefix=API_PREFIX, tag="Models")
 
@@ -22,13 +23,11 @@ bp = APIBlueprint("models", __name__, url_prefix=API_PREFIX, tag="Models")
 @bp.output(ModelListOut)
 @bp.doc(summary="List model versions, newest first, and the active one")
 def list_model_versions() -> dict[str, Any]:
-    """Return every registered model (registering new files found in the model dir first)."""
+    """Return every registered model (a pure read; the registry syncs the model dir itself)."""
     db = get_db()
-    if scan_model_dir(db, get_settings()):
-        db.commit()
     active = active_model(db)
     return {
-        "items": [row.to_dict() for row in list_models(db)],
+        "items": list_models(db),
         "active_version": active.version if active is not None else None,
     }
 
@@ -36,26 +35,25 @@ def list_model_versions() -> dict[str, Any]:
 @bp.get("/models/<version>")
 @bp.output(ModelOut)
 @bp.doc(summary="Get a model version", responses=[404])
-def get_model_version(version: str) -> dict[str, Any]:
+def get_model_version(version: str) -> ModelVersion:
     """Return one model version."""
-    return get_model(get_db(), version).to_dict()
+    return get_model(get_db(), version)
 
 
 @bp.post("/models/<version>/activate")
 @bp.output(ModelOut)
 @bp.doc(summary="Make a model version the active one", responses=[404, 409])
-def activate_model_version(version: str) -> dict[str, Any]:
+def activate_model_version(version: str) -> ModelVersion:
     """Activate ``version`` (exactly one model is active afterwards)."""
     db = get_db()
     row = get_model(db, version)
     if not Path(row.path).is_file():
-        raise ApiError(
-            409, "model_file_missing", "Model file missing",
-            f"The file of model {version!r} ({Path(row.path).name}) is no longer on disk.",
-        )  # fmt: skip
+        raise ModelFileMissing(
+            f"The file of model {version!r} ({Path(row.path).name}) is no longer on disk."
+        )
     activate_version(db, version)
     db.commit()
-    return row.to_dict()
+    return row
 
 
 @bp.get("/models/<version>/confusion-matrix.png")
@@ -65,8 +63,5 @@ def get_confusion_matrix(version: str) -> ResponseReturnValue:
     row = get_model(get_db(), version)
     path = Path(row.confusion_png_path)
     if not path.is_file():
-        raise ApiError(
-            404, "confusion_matrix_not_found", "Confusion matrix not found",
-            f"Model {version!r} has no confusion matrix image.",
-        )  # fmt: skip
+        raise ConfusionMatrixNotFound(f"Model {version!r} has no confusion matrix image.")
     return send_file(path, mimetype="image/png", conditional=True, max_age=3600)

@@ -11,13 +11,15 @@ from sqlalchemy.orm import Session
 def paginate(
     db: Session, query: Select[Any], *, order_by: tuple[Any, ...], page: int, per_page: int
 ) -> dict[str, Any]:
-    """Run ``query`` for one page and return its rows' ``to_dict()`` with the total count.
+    """Run ``query`` for one page and return its rows with the total count.
+
+    The rows are dumped by the endpoint's output schema.
 
     Parameters
     ----------
     db : Session
     query : Select
-        Selects ORM rows that have ``to_dict()``; filters applied, no ordering.
+        Selects ORM rows; filters applied, no ordering.
     order_by : tuple
         Columns to order by (newest first, then a tie-breaker, for a stable page order).
     page : int >= 1
@@ -26,7 +28,7 @@ def paginate(
     total = db.scalar(select(func.count()).select_from(query.subquery())) or 0
     rows = db.scalars(query.order_by(*order_by).offset((page - 1) * per_page).limit(per_page))
     return {
-        "items": [row.to_dict() for row in rows],
+        "items": list(rows),
         "page": page,
         "per_page": per_page,
         "total": total,

@@ -1,14 +1,28 @@
-"""APIFlask (marshmallow) schemas: they document ``/openapi.json`` and shape the responses.
+"""APIFlask (marshmallow) schemas: they document ``/openapi.json`` and own the JSON shape.
 
-The dicts come from the ORM's ``to_dict()``; these schemas mirror ``docs/architecture.md``.
+Views return ORM rows; each ``*Out`` schema turns its row into the shape of
+``docs/architecture.md`` (times in ISO 8601 UTC) and adds the row's links. The ORM knows no URLs.
+:func:`dump_job` is the same job shape for webhook bodies.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 from apiflask import Schema, fields
 from apiflask.validators import OneOf, Range
+from marshmallow import pre_dump
 
-from shared.models import JobStatus, RunStatus
+from shared.store.orm import (
+    Job,
+    JobStatus,
+    ModelVersion,
+    RunStatus,
+    TrainingRun,
+    WebhookDelivery,
+    isoformat,
+)
+from web.api import API_PREFIX
 
 MAX_PER_PAGE = 100
 
@@ -71,6 +85,55 @@ class JobOut(Schema):
     result = fields.Nested(PredictionOut, allow_none=True)
     links = fields.Dict(keys=fields.String(), values=fields.String())
 
+    @pre_dump
+    def _from_row(self, data: Any, **_: Any) -> Any:
+        return _job_fields(data) if isinstance(data, Job) else data
+
+
+def job_links(job_id: str) -> dict[str, str]:
+    """Return the API paths of a job, its audio and its webhook deliveries."""
+    base = f"{API_PREFIX}/jobs/{job_id}"
+    return {"self": base, "audio": f"{base}/audio", "deliveries": f"{base}/deliveries"}
+
+
+def _job_fields(job: Job) -> dict[str, Any]:
+    error = None
+    if job.error_code or job.error_detail:
+        error = {"code": job.error_code, "title": job.error_title, "detail": job.error_detail}
+    result = None
+    if job.prediction is not None:
+        stored = job.prediction
+        result = {
+            "genre": stored.genre,
+            "confidence": stored.confidence,
+            "model_version": job.model_version,
+            "duration_s": stored.duration_s,
+            "n_segments": stored.n_segments,
+            "probabilities": stored.probabilities,
+            "votes": stored.votes,
+            "segments": stored.segments,
+        }
+    return {
+        "id": job.id,
+        "status": job.status,
+        "progress": job.progress,
+        "filename": job.filename,
+        "size_bytes": job.size_bytes,
+        "created_at": isoformat(job.created_at),
+        "started_at": isoformat(job.started_at),
+        "finished_at": isoformat(job.finished_at),
+        "model_version": job.model_version,
+        "webhook_url": job.webhook_url,
+        "error": error,
+        "result": result,
+        "links": job_links(job.id),
+    }
+
+
+def dump_job(job: Job) -> dict[str, Any]:
+    """Return the API shape of ``job`` (the ``data`` of its webhook events)."""
+    return JobOut().dump(job)
+
 
 class JobUploadIn(Schema):
     """The multipart upload of ``POST /api/v1/jobs``."""
@@ -123,6 +186,21 @@ class DeliveryOut(Schema):
     succeeded = fields.Boolean()
     created_at = fields.String(metadata={"format": "date-time"})
 
+    @pre_dump
+    def _from_row(self, data: Any, **_: Any) -> Any:
+        if not isinstance(data, WebhookDelivery):
+            return data
+        return {
+            **{name: getattr(data, name) for name in _DELIVERY_FIELDS},
+            "created_at": isoformat(data.created_at),
+        }
+
+
+_DELIVERY_FIELDS = (
+    "id", "job_id", "event_type", "message_id", "attempt", "url", "status_code", "error",
+    "duration_ms", "succeeded",
+)  # fmt: skip
+
 
 class DeliveryListOut(Schema):
     """A job's webhook deliveries, oldest first."""
@@ -142,6 +220,27 @@ class ModelOut(Schema):
     data_fingerprint = fields.String(allow_none=True)
     training_run_id = fields.String(allow_none=True)
     links = fields.Dict(keys=fields.String(), values=fields.String())
+
+    @pre_dump
+    def _from_row(self, data: Any, **_: Any) -> Any:
+        if not isinstance(data, ModelVersion):
+            return data
+        base = f"{API_PREFIX}/models/{data.version}"
+        return {
+            "version": data.version,
+            "created_at": isoformat(data.created_at),
+            "active": data.active,
+            "genres": data.genres,
+            "metrics": data.metrics,
+            "feature_config": data.feature_config,
+            "data_fingerprint": data.data_fingerprint,
+            "training_run_id": data.training_run_id,
+            "links": {
+                "self": base,
+                "activate": f"{base}/activate",
+                "confusion_matrix": f"{base}/confusion-matrix.png",
+            },
+        }
 
 
 class ModelItemOut(ModelOut):
@@ -182,6 +281,35 @@ class TrainingRunOut(Schema):
     metrics = fields.Raw(allow_none=True)
     error = fields.Nested(RunErrorOut, allow_none=True)
     links = fields.Dict(keys=fields.String(), values=fields.String(allow_none=True))
+
+    @pre_dump
+    def _from_row(self, data: Any, **_: Any) -> Any:
+        if not isinstance(data, TrainingRun):
+            return data
+        error = None
+        if data.error_code or data.error_detail:
+            error = {"code": data.error_code or "training_failed", "detail": data.error_detail}
+        model = f"{API_PREFIX}/models/{data.model_version}" if data.model_version else None
+        return {
+            "id": data.id,
+            "status": data.status,
+            "progress": data.progress,
+            "stage": data.stage,
+            "trigger": data.trigger,
+            "created_at": isoformat(data.created_at),
+            "started_at": isoformat(data.started_at),
+            "finished_at": isoformat(data.finished_at),
+            "model_version": data.model_version,
+            "activated": data.activated,
+            "metrics": data.metrics,
+            "error": error,
+            "links": {"self": training_run_link(data.id), "model": model},
+        }
+
+
+def training_run_link(run_id: str) -> str:
+    """Return the API path of a training run."""
+    return f"{API_PREFIX}/training-runs/{run_id}"
 
 
 class TrainingRunPageOut(PageOut):

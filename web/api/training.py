@@ -8,15 +8,13 @@ from apiflask import APIBlueprint
 from flask.typing import ResponseReturnValue
 from sqlalchemy import select
 
-from shared.celery_config import QUEUE_TRAIN, TASK_TRAIN_MODEL
-from shared.errors import TrainingRunNotFound
-from shared.models import RunStatus, RunTrigger, TrainingRun, utcnow
+from shared.errors import TrainingBusy, TrainingRunNotFound
+from shared.lifecycle.training_runs import start_training_run
+from shared.store.orm import TrainingRun
 from web.api import API_PREFIX
 from web.api.pagination import paginate
-from web.api.schemas import PageQuery, TrainingRunOut, TrainingRunPageOut
+from web.api.schemas import PageQuery, TrainingRunOut, TrainingRunPageOut, training_run_link
 from web.context import get_db, get_queue, get_settings
-from web.errors import ApiError
-from web.queue import QueueUnavailable
 
 bp = APIBlueprint("training", __name__, url_prefix=API_PREFIX, tag="Training")
 
@@ -33,52 +31,12 @@ bp = APIBlueprint("training", __name__, url_prefix=API_PREFIX, tag="Training")
 )
 def start_training() -> ResponseReturnValue:
     """Create a training run, commit it, then send it to the ``train`` queue."""
-    settings = get_settings()
-    data_dir = settings.train_data_dir
-    if data_dir is None:
-        raise ApiError(
-            409, "training_not_configured", "Training is not configured",
-            "Set GENREFLOW_TRAIN_DATA_DIR to a GTZAN-layout folder (one sub-folder per genre) "
-            "and restart, or train from the command line with `genreflow train DATA_DIR`.",
-        )  # fmt: skip
-    if not data_dir.is_dir():
-        raise ApiError(
-            422, "training_data_missing", "Training data missing",
-            f"GENREFLOW_TRAIN_DATA_DIR={data_dir} is not a folder. Create it with one "
-            "sub-folder of audio files per genre (or `genreflow demo-data DIR`).",
-        )  # fmt: skip
-    db = get_db()
-    busy = db.scalars(
-        select(TrainingRun)
-        .where(TrainingRun.status.in_([RunStatus.QUEUED.value, RunStatus.RUNNING.value]))
-        .order_by(TrainingRun.created_at.desc())
-    ).first()
-    if busy is not None:
-        raise ApiError(
-            409, "training_in_progress", "Training already in progress",
-            f"Training run {busy.id} is {busy.status}; wait for it to finish.",
-            headers={"Location": busy.links["self"]}, training_run_id=busy.id,
-        )  # fmt: skip
-    run = TrainingRun(
-        status=RunStatus.QUEUED.value,
-        trigger=RunTrigger.API.value,
-        data_dir=str(data_dir),
-        progress=0.0,
-        activated=False,
-    )
-    db.add(run)
-    db.commit()
     try:
-        get_queue().send(TASK_TRAIN_MODEL, [run.id], queue=QUEUE_TRAIN)
-    except QueueUnavailable as exc:
-        run.status, run.error_code, run.error_detail = RunStatus.FAILED.value, exc.code, exc.detail
-        run.finished_at = utcnow()
-        db.commit()
-        raise ApiError(
-            503, exc.code, exc.title, exc.detail,
-            headers={"Retry-After": "5"}, training_run_id=run.id,
-        ) from exc  # fmt: skip
-    return run.to_dict(), 202, {"Location": run.links["self"]}
+        run = start_training_run(get_db(), get_settings(), queue=get_queue())
+    except TrainingBusy as exc:
+        exc.headers["Location"] = training_run_link(exc.extra["training_run_id"])
+        raise
+    return run, 202, {"Location": training_run_link(run.id)}
 
 
 @bp.get("/training-runs")
@@ -100,9 +58,9 @@ def list_training_runs(query_data: dict[str, Any]) -> dict[str, Any]:
 @bp.get("/training-runs/<run_id>")
 @bp.output(TrainingRunOut)
 @bp.doc(summary="Get a training run", responses=[404])
-def get_training_run(run_id: str) -> dict[str, Any]:
+def get_training_run(run_id: str) -> TrainingRun:
     """Return one training run."""
     run = get_db().get(TrainingRun, run_id)
     if run is None:
         raise TrainingRunNotFound(f"No training run has id {run_id!r}.")
-    return run.to_dict()
+    return run

@@ -1,8 +1,9 @@
-"""Celery configuration shared by the web process (which only sends) and the workers.
+"""Task names, queues, routes and the Celery configuration: the contract between web and worker.
 
-The web process never imports ``worker/``; it builds a sending-only Celery client from
-:func:`celery_config` so that ``send_task("genreflow.classify_song", ...)`` lands on the same
-queue the predict worker consumes. Building the dictionary opens no connection.
+It lives with the lifecycles because they say which task comes next. The web process never
+imports ``worker/``; it builds a sending-only Celery client from :func:`celery_config` so that
+``send_task("genreflow.classify_song", ...)`` lands on the same queue the predict worker
+consumes. Building the dictionary opens no connection.
 """
 
 from __future__ import annotations
@@ -21,15 +22,18 @@ TASK_CLASSIFY_SONG: Final = "genreflow.classify_song"
 TASK_TRAIN_MODEL: Final = "genreflow.train_model"
 TASK_RETRAIN_IF_CHANGED: Final = "genreflow.retrain_if_changed"
 TASK_DELIVER_WEBHOOK: Final = "genreflow.deliver_webhook"
+TASK_SYNC_MODELS: Final = "genreflow.sync_models"
 
 TASK_ROUTES: Final[dict[str, dict[str, str]]] = {
     TASK_CLASSIFY_SONG: {"queue": QUEUE_PREDICT},
     TASK_TRAIN_MODEL: {"queue": QUEUE_TRAIN},
     TASK_RETRAIN_IF_CHANGED: {"queue": QUEUE_TRAIN},
     TASK_DELIVER_WEBHOOK: {"queue": QUEUE_WEBHOOKS},
+    TASK_SYNC_MODELS: {"queue": QUEUE_PREDICT},
 }
 
-DEFAULT_RETRAIN_CRON: Final = "0 3 * * 0"
+#: How often beat asks the registry to register model files that appeared in the model dir.
+SYNC_MODELS_INTERVAL_S: Final = 30.0
 #: Longer than the longest training run: Redis redelivers an unacked task after this many seconds.
 VISIBILITY_TIMEOUT_S: Final = 6 * 3600
 
@@ -60,9 +64,7 @@ def parse_cron(expr: str) -> crontab:
         raise ValueError(f"invalid cron expression {expr!r}: {exc}") from exc
 
 
-def celery_config(
-    *, redis_url: str, retrain_cron: str | None = DEFAULT_RETRAIN_CRON
-) -> dict[str, Any]:
+def celery_config(*, redis_url: str, retrain_cron: str | None) -> dict[str, Any]:
     """Return the Celery settings of genreflow.
 
     Parameters
@@ -77,7 +79,13 @@ def celery_config(
     dict
         Lower-case Celery setting names to values, ready for ``app.conf.update``.
     """
-    beat_schedule: dict[str, dict[str, Any]] = {}
+    beat_schedule: dict[str, dict[str, Any]] = {
+        "sync-models": {
+            "task": TASK_SYNC_MODELS,
+            "schedule": SYNC_MODELS_INTERVAL_S,
+            "options": {"queue": QUEUE_PREDICT},
+        }
+    }
     if retrain_cron and retrain_cron.strip():
         beat_schedule["retrain-if-changed"] = {
             "task": TASK_RETRAIN_IF_CHANGED,

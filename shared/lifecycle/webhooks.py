@@ -1,9 +1,9 @@
 """Signed webhook delivery for finished jobs (Standard Webhooks).
 
 When a job ends with a ``webhook_url``, the ``webhooks`` queue runs
-:func:`deliver_job_event`: it POSTs ``{"type", "timestamp", "data": job.to_dict()}`` signed with
+:func:`deliver_job_event`: it POSTs ``{"type", "timestamp", "data": <job>}`` signed with
 the ``webhook-id`` / ``webhook-timestamp`` / ``webhook-signature`` headers, records every attempt
-as a :class:`~shared.models.WebhookDelivery` row and says when to try again. The message id is
+as a :class:`~shared.store.orm.WebhookDelivery` row and says when to try again. The message id is
 derived from the job and event, so every retry (and any redelivery of the task) carries the same
 id and receivers can drop duplicates.
 """
@@ -21,7 +21,7 @@ from typing import Any, Final
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from shared.models import Job, JobStatus, WebhookDelivery, isoformat, utcnow
+from shared.store.orm import Job, JobStatus, WebhookDelivery, isoformat, utcnow
 
 EVENT_COMPLETED: Final = "job.completed"
 EVENT_FAILED: Final = "job.failed"
@@ -84,13 +84,17 @@ def message_id_for(job_id: str, event_type: str) -> str:
     return "msg_" + uuid.uuid5(_MESSAGE_NAMESPACE, f"{job_id}/{event_type}").hex
 
 
-def build_event(job: Job, event_type: str) -> dict[str, Any]:
+RenderJob = Callable[[Job], dict[str, Any]]
+
+
+def build_event(job: Job, event_type: str, *, render_job: RenderJob) -> dict[str, Any]:
     """Return the JSON event announcing that ``job`` ended.
 
     The timestamp is the job's finish time, so the body is identical across retries.
+    ``render_job`` gives the job's JSON shape (the API's, :func:`web.api.schemas.dump_job`).
     """
     when = job.finished_at or job.started_at or job.created_at
-    return {"type": event_type, "timestamp": isoformat(when), "data": job.to_dict()}
+    return {"type": event_type, "timestamp": isoformat(when), "data": render_job(job)}
 
 
 def encode_body(event: dict[str, Any]) -> bytes:
@@ -175,6 +179,7 @@ def deliver_job_event(
     job_id: str,
     event_type: str,
     *,
+    render_job: RenderJob,
     secret: str,
     max_attempts: int,
     backoff_s: float,
@@ -188,6 +193,8 @@ def deliver_job_event(
         The attempt's :class:`WebhookDelivery` row is added here; the caller commits.
     job_id : str
     event_type : {"job.completed", "job.failed"}
+    render_job : callable(Job) -> dict
+        The job's JSON shape for the event's ``data``.
     secret : str
         Signing secret.
     max_attempts : int > 0
@@ -220,7 +227,7 @@ def deliver_job_event(
 
     attempt = n_attempts + 1
     message_id = message_id_for(job_id, event_type)
-    body = encode_body(build_event(job, event_type))
+    body = encode_body(build_event(job, event_type, render_job=render_job))
     url = job.webhook_url
     session.commit()  # end the read transaction: no database lock is held during the request
     result = http_post(url, body, sign_headers(secret, message_id, body))

@@ -1,13 +1,17 @@
 """The model registry: which trained model files exist and which one is active.
 
-A model is a ``<version>.keras`` file with a sidecar ``<version>.json`` beside it (keys
-``version``, ``genres``, ``feature_config``, ``metrics``, ``data_fingerprint``, ``created_at``).
-Registering reads only the sidecar, so nothing here imports TensorFlow.
+A model is a ``<version>.keras`` file with its card (:mod:`shared.core.sidecar`) beside it.
+Registering reads only the card, so nothing here imports TensorFlow. :func:`sync_model_dir` is
+the one owner of "which files are registered and which is active when none was chosen"; it runs
+at start-up (``genreflow prepare``/``run``, worker start) and from beat's periodic
+``genreflow.sync_models`` task. Everything else here only reads, or acts on an explicit request
+(``activate_version``).
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -15,53 +19,16 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from shared.core.sidecar import MODEL_SUFFIX, read_sidecar
 from shared.errors import ModelError, ModelVersionNotFound
-from shared.model import read_sidecar as read_sidecar_file
-from shared.model import sidecar_path
-from shared.models import ModelVersion
+from shared.store.orm import ModelVersion
 
 if TYPE_CHECKING:
-    from shared.config import Settings
+    from shared.store.config import Settings
 
 log = logging.getLogger(__name__)
 
-MODEL_SUFFIX = ".keras"
-DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "default_model"
-
-
-def read_sidecar(model_path: str | Path) -> dict[str, Any]:
-    """Read and check the sidecar JSON of a ``.keras`` model file.
-
-    Parameters
-    ----------
-    model_path : str or Path
-        The ``.keras`` file; its sidecar is ``<stem>.json`` in the same folder.
-
-    Returns
-    -------
-    dict
-        The sidecar, with at least ``version`` (str) and ``genres`` (non-empty list).
-
-    Raises
-    ------
-    ModelError
-        If the model file or its sidecar is missing, or the sidecar is not valid.
-    """
-    path = Path(model_path)
-    if not path.is_file():
-        raise ModelError(f"Model file {path} does not exist.")
-    sidecar = sidecar_path(path)
-    data = read_sidecar_file(path)
-    if not isinstance(data, dict):
-        raise ModelError(f"Model sidecar {sidecar.name} is not a JSON object.")
-    version = data.get("version") or path.stem
-    genres = data.get("genres")
-    if not isinstance(version, str) or not version.strip() or "/" in version:
-        raise ModelError(f"Model sidecar {sidecar.name} has an invalid version {version!r}.")
-    if not isinstance(genres, list) or not genres or not all(isinstance(g, str) for g in genres):
-        raise ModelError(f"Model sidecar {sidecar.name} must list the model's genres.")
-    data["version"] = version
-    return data
+DEFAULT_MODEL_DIR = Path(__file__).resolve().parents[1] / "default_model"
 
 
 def _parse_time(value: Any) -> datetime | None:
@@ -178,43 +145,93 @@ def activate_version(session: Session, version: str) -> ModelVersion:
     return row
 
 
-activate = activate_version
+@dataclass(frozen=True)
+class SyncResult:
+    """What :func:`sync_model_dir` changed.
+
+    Attributes
+    ----------
+    added : list of str
+        Versions registered by this call.
+    activated : str or None
+        The version this call made active (``None`` when the active model did not change).
+    """
+
+    added: list[str] = field(default_factory=list)
+    activated: str | None = None
 
 
-def register_default_model(session: Session, settings: Settings) -> ModelVersion | None:
-    """Register the model shipped in ``shared/default_model/`` (if any), on first start.
+def sync_model_dir(session: Session, settings: Settings) -> SyncResult:
+    """Register new model files and, when no model is active, activate the newest.
 
-    It is activated only when no model is active yet. ``settings`` is accepted for symmetry with
-    :func:`scan_model_dir` (the shipped model stays where the package keeps it).
+    Looks at the models shipped in ``shared/default_model/`` and at ``settings.model_dir``.
+    Files whose card is missing or invalid are skipped with a warning; known versions are left
+    as they are. When no model is active afterwards, the newest shipped model is activated, or
+    else the newest registered one, so ``genreflow train DIR`` makes a usable service.
+
+    Parameters
+    ----------
+    session : Session
+        Flushed, not committed; the caller commits.
+    settings : Settings
+        ``model_dir``.
 
     Returns
     -------
-    ModelVersion or None
-        The shipped model's row, or ``None`` when the package ships none.
+    SyncResult
     """
-    del settings  # the shipped model is read in place
-    return _register_newest(session, sorted(DEFAULT_MODEL_DIR.glob(f"*{MODEL_SUFFIX}")))
+    shipped = _register_files(session, _model_files(DEFAULT_MODEL_DIR))
+    added = _register_files(session, _model_files(settings.model_dir))
+    activated = None
+    if active_model(session) is None:
+        candidates = shipped or list_models(session)
+        if candidates:
+            newest = max(candidates, key=lambda row: (row.created_at, row.version))
+            activated = activate_version(session, newest.version).version
+    return SyncResult(added=[row.version for row in added], activated=activated)
 
 
-def scan_model_dir(session: Session, settings: Settings) -> list[ModelVersion]:
-    """Register model files in ``settings.model_dir`` that the database does not know yet.
+def active_model_file(settings: Settings) -> Path | None:
+    """Return the active model's file for a command-line run, syncing the registry first.
 
-    Files whose sidecar is missing or invalid are skipped with a warning. When no model is
-    active, the newest model found becomes active, so ``genreflow train DIR --out
-    $GENREFLOW_MODEL_DIR`` makes a usable service.
+    The database is migrated when needed (as ``genreflow prepare`` does), so the command line
+    and the service always agree on the active model.
 
     Returns
     -------
-    list of ModelVersion
-        The rows added by this call.
+    Path or None
+        ``None`` when no model is registered (or the active one's file is gone).
+
+    Raises
+    ------
+    ModelError
+        When the database cannot be reached.
     """
-    if not settings.model_dir.is_dir():
-        return []
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from shared.store.db import session_scope, upgrade_database
+
+    try:
+        upgrade_database(settings.database_url)
+        with session_scope(settings.database_url) as session:
+            sync_model_dir(session, settings)
+            active = active_model(session)
+            path = Path(active.path) if active is not None else None
+    except SQLAlchemyError as exc:
+        raise ModelError(f"The model registry's database is unavailable: {exc}") from exc
+    return path if path is not None and path.is_file() else None
+
+
+def _model_files(folder: Path) -> list[Path]:
+    return sorted(folder.glob(f"*{MODEL_SUFFIX}")) if folder.is_dir() else []
+
+
+def _register_files(session: Session, paths: list[Path]) -> list[ModelVersion]:
+    """Register the files not known yet (by path or version); return the new rows."""
     known_paths = set(session.scalars(select(ModelVersion.path)))
     added: list[ModelVersion] = []
-    for path in sorted(settings.model_dir.glob(f"*{MODEL_SUFFIX}")):
-        resolved = str(path.resolve())
-        if resolved in known_paths:
+    for path in paths:
+        if str(path.resolve()) in known_paths:
             continue
         try:
             meta = read_sidecar(path)
@@ -224,23 +241,4 @@ def scan_model_dir(session: Session, settings: Settings) -> list[ModelVersion]:
         if session.get(ModelVersion, meta["version"]) is not None:
             continue
         added.append(register_model(session, path))
-    if active_model(session) is None:
-        newest = list_models(session)
-        if newest:
-            activate_version(session, newest[0].version)
     return added
-
-
-def _register_newest(session: Session, paths: list[Path]) -> ModelVersion | None:
-    rows: list[ModelVersion] = []
-    for path in paths:
-        try:
-            rows.append(register_model(session, path))
-        except ModelError as exc:
-            log.warning("skipping shipped model %s: %s", path, exc.detail)
-    if not rows:
-        return None
-    newest = max(rows, key=lambda row: row.created_at)
-    if active_model(session) is None:
-        activate_version(session, newest.version)
-    return newest

@@ -11,7 +11,6 @@ models without loading TensorFlow.
 
 from __future__ import annotations
 
-import json
 import os
 import secrets
 from dataclasses import dataclass, field
@@ -21,8 +20,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from shared.core.features import FeatureConfig
+from shared.core.sidecar import model_path_for, read_sidecar, write_sidecar
 from shared.errors import FeatureMismatch, ModelError
-from shared.features import FeatureConfig
 
 if TYPE_CHECKING:
     import keras
@@ -106,30 +106,6 @@ def new_version() -> str:
     return f"{datetime.now(UTC):%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
 
 
-def sidecar_path(model_path: str | Path) -> Path:
-    """Return the sidecar JSON path that belongs to a ``.keras`` file."""
-    return Path(model_path).with_suffix(".json")
-
-
-def read_sidecar(model_path: str | Path) -> dict[str, Any]:
-    """Read a model's sidecar without loading TensorFlow.
-
-    Raises
-    ------
-    ModelError
-        The sidecar is missing or not valid JSON.
-    """
-    path = sidecar_path(model_path)
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise ModelError(
-            f"Model sidecar {path.name} is missing beside {Path(model_path).name}."
-        ) from exc
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ModelError(f"Model sidecar {path.name} is not valid JSON: {exc}.") from exc
-
-
 def save_model(
     model: keras.Model,
     out_dir: str | Path,
@@ -142,7 +118,7 @@ def save_model(
     """Save ``model`` as ``<out_dir>/<version>.keras`` with its sidecar; return the model path."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    model_path = out_dir / f"{version}.keras"
+    model_path = model_path_for(out_dir, version)
     model.save(model_path)
     sidecar = {
         "format": SIDECAR_FORMAT,
@@ -153,7 +129,7 @@ def save_model(
         "architecture": model.name.removeprefix("genreflow_"),
         **(extra or {}),
     }
-    sidecar_path(model_path).write_text(json.dumps(sidecar, indent=2, default=_json_default))
+    write_sidecar(model_path, sidecar, default=_json_default)
     return model_path
 
 

@@ -1,18 +1,14 @@
-"""Service commands of the ``genreflow`` CLI: ``genreflow run`` and ``genreflow prepare``.
+"""The service commands of ``genreflow``: ``run`` (the whole service) and ``prepare``.
 
-The core CLI (``shared/cli.py``) adds these to its click group with one line::
-
-    add_service_commands(main)
-
-They also run on their own, without the core CLI: ``python -m shared.cli_service prepare``
-(the container image's one-shot migrate step uses this).
+They are registered on the group in :mod:`shared.cli.main`; the container's one-shot migrate
+step runs ``genreflow prepare``.
 """
 
 from __future__ import annotations
 
 import click
 
-from shared.runner import DEFAULT_HOST, DEFAULT_PORT
+from shared.cli.services import DEFAULT_HOST, DEFAULT_PORT
 
 
 @click.command("run")
@@ -48,8 +44,9 @@ def run_command(
     Everything lives under $GENREFLOW_HOME (default ./var): the SQLite database, uploads,
     models and Redis's data. Ctrl-C stops it all.
     """
-    from shared.config import Settings
-    from shared.runner import RunnerError, run_service
+    from shared.cli.services import run_service
+    from shared.errors import RunnerError
+    from shared.store.config import Settings
 
     try:
         settings = Settings.from_env()
@@ -74,29 +71,12 @@ def prepare_command() -> None:
 
     ``genreflow run`` does this itself; containers run it once before the other services.
     """
-    from shared.config import Settings
-    from shared.runner import prepare_home
+    from shared.cli.services import prepare_home
+    from shared.store.config import Settings
 
     settings = Settings.from_env()
     active = prepare_home(settings)
     click.echo(f"database ready; active model: {active or 'none'}")
 
 
-SERVICE_COMMANDS = (run_command, prepare_command)
-
-
-def add_service_commands(group: click.Group) -> None:
-    """Add the service commands to the ``genreflow`` click group."""
-    for command in SERVICE_COMMANDS:
-        group.add_command(command)
-
-
-@click.group()
-def service_cli() -> None:
-    """Genreflow service commands."""
-
-
-add_service_commands(service_cli)
-
-if __name__ == "__main__":
-    service_cli()
+COMMANDS = (run_command, prepare_command)

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-from shared.audio import SUPPORTED_EXTENSIONS, decode_audio
+from shared.core.audio import SUPPORTED_EXTENSIONS, decode_audio
+from shared.core.features import FeatureConfig, mfcc_segments
 from shared.errors import DatasetError, GenreflowError
-from shared.features import FeatureConfig, mfcc_segments
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """The ORM: jobs, predictions, model versions, training runs and webhook deliveries.
 
-SQLAlchemy 2.0 declarative mapping. The schema changes only through ``migrations/``. Each model's
-``to_dict()`` is the JSON shape of ``docs/architecture.md`` (links are paths under ``/api/v1``).
+SQLAlchemy 2.0 declarative mapping. The schema changes only through ``migrations/``. The rows know
+no URLs and no JSON shapes: the API's schemas (``web/api/schemas.py``) dump them.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Final
 
 from sqlalchemy import (
     JSON,
@@ -28,7 +28,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-API_PREFIX = "/api/v1"
+from shared.core.sidecar import confusion_png_path
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -56,6 +56,14 @@ class RunStatus(StrEnum):
     DONE = "done"
     FAILED = "failed"
     SKIPPED = "skipped"
+
+
+#: Statuses a job never leaves.
+JOB_FINAL_STATUSES: Final = frozenset({JobStatus.DONE.value, JobStatus.FAILED.value})
+#: Statuses a training run never leaves.
+RUN_FINAL_STATUSES: Final = frozenset(
+    {RunStatus.DONE.value, RunStatus.FAILED.value, RunStatus.SKIPPED.value}
+)
 
 
 class RunTrigger(StrEnum):
@@ -148,51 +156,20 @@ class Job(Base):
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
 
-    prediction: Mapped[Prediction | None] = relationship(
+    prediction: Mapped[StoredPrediction | None] = relationship(
         back_populates="job", uselist=False, cascade="all, delete-orphan", lazy="selectin"
     )
     deliveries: Mapped[list[WebhookDelivery]] = relationship(
         back_populates="job", cascade="all, delete-orphan", order_by="WebhookDelivery.id"
     )
 
-    @property
-    def links(self) -> dict[str, str]:
-        """API paths of this job, its audio and its webhook deliveries."""
-        base = f"{API_PREFIX}/jobs/{self.id}"
-        return {"self": base, "audio": f"{base}/audio", "deliveries": f"{base}/deliveries"}
-
     def set_error(self, code: str, title: str, detail: str) -> None:
         """Mark the job failed with an error (the caller sets ``finished_at`` if it wants)."""
         self.status = JobStatus.FAILED.value
         self.error_code, self.error_title, self.error_detail = code, title, detail
 
-    def to_dict(self) -> dict[str, Any]:
-        """Return the API job shape."""
-        error = None
-        if self.error_code or self.error_detail:
-            error = {
-                "code": self.error_code,
-                "title": self.error_title,
-                "detail": self.error_detail,
-            }
-        return {
-            "id": self.id,
-            "status": self.status,
-            "progress": self.progress,
-            "filename": self.filename,
-            "size_bytes": self.size_bytes,
-            "created_at": isoformat(self.created_at),
-            "started_at": isoformat(self.started_at),
-            "finished_at": isoformat(self.finished_at),
-            "model_version": self.model_version,
-            "webhook_url": self.webhook_url,
-            "error": error,
-            "result": self.prediction.to_dict() if self.prediction is not None else None,
-            "links": self.links,
-        }
 
-
-class Prediction(Base):
+class StoredPrediction(Base):
     """The result of one job (at most one per job)."""
 
     __tablename__ = "predictions"
@@ -213,8 +190,8 @@ class Prediction(Base):
     job: Mapped[Job] = relationship(back_populates="prediction")
 
     @classmethod
-    def from_result(cls, job_id: str, result: dict[str, Any]) -> Prediction:
-        """Build a row from ``shared.predict.Prediction.to_dict()`` output."""
+    def from_result(cls, job_id: str, result: dict[str, Any]) -> StoredPrediction:
+        """Build a row from :meth:`shared.core.predict.Prediction.to_dict` output."""
         return cls(
             job_id=job_id,
             genre=result["genre"],
@@ -225,19 +202,6 @@ class Prediction(Base):
             duration_s=float(result["duration_s"]),
             n_segments=int(result["n_segments"]),
         )
-
-    def to_dict(self) -> dict[str, Any]:
-        """Return the ``Prediction.to_dict()`` shape of ``docs/architecture.md``."""
-        return {
-            "genre": self.genre,
-            "confidence": self.confidence,
-            "model_version": self.job.model_version if self.job is not None else None,
-            "duration_s": self.duration_s,
-            "n_segments": self.n_segments,
-            "probabilities": self.probabilities,
-            "votes": self.votes,
-            "segments": self.segments,
-        }
 
 
 class TrainingRun(Base):
@@ -265,33 +229,6 @@ class TrainingRun(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
-
-    @property
-    def links(self) -> dict[str, str | None]:
-        """API paths of this run and, once trained, of its model."""
-        model = f"{API_PREFIX}/models/{self.model_version}" if self.model_version else None
-        return {"self": f"{API_PREFIX}/training-runs/{self.id}", "model": model}
-
-    def to_dict(self) -> dict[str, Any]:
-        """Return the API training run shape."""
-        error = None
-        if self.error_code or self.error_detail:
-            error = {"code": self.error_code or "training_failed", "detail": self.error_detail}
-        return {
-            "id": self.id,
-            "status": self.status,
-            "progress": self.progress,
-            "stage": self.stage,
-            "trigger": self.trigger,
-            "created_at": isoformat(self.created_at),
-            "started_at": isoformat(self.started_at),
-            "finished_at": isoformat(self.finished_at),
-            "model_version": self.model_version,
-            "activated": self.activated,
-            "metrics": self.metrics,
-            "error": error,
-            "links": self.links,
-        }
 
 
 class ModelVersion(Base):
@@ -325,33 +262,7 @@ class ModelVersion(Base):
     @property
     def confusion_png_path(self) -> str:
         """Where training wrote the confusion matrix image (``<stem>.confusion.png``)."""
-        path = self.path
-        stem = path[: -len(".keras")] if path.endswith(".keras") else path.rsplit(".", 1)[0]
-        return f"{stem}.confusion.png"
-
-    @property
-    def links(self) -> dict[str, str]:
-        """API paths of this model, its activation and its confusion matrix."""
-        base = f"{API_PREFIX}/models/{self.version}"
-        return {
-            "self": base,
-            "activate": f"{base}/activate",
-            "confusion_matrix": f"{base}/confusion-matrix.png",
-        }
-
-    def to_dict(self) -> dict[str, Any]:
-        """Return the API model shape."""
-        return {
-            "version": self.version,
-            "created_at": isoformat(self.created_at),
-            "active": self.active,
-            "genres": self.genres,
-            "metrics": self.metrics,
-            "feature_config": self.feature_config,
-            "data_fingerprint": self.data_fingerprint,
-            "training_run_id": self.training_run_id,
-            "links": self.links,
-        }
+        return str(confusion_png_path(self.path))
 
 
 class WebhookDelivery(Base):
@@ -372,19 +283,3 @@ class WebhookDelivery(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     job: Mapped[Job] = relationship(back_populates="deliveries")
-
-    def to_dict(self) -> dict[str, Any]:
-        """Return the API delivery shape."""
-        return {
-            "id": self.id,
-            "job_id": self.job_id,
-            "event_type": self.event_type,
-            "message_id": self.message_id,
-            "attempt": self.attempt,
-            "url": self.url,
-            "status_code": self.status_code,
-            "error": self.error,
-            "duration_ms": self.duration_ms,
-            "succeeded": self.succeeded,
-            "created_at": isoformat(self.created_at),
-        }

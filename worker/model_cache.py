@@ -16,11 +16,11 @@ from typing import TYPE_CHECKING
 from sqlalchemy.orm import Session
 
 from shared.errors import ModelError
-from shared.registry import active_model
+from shared.store.registry import active_model
 
 if TYPE_CHECKING:
-    from shared.config import Settings
-    from shared.model import GenreModel
+    from shared.core.model import GenreModel
+    from shared.store.config import Settings
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +35,7 @@ def get_active_model(session: Session, settings: Settings | None = None) -> Genr
     Parameters
     ----------
     session : Session
-        Used for one query of the active :class:`~shared.models.ModelVersion`.
+        Used for one query of the active :class:`~shared.store.orm.ModelVersion`.
     settings : Settings, optional
         A relative model path in the registry is resolved against ``settings.model_dir``.
 
@@ -61,7 +61,7 @@ def get_active_model(session: Session, settings: Settings | None = None) -> Genr
     with _lock:
         if _cached is not None and _cached_key == key:
             return _cached
-        from shared.model import load_genre_model
+        from shared.core.model import load_genre_model
 
         log.info("loading model %s from %s", row.version, path)
         model = load_genre_model(path)

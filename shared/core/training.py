@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from shared.dataset import (
+from shared.core.dataset import (
     FeatureCache,
     Track,
     dataset_fingerprint,
@@ -19,10 +19,11 @@ from shared.dataset import (
     split_from_lists,
     split_tracks,
 )
+from shared.core.evaluation import evaluate_probabilities, save_confusion_png
+from shared.core.features import DEFAULT_FEATURES, FeatureConfig
+from shared.core.model import GenreModel, build_model, import_keras, new_version, save_model
+from shared.core.sidecar import confusion_png_path, model_path_for
 from shared.errors import DatasetError
-from shared.evaluation import evaluate_probabilities, save_confusion_png
-from shared.features import DEFAULT_FEATURES, FeatureConfig
-from shared.model import GenreModel, build_model, import_keras, new_version, save_model
 
 log = logging.getLogger(__name__)
 
@@ -200,7 +201,7 @@ def train_from_folder(
     confusion = save_confusion_png(
         metrics["confusion_matrix"],
         genres,
-        out_dir / f"{version}.confusion.png",
+        confusion_png_path(model_path_for(out_dir, version)),
         title=f"{version}\ntrack accuracy {metrics['track_accuracy_vote']:.1%} (vote)",
     )
     report("evaluating", 1.0)
@@ -238,7 +239,7 @@ def evaluate_on_tracks(
     Returns
     -------
     dict
-        The metrics of :func:`shared.evaluation.evaluate_probabilities`.
+        The metrics of :func:`shared.core.evaluation.evaluate_probabilities`.
     """
     data_dir = Path(data_dir)
     chosen = [Track(path=data_dir / rel, genre=rel.split("/", 1)[0]) for rel in tracks]

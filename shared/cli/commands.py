@@ -1,12 +1,12 @@
-"""The ``genreflow`` command: train, evaluate, predict and demo data without any server.
+"""The core commands of ``genreflow``: train, evaluate, predict and demo data, without a server.
 
-Every command fails with a non-zero exit and one clear line on bad input.
+Every command fails with a non-zero exit and one clear line on bad input. They are registered on
+the group in :mod:`shared.cli.main`.
 """
 
 from __future__ import annotations
 
 import json
-import logging
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -17,7 +17,7 @@ from shared.errors import GenreflowError
 
 
 def _settings() -> Any:
-    from shared.config import Settings
+    from shared.store.config import Settings
 
     return Settings.from_env()
 
@@ -27,56 +27,31 @@ def _fail(exc: GenreflowError) -> click.ClickException:
 
 
 def find_model_path(explicit: str | None) -> Path:
-    """Pick the model a CLI command uses.
+    """Pick the model a CLI command uses: ``--model`` when given, else the registry's active one.
 
-    The ``--model`` path when given; otherwise the service's active model; otherwise the newest
-    model in ``$GENREFLOW_MODEL_DIR``.
+    The registry is the service's (:func:`shared.store.registry.active_model_file`): it is
+    brought up to date with ``$GENREFLOW_MODEL_DIR`` first, so a model just trained by
+    ``genreflow train`` is found exactly as the service finds it.
     """
     if explicit:
         return Path(explicit)
+    from shared.store.registry import active_model_file
+
     settings = _settings()
-    active = _active_model_path(settings)
-    if active is not None:
-        return active
-    candidates = sorted(settings.model_dir.glob("*.keras"))
-    if not candidates:
+    try:
+        path = active_model_file(settings)
+    except GenreflowError as exc:
+        raise _fail(exc) from exc
+    if path is None:
         raise click.ClickException(
             f"No model in {settings.model_dir}. Train one with `genreflow train DATA_DIR` "
             "(GTZAN layout), or try `genreflow demo-data demo && genreflow train demo`, "
             "or pass --model PATH."
         )
-    return candidates[-1]
+    return path
 
 
-def _active_model_path(settings: Any) -> Path | None:
-    """Return the service's active model file, if a database with one exists."""
-    if settings.database_url.startswith("sqlite:///"):
-        database = Path(settings.database_url.removeprefix("sqlite:///"))
-        if not database.is_file():
-            return None
-    try:
-        from shared.db import session_scope
-        from shared.registry import active_model
-
-        with session_scope(settings.database_url) as session:
-            active = active_model(session)
-            path = Path(active.path) if active is not None else None
-    except Exception:  # no reachable or migrated database just means "no active model"
-        return None
-    return path if path is not None and path.is_file() else None
-
-
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("-v", "--verbose", is_flag=True, help="Log more.")
-@click.version_option(package_name="genreflow")
-def main(verbose: bool) -> None:
-    """Genreflow: tell the genre of a song with an LSTM over 3-second MFCC segments."""
-    logging.basicConfig(
-        level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(message)s"
-    )
-
-
-@main.command()
+@click.command()
 @click.argument("data_dir", type=click.Path(file_okay=False, path_type=Path))
 @click.option(
     "--out",
@@ -128,8 +103,8 @@ def train(
     as_json: bool,
 ) -> None:
     """Train a model on DATA_DIR (<genre>/<audio file>) and evaluate it on held-out tracks."""
-    from shared.features import FeatureConfig
-    from shared.training import TrainOptions, train_from_folder
+    from shared.core.features import FeatureConfig
+    from shared.core.training import TrainOptions, train_from_folder
 
     settings = _settings()
     options = TrainOptions(
@@ -176,7 +151,7 @@ def train(
     click.echo(f"confusion matrix → {report.confusion_png}")
 
 
-@main.command()
+@click.command()
 @click.argument("data_dir", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--model", "model_path", help="A .keras model (default: the active/newest one).")
 @click.option(
@@ -187,8 +162,8 @@ def train(
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
 def evaluate(data_dir: Path, model_path: str | None, split_dir: str | None, as_json: bool) -> None:
     """Evaluate a model on every track of DATA_DIR (or the test list of --split-dir)."""
-    from shared.model import load_genre_model
-    from shared.training import evaluate_folder
+    from shared.core.model import load_genre_model
+    from shared.core.training import evaluate_folder
 
     try:
         model = load_genre_model(find_model_path(model_path))
@@ -204,15 +179,15 @@ def evaluate(data_dir: Path, model_path: str | None, split_dir: str | None, as_j
     click.echo(json.dumps(metrics, indent=2) if as_json else format_metrics(metrics))
 
 
-@main.command()
+@click.command()
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--model", "model_path", help="A .keras model (default: the active/newest one).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object per file.")
 @click.option("--segments", is_flag=True, help="Also print the per-segment timeline.")
 def predict(files: tuple[Path, ...], model_path: str | None, as_json: bool, segments: bool) -> None:
     """Tell the genre of each audio FILE."""
-    from shared.model import load_genre_model
-    from shared.predict import predict_file
+    from shared.core.model import load_genre_model
+    from shared.core.predict import predict_file
 
     try:
         model = load_genre_model(find_model_path(model_path))
@@ -238,7 +213,7 @@ def predict(files: tuple[Path, ...], model_path: str | None, as_json: bool, segm
         raise SystemExit(1)
 
 
-@main.command("demo-data")
+@click.command("demo-data")
 @click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--tracks-per-genre", default=10, show_default=True, type=click.IntRange(3))
 @click.option("--seconds", default=30.0, show_default=True, type=click.FloatRange(3.0))
@@ -251,7 +226,7 @@ def predict(files: tuple[Path, ...], model_path: str | None, as_json: bool, segm
 )
 def demo_data(directory: Path, tracks_per_genre: int, seconds: float, ext: str) -> None:
     """Write a small synthetic GTZAN-layout folder to DIRECTORY (not music: generated sounds)."""
-    from shared.demo_data import DEMO_GENRES, write_demo_dataset
+    from shared.core.demo_data import DEMO_GENRES, write_demo_dataset
 
     written = write_demo_dataset(
         directory, tracks_per_genre=tracks_per_genre, seconds=seconds, ext=f".{ext}"
@@ -299,11 +274,4 @@ def format_prediction(path: Path, result: dict[str, Any], *, with_segments: bool
     return "\n".join(lines)
 
 
-# --- service commands ---
-def _add_service_commands() -> None:
-    from shared.cli_service import add_service_commands
-
-    add_service_commands(main)
-
-
-_add_service_commands()
+COMMANDS = (train, evaluate, predict, demo_data)

@@ -9,9 +9,9 @@ from typing import Any
 
 import numpy as np
 
-from shared.audio import MAX_DURATION_S, stream_audio
-from shared.features import mfcc_segments
-from shared.model import GenreModel
+from shared.core.audio import MAX_DURATION_S, stream_audio
+from shared.core.features import mfcc_segments
+from shared.core.model import GenreModel
 
 ProgressCallback = Callable[[float], None]
 

@@ -1,0 +1,1 @@
+"""The ``genreflow`` command: its groups and the service supervisor."""

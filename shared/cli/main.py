@@ -1,0 +1,23 @@
+"""The ``genreflow`` click group: every command is registered here, in one place."""
+
+from __future__ import annotations
+
+import logging
+
+import click
+
+from shared.cli import commands, service_commands
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("-v", "--verbose", is_flag=True, help="Log more.")
+@click.version_option(package_name="genreflow")
+def main(verbose: bool) -> None:
+    """Genreflow: tell the genre of a song with an LSTM over 3-second MFCC segments."""
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(message)s"
+    )
+
+
+for _command in (*commands.COMMANDS, *service_commands.COMMANDS):
+    main.add_command(_command)

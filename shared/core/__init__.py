@@ -1,0 +1,1 @@
+"""The audio-ML core: decoding, features, the model and its card, prediction, training."""

@@ -1,0 +1,1 @@
+"""Storage: settings, the database engine and sessions, the ORM and the model registry."""
