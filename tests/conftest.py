@@ -1,4 +1,8 @@
-"""Fixtures every test folder shares: synthetic audio and a tiny trained model.
+"""Fixtures every test folder shares, each defined once here.
+
+``settings`` (a fresh home with a copy of one migrated SQLite template and the session's real
+Redis), ``engine``, ``db_session``, ``redis_url``/``redis_client``, ``postgres_url``, synthetic
+audio and a tiny trained model.
 
 The audio is generated (tones, beats, distorted chords), so the suite runs on any machine and
 never needs GTZAN. The tiny model is trained once per test session on such audio: it proves the
@@ -8,14 +12,24 @@ training + voting path, not accuracy on music.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+import shutil
+import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+import redis
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session
 
 from shared.core.demo_data import synth_track, write_audio, write_demo_dataset
+from shared.store.config import Settings
+from shared.store.db import dispose_engines, make_engine, session_scope, upgrade_database
+from tests.redis_server import free_port, running_redis
 
 TINY_GENRES = ("classical", "disco", "metal")
+WEBHOOK_SECRET = "whsec_" + "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+POSTGRES_FALLBACK_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 
 # TensorFlow's C++ start-up logging drowns pytest's output.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -69,3 +83,107 @@ def tiny_training(tiny_dataset: Path, tmp_path_factory: pytest.TempPathFactory):
 def tiny_model_path(tiny_training) -> Path:
     """Path of a small trained ``.keras`` model (genres classical, disco, metal)."""
     return tiny_training.model_path
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """Yield the URL of a Redis server started for this test session."""
+    with running_redis() as url:
+        yield url
+
+
+@pytest.fixture
+def redis_client(redis_url: str) -> Iterator[redis.Redis]:
+    """Yield a client on the session's Redis, emptied before each test."""
+    client = redis.Redis.from_url(redis_url)
+    client.flushdb()
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def dead_redis_url() -> str:
+    """Return a Redis URL nothing listens on."""
+    return f"redis://127.0.0.1:{free_port()}/0"
+
+
+@pytest.fixture(scope="session")
+def migrated_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Return a SQLite file at ``alembic upgrade head`` (each test copies it)."""
+    path = tmp_path_factory.mktemp("template") / "genreflow.sqlite3"
+    upgrade_database(f"sqlite:///{path}")
+    return path
+
+
+def make_settings(home: Path, **env: str) -> Settings:
+    """Build settings for a test home (1 MiB uploads, a fixed webhook secret, 2 s backoff)."""
+    environ = {
+        "GENREFLOW_HOME": str(home),
+        "GENREFLOW_MAX_UPLOAD_MB": "1",
+        "GENREFLOW_WEBHOOK_SECRET": WEBHOOK_SECRET,
+        "GENREFLOW_WEBHOOK_BACKOFF_S": "2",
+        **env,
+    }
+    return Settings.from_env(environ)
+
+
+@pytest.fixture
+def settings(tmp_path: Path, redis_url: str, migrated_sqlite: Path) -> Iterator[Settings]:
+    """Return settings for a fresh home with a migrated SQLite database and real Redis."""
+    home = tmp_path / "home"
+    home.mkdir()
+    shutil.copy(migrated_sqlite, home / "genreflow.sqlite3")
+    result = make_settings(home, REDIS_URL=redis_url)
+    result.ensure_dirs()
+    yield result
+    dispose_engines()
+
+
+@pytest.fixture
+def engine(settings: Settings) -> Iterator[Engine]:
+    """Yield an engine on the test's database, disposed at the end."""
+    result = make_engine(settings.database_url)
+    yield result
+    result.dispose()
+
+
+@pytest.fixture
+def db_session(engine: Engine) -> Iterator[Session]:
+    """Yield a session on the test database, committed at the end (like a worker's)."""
+    with session_scope(engine) as session:
+        yield session
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """Yield a throwaway PostgreSQL database URL; skip when no server is reachable.
+
+    The server is the one of ``DATABASE_URL`` when that is a PostgreSQL URL, else
+    ``postgresql://postgres@127.0.0.1:5432``.
+    """
+    psycopg = pytest.importorskip("psycopg")
+    from sqlalchemy.engine import make_url
+
+    # Placeholder secrets keep Settings from writing secret files into the default home.
+    environ = {**os.environ, "GENREFLOW_WEBHOOK_SECRET": "-", "GENREFLOW_SECRET_KEY": "-"}
+    configured = Settings.from_env(environ).database_url
+    admin = make_url(
+        configured if configured.startswith("postgres") else POSTGRES_FALLBACK_URL
+    ).set(drivername="postgresql")
+    admin_dsn = admin.set(database="postgres").render_as_string(hide_password=False)
+    try:
+        conn = psycopg.connect(admin_dsn, autocommit=True, connect_timeout=3)
+    except psycopg.OperationalError as exc:
+        pytest.skip(f"no PostgreSQL server reachable at {admin.host}:{admin.port}: {exc}")
+    name = f"genreflow_test_{uuid.uuid4().hex[:12]}"
+    try:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    except psycopg.Error as exc:
+        conn.close()
+        pytest.skip(f"cannot create a PostgreSQL test database: {exc}")
+    try:
+        yield admin.set(database=name).render_as_string(hide_password=False)
+    finally:
+        dispose_engines()
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.close()

@@ -188,7 +188,7 @@ def sync_model_dir(session: Session, settings: Settings) -> SyncResult:
         if candidates:
             newest = max(candidates, key=lambda row: (row.created_at, row.version))
             activated = activate_version(session, newest.version).version
-    return SyncResult(added=[row.version for row in added], activated=activated)
+    return SyncResult(added=[row.version for row in [*shipped, *added]], activated=activated)
 
 
 def active_model_file(settings: Settings) -> Path | None:

@@ -11,7 +11,7 @@ from shared.lifecycle.jobs import run_classification
 from shared.lifecycle.queues import TASK_CLASSIFY_SONG
 from shared.store.config import Settings
 from shared.store.db import session_scope
-from shared.store.orm import Job, Prediction
+from shared.store.orm import Job, StoredPrediction
 from tests.integration.helpers import upload, wait_for_job, write_song
 from worker.celery_app import make_celery
 
@@ -107,4 +107,4 @@ def test_redelivered_classification_of_a_done_job_does_nothing(
         job = session.get(Job, job_id)
         assert job is not None
         assert job.attempts == 1
-        assert session.query(Prediction).filter_by(job_id=job_id).count() == 1
+        assert session.query(StoredPrediction).filter_by(job_id=job_id).count() == 1

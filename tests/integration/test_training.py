@@ -13,6 +13,7 @@ from shared.store.config import Settings
 from shared.store.db import session_scope
 from shared.store.orm import TrainingRun
 from tests.integration.helpers import poll, upload, wait_for_job, wait_for_run, write_song
+from web.api.schemas import TrainingRunOut
 from worker.celery_app import make_celery
 
 pytestmark = pytest.mark.slow
@@ -52,7 +53,7 @@ def test_training_run_registers_and_activates_a_model(client: Any, tmp_path: Pat
 def _scheduled_runs(settings: Settings) -> list[dict[str, Any]]:
     with session_scope(settings.database_url) as session:
         rows = session.query(TrainingRun).filter_by(trigger="schedule").all()
-        return sorted((r.to_dict() for r in rows), key=lambda r: r["created_at"])
+        return sorted((TrainingRunOut().dump(r) for r in rows), key=lambda r: r["created_at"])
 
 
 def test_scheduled_retrain_skips_unchanged_data_and_trains_on_changed_data(

@@ -16,7 +16,7 @@ from shared.store.db import (
     session_scope,
     upgrade_database,
 )
-from shared.store.orm import Job, ModelVersion, Prediction, WebhookDelivery
+from shared.store.orm import Job, ModelVersion, StoredPrediction, WebhookDelivery, isoformat
 
 TABLES = {"jobs", "predictions", "model_versions", "training_runs", "webhook_deliveries"}
 
@@ -101,7 +101,7 @@ def _check_constraints(url: str) -> None:
         session.add(job)
         session.flush()
         session.add(
-            Prediction(
+            StoredPrediction(
                 job_id=job.id, genre="rock", confidence=0.9, probabilities={"rock": 0.9},
                 votes={"rock": 1}, segments=[], duration_s=3.0, n_segments=1,
             )
@@ -111,12 +111,12 @@ def _check_constraints(url: str) -> None:
         job = session.get(Job, job_id)
         assert job.created_at == datetime(2026, 1, 1, 10, tzinfo=UTC)
         assert job.created_at.tzinfo is not None
-        assert job.to_dict()["created_at"] == "2026-01-01T10:00:00Z"
-        assert job.to_dict()["result"]["genre"] == "rock"
+        assert isoformat(job.created_at) == "2026-01-01T10:00:00Z"
+        assert job.prediction.genre == "rock"
     # one prediction per job
     with pytest.raises(IntegrityError), session_scope(url) as session:
         session.add(
-            Prediction(
+            StoredPrediction(
                 job_id=job_id, genre="pop", confidence=0.5, probabilities={}, votes={},
                 segments=[], duration_s=3.0, n_segments=1,
             )

@@ -10,10 +10,11 @@ from sqlalchemy.orm import Session
 
 from shared.store.config import Settings
 from shared.store.db import make_engine, session_scope
-from shared.store.orm import Job, Prediction, WebhookDelivery, utcnow
+from shared.store.orm import Job, StoredPrediction, WebhookDelivery, utcnow
 from shared.store.registry import register_model
-from tests.service.conftest import wav_bytes, write_model_files
-from tests.service.helpers import assert_problem, queued_tasks
+from tests.web.conftest import wav_bytes, write_model_files
+from tests.web.helpers import assert_problem, queued_tasks
+from worker.tasks import sync_registry
 
 RESULT = {
     "genre": "rock",
@@ -47,7 +48,7 @@ def finish_job(settings: Settings, job_id: str, model_version: str) -> None:
         job = session.get(Job, job_id)
         job.status, job.progress, job.model_version = "done", 1.0, model_version
         job.started_at = job.finished_at = utcnow()
-        session.add(Prediction.from_result(job_id, RESULT))
+        session.add(StoredPrediction.from_result(job_id, RESULT))
     engine.dispose()
 
 
@@ -177,6 +178,8 @@ def test_an_active_model_trained_by_the_cli_is_found(
     client: Any, settings: Settings, redis_client: redis.Redis
 ) -> None:
     write_model_files(settings.model_dir, "from-cli")  # genreflow train DIR --out model_dir
+    assert_problem(upload(client, wav_bytes()), 503, "no_active_model")  # the view only reads
+    sync_registry(settings)  # what worker start-up and beat's genreflow.sync_models run
     response = upload(client, wav_bytes())
     assert response.status_code == 202
     assert client.get("/api/v1/models").get_json()["active_version"] == "from-cli"
@@ -305,11 +308,11 @@ def test_get_job_and_404(client: Any, active_model: str) -> None:
     assert_problem(client.get("/api/v1/jobs/no-such-job"), 404, "job_not_found")
 
 
-def test_failed_job_shows_its_error(client: Any, settings: Settings, db: Session) -> None:
+def test_failed_job_shows_its_error(client: Any, settings: Settings, db_session: Session) -> None:
     job = Job(filename="a.wav", upload_path="/x", content_sha256="1" * 64, size_bytes=1)
     job.set_error("invalid_audio", "Not a readable audio file", "a.wav is not audio.")
-    db.add(job)
-    db.commit()
+    db_session.add(job)
+    db_session.commit()
     body = client.get(f"/api/v1/jobs/{job.id}").get_json()
     assert body["status"] == "failed"
     assert body["error"] == {

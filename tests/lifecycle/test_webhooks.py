@@ -20,16 +20,17 @@ from shared.lifecycle.webhooks import (
 )
 from shared.store.config import Settings
 from shared.store.orm import Job, WebhookDelivery
+from web.api.schemas import dump_job
 
 
-def make_job(session: Session, *, status: str = "done", url: str | None = "http://x/h") -> Job:
+def make_job(db_session: Session, *, status: str = "done", url: str | None = "http://x/h") -> Job:
     job = Job(
         filename="song.wav", upload_path="/nowhere/song.wav", content_sha256="0" * 64,
         size_bytes=10, webhook_url=url, status=status, progress=1.0, attempts=1,
         finished_at=datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC),
     )  # fmt: skip
-    session.add(job)
-    session.flush()
+    db_session.add(job)
+    db_session.flush()
     return job
 
 
@@ -43,9 +44,10 @@ class FakeTransport:
         return self.results.pop(0) if self.results else AttemptResult(204, None, 1.0)
 
 
-def deliver(session: Session, settings: Settings, job: Job, transport: FakeTransport) -> object:
+def deliver(db_session: Session, settings: Settings, job: Job, transport: FakeTransport) -> object:
     return deliver_job_event(
-        session, job.id, "job.completed", secret=settings.webhook_secret, max_attempts=3,
+        db_session, job.id, "job.completed", render_job=dump_job, secret=settings.webhook_secret,
+        max_attempts=3,
         backoff_s=settings.webhook_backoff_s, http_post=transport,
     )  # fmt: skip
 
@@ -74,66 +76,68 @@ def test_backoff_doubles_and_is_capped(attempt: int, expected: float) -> None:
     assert backoff_delay(attempt, base_s=2.0) == expected
 
 
-def test_event_body_is_the_job_and_its_finish_time(session: Session) -> None:
-    job = make_job(session)
+def test_event_body_is_the_job_and_its_finish_time(db_session: Session) -> None:
+    job = make_job(db_session)
 
-    event = build_event(job, "job.completed")
+    event = build_event(job, "job.completed", render_job=dump_job)
 
     assert event == {
         "type": "job.completed",
         "timestamp": "2026-01-02T03:04:05Z",
-        "data": job.to_dict(),
+        "data": dump_job(job),
     }
 
 
-def test_failed_attempt_is_recorded_and_retried_later(session: Session, settings: Settings) -> None:
-    job = make_job(session)
+def test_failed_attempt_is_recorded_and_retried_later(
+    db_session: Session, settings: Settings
+) -> None:
+    job = make_job(db_session)
     transport = FakeTransport(AttemptResult(503, "HTTP 503", 12.5))
 
-    outcome = deliver(session, settings, job, transport)
+    outcome = deliver(db_session, settings, job, transport)
 
     assert outcome.status == "retry"
     assert outcome.retry_in == 2.0
-    (row,) = session.query(WebhookDelivery).all()
+    (row,) = db_session.query(WebhookDelivery).all()
     assert (row.attempt, row.status_code, row.error, row.succeeded) == (1, 503, "HTTP 503", False)
     assert row.message_id == message_id_for(job.id, "job.completed")
 
 
-def test_attempts_continue_until_success_then_stop(session: Session, settings: Settings) -> None:
-    job = make_job(session)
+def test_attempts_continue_until_success_then_stop(db_session: Session, settings: Settings) -> None:
+    job = make_job(db_session)
     transport = FakeTransport(AttemptResult(None, "ConnectionError: refused", 3.0))
 
-    outcomes = [deliver(session, settings, job, transport).status for _ in range(3)]
+    outcomes = [deliver(db_session, settings, job, transport).status for _ in range(3)]
 
     assert outcomes == ["retry", "delivered", "skipped"]
     assert len(transport.calls) == 2
     first, second = (call[2] for call in transport.calls)
     assert first["webhook-id"] == second["webhook-id"]
     assert transport.calls[0][1] == transport.calls[1][1]
-    rows = session.query(WebhookDelivery).order_by(WebhookDelivery.attempt).all()
+    rows = db_session.query(WebhookDelivery).order_by(WebhookDelivery.attempt).all()
     assert [(r.attempt, r.succeeded) for r in rows] == [(1, False), (2, True)]
 
 
-def test_gives_up_after_the_last_attempt(session: Session, settings: Settings) -> None:
-    job = make_job(session)
+def test_gives_up_after_the_last_attempt(db_session: Session, settings: Settings) -> None:
+    job = make_job(db_session)
     failing = [AttemptResult(500, "HTTP 500", 1.0)] * 5
     transport = FakeTransport(*failing)
 
-    outcomes = [deliver(session, settings, job, transport).status for _ in range(4)]
+    outcomes = [deliver(db_session, settings, job, transport).status for _ in range(4)]
 
     assert outcomes == ["retry", "retry", "gave_up", "gave_up"]
     assert len(transport.calls) == 3
-    assert session.query(WebhookDelivery).count() == 3
+    assert db_session.query(WebhookDelivery).count() == 3
 
 
 @pytest.mark.parametrize(("status", "url"), [("processing", "http://x/h"), ("done", None)])
 def test_nothing_is_sent_for_running_jobs_or_jobs_without_url(
-    session: Session, settings: Settings, status: str, url: str | None
+    db_session: Session, settings: Settings, status: str, url: str | None
 ) -> None:
-    job = make_job(session, status=status, url=url)
+    job = make_job(db_session, status=status, url=url)
     transport = FakeTransport()
 
-    assert deliver(session, settings, job, transport).status == "skipped"
+    assert deliver(db_session, settings, job, transport).status == "skipped"
     assert transport.calls == []
 
 

@@ -5,10 +5,8 @@ import redis
 from sqlalchemy.orm import Session
 
 from shared.store.config import Settings
-from shared.store.orm import ModelVersion, TrainingRun
-from shared.store.registry import register_model
-from tests.service.conftest import write_model_files
-from tests.service.helpers import assert_problem, queued_tasks
+from shared.store.orm import TrainingRun
+from tests.web.helpers import assert_problem, queued_tasks
 
 MODEL_KEYS = {
     "version", "created_at", "active", "genres", "metrics", "feature_config",
@@ -24,79 +22,6 @@ def _app_with(settings: Settings) -> Any:
     from web import create_app
 
     return create_app(settings, config={"TESTING": True})
-
-
-# --- models ----------------------------------------------------------------------------------
-
-
-def test_models_empty(client: Any) -> None:
-    assert client.get("/api/v1/models").get_json() == {"items": [], "active_version": None}
-
-
-def test_models_list_get_and_activate(client: Any, settings: Settings, db: Session) -> None:
-    register_model(
-        db, write_model_files(settings.model_dir, "a", created_at="2026-01-01T00:00:00Z")
-    )
-    register_model(
-        db, write_model_files(settings.model_dir, "b", created_at="2026-02-01T00:00:00Z"),
-        activate=True,
-    )  # fmt: skip
-    db.commit()
-    listing = client.get("/api/v1/models").get_json()
-    assert listing["active_version"] == "b"
-    assert [m["version"] for m in listing["items"]] == ["b", "a"]
-    model = listing["items"][1]
-    assert set(model) == MODEL_KEYS
-    assert model["links"] == {
-        "self": "/api/v1/models/a",
-        "activate": "/api/v1/models/a/activate",
-        "confusion_matrix": "/api/v1/models/a/confusion-matrix.png",
-    }
-    assert model["genres"] == ["blues", "classical", "rock"]
-    assert model["metrics"]["track_accuracy_vote"] == 0.8
-    assert client.get("/api/v1/models/a").get_json() == model
-
-    response = client.post("/api/v1/models/a/activate")
-    assert response.status_code == 200
-    assert response.get_json()["active"] is True
-    listing = client.get("/api/v1/models").get_json()
-    assert listing["active_version"] == "a"
-    assert [m["active"] for m in listing["items"]] == [False, True]
-
-
-def test_unknown_model_is_404(client: Any) -> None:
-    assert_problem(client.get("/api/v1/models/nope"), 404, "model_not_found")
-    assert_problem(client.post("/api/v1/models/nope/activate"), 404, "model_not_found")
-    assert_problem(client.get("/api/v1/models/nope/confusion-matrix.png"), 404, "model_not_found")
-
-
-def test_activating_a_model_whose_file_is_gone_is_409(
-    client: Any, settings: Settings, db: Session
-) -> None:
-    path = write_model_files(settings.model_dir, "gone")
-    register_model(db, path)
-    db.commit()
-    path.unlink()
-    assert_problem(client.post("/api/v1/models/gone/activate"), 409, "model_file_missing")
-
-
-def test_confusion_matrix(client: Any, settings: Settings, db: Session) -> None:
-    register_model(db, write_model_files(settings.model_dir, "with"))
-    register_model(db, write_model_files(settings.model_dir, "without", confusion_png=False))
-    db.commit()
-    response = client.get("/api/v1/models/with/confusion-matrix.png")
-    assert response.status_code == 200
-    assert response.mimetype == "image/png"
-    assert response.data.startswith(b"\x89PNG")
-    assert_problem(
-        client.get("/api/v1/models/without/confusion-matrix.png"), 404, "confusion_matrix_not_found"
-    )
-
-
-def test_models_listing_registers_new_files(client: Any, settings: Settings) -> None:
-    write_model_files(settings.model_dir, "trained-by-cli")
-    listing = client.get("/api/v1/models").get_json()
-    assert listing["active_version"] == "trained-by-cli"
 
 
 # --- training --------------------------------------------------------------------------------
@@ -161,14 +86,14 @@ def test_training_with_the_broker_down_is_503(
     assert_problem(client.post("/api/v1/models/train"), 503, "queue_unavailable")
 
 
-def test_training_run_shapes(client: Any, db: Session) -> None:
+def test_training_run_shapes(client: Any, db_session: Session) -> None:
     run = TrainingRun(
         trigger="schedule", status="done", progress=1.0, stage="done", model_version="v9",
         activated=True, metrics={"track_accuracy_vote": 0.9},
     )  # fmt: skip
     failed = TrainingRun(trigger="cli", status="failed", error_detail="no audio found")
-    db.add_all([run, failed])
-    db.commit()
+    db_session.add_all([run, failed])
+    db_session.commit()
     body = client.get(f"/api/v1/training-runs/{run.id}").get_json()
     assert body["links"] == {
         "self": f"/api/v1/training-runs/{run.id}",
@@ -180,22 +105,10 @@ def test_training_run_shapes(client: Any, db: Session) -> None:
     assert error == {"code": "training_failed", "detail": "no audio found"}
 
 
-def test_training_runs_404_and_paging(client: Any, db: Session) -> None:
+def test_training_runs_404_and_paging(client: Any, db_session: Session) -> None:
     assert_problem(client.get("/api/v1/training-runs/nope"), 404, "training_run_not_found")
-    db.add_all([TrainingRun(trigger="cli", status="done") for _ in range(3)])
-    db.commit()
+    db_session.add_all([TrainingRun(trigger="cli", status="done") for _ in range(3)])
+    db_session.commit()
     page = client.get("/api/v1/training-runs?per_page=2&page=2").get_json()
     assert (page["total"], page["page"], page["per_page"], len(page["items"])) == (3, 2, 2, 1)
     assert_problem(client.get("/api/v1/training-runs?per_page=0"), 400, "invalid_request")
-
-
-def test_exactly_one_active_model_after_many_activations(
-    client: Any, settings: Settings, db: Session
-) -> None:
-    for version in "abc":
-        register_model(db, write_model_files(settings.model_dir, version))
-    db.commit()
-    for version in "abcacb":
-        assert client.post(f"/api/v1/models/{version}/activate").status_code == 200
-    db.expire_all()
-    assert [m.version for m in db.query(ModelVersion).filter_by(active=True)] == ["b"]

@@ -19,7 +19,7 @@ def settings_for(tmp_path: Path, **env: str) -> Settings:
 def test_beat_runs_retrain_on_the_train_queue_on_the_configured_cron(tmp_path: Path) -> None:
     app = make_celery(settings_for(tmp_path, GENREFLOW_RETRAIN_CRON="15 4 * * 1"))
 
-    (entry,) = app.conf.beat_schedule.values()
+    entry = app.conf.beat_schedule["retrain-if-changed"]
 
     assert entry["task"] == "genreflow.retrain_if_changed"
     assert entry["options"]["queue"] == "train"
@@ -28,10 +28,21 @@ def test_beat_runs_retrain_on_the_train_queue_on_the_configured_cron(tmp_path: P
     assert "genreflow.retrain_if_changed" in app.tasks
 
 
+def test_beat_syncs_the_model_registry_every_few_seconds(tmp_path: Path) -> None:
+    app = make_celery(settings_for(tmp_path))
+
+    entry = app.conf.beat_schedule["sync-models"]
+
+    assert entry["task"] == "genreflow.sync_models"
+    assert 0 < entry["schedule"] <= 60
+    app.loader.import_default_modules()
+    assert "genreflow.sync_models" in app.tasks
+
+
 def test_default_schedule_is_weekly(tmp_path: Path) -> None:
     app = make_celery(settings_for(tmp_path))
 
-    (entry,) = app.conf.beat_schedule.values()
+    entry = app.conf.beat_schedule["retrain-if-changed"]
 
     assert entry["schedule"] == crontab(minute="0", hour="3", day_of_week="0")
 
@@ -49,7 +60,7 @@ def test_module_app_reads_settings_lazily_from_the_environment(
     module = importlib.reload(worker.celery_app)
     try:
         conf = module.celery_app.conf
-        (entry,) = conf.beat_schedule.values()
+        entry = conf.beat_schedule["retrain-if-changed"]
         assert entry["schedule"] == crontab(minute="*/10")
         assert conf.broker_url == "redis://127.0.0.1:1/5"
     finally:

@@ -8,8 +8,8 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-from shared.errors import TransientError
-from shared.lifecycle.training_runs import TRAINING_LOCK_NAME, TrainingBusy, training_lock
+from shared.errors import TrainingBusy, TransientError
+from shared.lifecycle.training_lock import TRAINING_LOCK_NAME, training_lock
 from tests.redis_server import free_port, running_redis
 
 

@@ -1,0 +1,76 @@
+"""run_classification's bookkeeping, with fake models (real audio decoding is integration)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from shared.errors import ModelError
+from shared.lifecycle.jobs import MAX_JOB_ATTEMPTS, abandon_job, run_classification
+from shared.store.config import Settings
+from shared.store.orm import Job
+from web.api.schemas import dump_job
+
+
+def make_job(db_session: Session, **fields: Any) -> Job:
+    values = {
+        "filename": "song.wav", "upload_path": "missing.wav", "content_sha256": "0" * 64,
+        "size_bytes": 10, "status": "queued", "progress": 0.0, "attempts": 0, **fields,
+    }  # fmt: skip
+    job = Job(**values)
+    db_session.add(job)
+    db_session.flush()
+    return job
+
+
+def no_model(_session: Session) -> Any:
+    raise ModelError("No model is active.")
+
+
+def test_missing_model_fails_the_job_with_the_model_error(
+    db_session: Session, settings: Settings
+) -> None:
+    job = make_job(db_session, webhook_url="http://example.test/h")
+
+    event = run_classification(db_session, job.id, no_model, settings)
+
+    assert event == "job.failed"
+    assert job.status == "failed"
+    assert dump_job(job)["error"] == {
+        "code": "model_error", "title": "Model unavailable", "detail": "No model is active.",
+    }  # fmt: skip
+    assert job.attempts == 1
+    assert job.started_at is not None
+    assert job.finished_at is not None
+
+
+def test_no_webhook_event_without_a_url(db_session: Session, settings: Settings) -> None:
+    job = make_job(db_session)
+
+    assert run_classification(db_session, job.id, no_model, settings) is None
+    assert job.status == "failed"
+
+
+def test_job_that_keeps_killing_its_worker_is_failed(
+    db_session: Session, settings: Settings
+) -> None:
+    job = make_job(db_session, status="processing", attempts=MAX_JOB_ATTEMPTS)
+
+    run_classification(db_session, job.id, no_model, settings)
+
+    assert (job.status, job.error_code) == ("failed", "too_many_attempts")
+
+
+def test_unknown_job_is_ignored(db_session: Session, settings: Settings) -> None:
+    assert run_classification(db_session, "no-such-job", no_model, settings) is None
+
+
+def test_giving_up_after_retries_fails_the_job_once(
+    db_session: Session, settings: Settings
+) -> None:
+    job = make_job(db_session, status="processing", webhook_url="http://example.test/h")
+
+    assert abandon_job(db_session, job.id, RuntimeError("db down")) == "job.failed"
+    assert (job.status, job.error_code, job.error_detail) == ("failed", "transient", "db down")
+    assert abandon_job(db_session, job.id, RuntimeError("again")) is None

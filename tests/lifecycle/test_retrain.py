@@ -1,0 +1,44 @@
+"""The scheduled retrain: skipped when there is no data folder or the data did not change."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy.orm import Session
+
+from shared.lifecycle.retrain import plan_scheduled_run
+from shared.store.config import Settings
+from shared.store.orm import ModelVersion
+
+
+def test_scheduled_run_is_skipped_without_a_data_folder(
+    db_session: Session, settings: Settings
+) -> None:
+    run = plan_scheduled_run(db_session, settings)
+
+    assert (run.status, run.error_code, run.trigger) == ("skipped", "no_training_data", "schedule")
+
+
+def test_scheduled_run_is_skipped_when_data_is_unchanged(
+    db_session: Session, settings: Settings, tmp_path: Path
+) -> None:
+    from shared.core.dataset import dataset_fingerprint
+    from shared.core.demo_data import write_demo_dataset
+
+    data = tmp_path / "data"
+    write_demo_dataset(data, genres=("metal", "reggae"), tracks_per_genre=1, seconds=3.5)
+    settings = settings.replace(train_data_dir=data)
+    db_session.add(
+        ModelVersion(
+            version="v1", path="/m/v1.keras", genres=["metal", "reggae"], active=True,
+            data_fingerprint=dataset_fingerprint(data),
+        )
+    )  # fmt: skip
+    db_session.flush()
+
+    skipped = plan_scheduled_run(db_session, settings)
+    assert (skipped.status, skipped.error_code) == ("skipped", "data_unchanged")
+
+    (data / "metal" / "metal.00000.wav").touch()  # any change to a track counts
+    planned = plan_scheduled_run(db_session, settings)
+    assert planned.status == "queued"

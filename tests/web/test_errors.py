@@ -1,0 +1,31 @@
+import json
+from typing import Any
+
+from shared.store.config import Settings
+from tests.web.helpers import assert_problem
+
+
+def _app_with(settings: Settings) -> Any:
+    from web import create_app
+
+    return create_app(settings, config={"TESTING": True})
+
+
+def test_unknown_route_and_method_are_problems(client: Any) -> None:
+    assert_problem(client.get("/api/v1/nothing-here"), 404, "not_found")
+    response = client.delete("/api/v1/jobs")
+    assert_problem(response, 405, "method_not_allowed")
+    assert "GET" in response.headers["Allow"]
+
+
+def test_unexpected_errors_are_500_without_internals(settings: Settings) -> None:
+    app = _app_with(settings)
+
+    @app.get("/boom")
+    def boom() -> None:
+        raise RuntimeError("password=hunter2 in /srv/secret/path.py")
+
+    app.config["PROPAGATE_EXCEPTIONS"] = False
+    body = assert_problem(app.test_client().get("/boom"), 500, "internal_error")
+    assert "hunter2" not in json.dumps(body)
+    assert "RuntimeError" not in json.dumps(body)
