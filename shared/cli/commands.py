@@ -13,6 +13,7 @@ from typing import Any
 
 import click
 
+from shared.core import hparams
 from shared.errors import GenreflowError
 
 
@@ -59,18 +60,18 @@ def find_model_path(explicit: str | None) -> Path:
     type=click.Path(file_okay=False, path_type=Path),
     help="Where the model goes (default: $GENREFLOW_MODEL_DIR, ./var/models).",
 )
-@click.option("--epochs", default=60, show_default=True, type=click.IntRange(1))
-@click.option("--batch-size", default=32, show_default=True, type=click.IntRange(1))
-@click.option("--learning-rate", default=1e-3, show_default=True, type=float)
+@click.option("--epochs", default=hparams.EPOCHS, show_default=True, type=click.IntRange(1))
+@click.option("--batch-size", default=hparams.BATCH_SIZE, show_default=True, type=click.IntRange(1))
+@click.option("--learning-rate", default=hparams.LEARNING_RATE, show_default=True, type=float)
 @click.option(
     "--architecture",
-    type=click.Choice(["baseline", "bilstm"]),
-    default="baseline",
+    type=click.Choice(hparams.ARCHITECTURES),
+    default=hparams.ARCHITECTURE,
     show_default=True,
     help="baseline: LSTM(64)→Dense(64)→softmax; bilstm: two bidirectional LSTM(64) + dropout.",
 )
-@click.option("--patience", default=8, show_default=True, type=click.IntRange(1))
-@click.option("--seed", default=42, show_default=True, type=int)
+@click.option("--patience", default=hparams.PATIENCE, show_default=True, type=click.IntRange(1))
+@click.option("--seed", default=hparams.SEED, show_default=True, type=int)
 @click.option(
     "--split-dir",
     type=click.Path(exists=True, file_okay=False),

@@ -24,6 +24,7 @@ import os
 import shutil
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
@@ -298,7 +299,7 @@ def run_service(
             supervisor,
             stop,
             every_s=MODEL_SCAN_INTERVAL_S,
-            periodic=lambda: register_new_models(settings),
+            periodic=_model_watch(settings, active_version),
         )
     except KeyboardInterrupt:
         return 0
@@ -313,23 +314,29 @@ def run_service(
         stop.restore()
 
 
-def register_new_models(settings: Settings) -> list[str]:
-    """Sync the registry with the model folder; return messages about what changed.
+def _model_watch(settings: Settings, active_version: str | None) -> Callable[[], list[str]]:
+    """Return the runner's periodic chore: sync the registry, announce what changed.
 
-    Returns
-    -------
-    list of str
-        Empty when nothing changed (or, when the database failed, the reason).
+    The active model is announced whenever it differs from the last one seen, whichever process
+    (this runner, a worker at start, beat) registered or activated it.
     """
     from shared.store.db import session_scope
-    from shared.store.registry import sync_model_dir
+    from shared.store.registry import active_model, sync_model_dir
 
-    try:
-        with session_scope(settings.database_url) as session:
-            result = sync_model_dir(session, settings)
-    except Exception as exc:  # the database may be busy; try again next time
-        return [f"genreflow: could not scan {settings.model_dir}: {exc}"]
-    messages = [f"genreflow: registered model {version}" for version in result.added]
-    if result.activated:
-        messages.append(f"genreflow: active model {result.activated}")
-    return messages
+    seen = {"active": active_version}
+
+    def watch() -> list[str]:
+        try:
+            with session_scope(settings.database_url) as session:
+                added = sync_model_dir(session, settings).added
+                active = active_model(session)
+                version = active.version if active is not None else None
+        except Exception as exc:  # the database may be busy; try again next time
+            return [f"genreflow: could not scan {settings.model_dir}: {exc}"]
+        messages = [f"genreflow: registered model {name}" for name in added]
+        if version is not None and version != seen["active"]:
+            seen["active"] = version
+            messages.append(f"genreflow: active model {version}")
+        return messages
+
+    return watch

@@ -21,14 +21,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from shared.core.features import FeatureConfig
+from shared.core.hparams import ARCHITECTURES, LEARNING_RATE
 from shared.core.sidecar import model_path_for, read_sidecar, write_sidecar
 from shared.errors import FeatureMismatch, ModelError
 
 if TYPE_CHECKING:
     import keras
 
-ARCHITECTURES = ("baseline", "bilstm")
-LEARNING_RATE = 1e-3
 SIDECAR_FORMAT = 1
 
 

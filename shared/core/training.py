@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from shared.core import hparams
 from shared.core.dataset import (
     FeatureCache,
     Track,
@@ -34,14 +35,14 @@ TrainingProgress = Callable[[str, float], None]
 class TrainOptions:
     """Training hyper-parameters; the defaults are the article's baseline."""
 
-    epochs: int = 60
-    batch_size: int = 32
-    learning_rate: float = 1e-3
-    architecture: str = "baseline"
-    patience: int = 8
-    seed: int = 42
-    valid_fraction: float = 0.15
-    test_fraction: float = 0.15
+    epochs: int = hparams.EPOCHS
+    batch_size: int = hparams.BATCH_SIZE
+    learning_rate: float = hparams.LEARNING_RATE
+    architecture: str = hparams.ARCHITECTURE
+    patience: int = hparams.PATIENCE
+    seed: int = hparams.SEED
+    valid_fraction: float = hparams.VALID_FRACTION
+    test_fraction: float = hparams.TEST_FRACTION
     split_dir: str | None = None
     cache_dir: str | None = None
     normalize: bool = True

@@ -15,6 +15,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from shared.core import hparams
+
 ACTIVATE_POLICIES = ("if_better", "always", "never")
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 DEFAULT_RETRAIN_CRON = "0 3 * * 0"
@@ -22,7 +24,7 @@ DEFAULT_MAX_UPLOAD_MB = 200
 DEFAULT_MAX_DURATION_S = 1800.0
 DEFAULT_WEBHOOK_MAX_ATTEMPTS = 6
 DEFAULT_WEBHOOK_BACKOFF_S = 30.0
-DEFAULT_TRAIN_EPOCHS = 60
+DEFAULT_TRAIN_EPOCHS = hparams.EPOCHS
 WEBHOOK_SECRET_FILE = "webhook_secret"
 SECRET_KEY_FILE = "secret_key"
 MULTIPART_SLACK_BYTES = 64 * 1024  # room for the multipart envelope around the file itself

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from shared.core.sidecar import MODEL_SUFFIX, read_sidecar
@@ -187,7 +188,11 @@ def sync_model_dir(session: Session, settings: Settings) -> SyncResult:
         candidates = shipped or list_models(session)
         if candidates:
             newest = max(candidates, key=lambda row: (row.created_at, row.version))
-            activated = activate_version(session, newest.version).version
+            try:
+                with session.begin_nested():
+                    activated = activate_version(session, newest.version).version
+            except IntegrityError:  # another process activated one at the same moment
+                log.info("another process activated a model first")
     return SyncResult(added=[row.version for row in [*shipped, *added]], activated=activated)
 
 
@@ -240,5 +245,9 @@ def _register_files(session: Session, paths: list[Path]) -> list[ModelVersion]:
             continue
         if session.get(ModelVersion, meta["version"]) is not None:
             continue
-        added.append(register_model(session, path))
+        try:
+            with session.begin_nested():
+                added.append(register_model(session, path))
+        except IntegrityError:  # another process (worker, beat, runner) registered it first
+            log.info("model %s was registered by another process", meta["version"])
     return added

@@ -23,12 +23,17 @@ from shared.store.db import session_scope
 POSTGRES_FALLBACK_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 
 
+def make_app(settings: Settings) -> Any:
+    """Build the web app under test for ``settings``."""
+    from web import create_app
+
+    return create_app(settings, config={"TESTING": True})
+
+
 @pytest.fixture
 def app(settings: Settings, redis_client: redis.Redis) -> Iterator[Any]:
     """Yield the web app under test."""
-    from web import create_app
-
-    application = create_app(settings, config={"TESTING": True})
+    application = make_app(settings)
     yield application
     application.extensions["genreflow"]["engine"].dispose()
 

@@ -1,14 +1,11 @@
+"""Every error the web process answers is application/problem+json with the right status."""
+
 import json
 from typing import Any
 
 from shared.store.config import Settings
+from tests.web.conftest import make_app
 from tests.web.helpers import assert_problem
-
-
-def _app_with(settings: Settings) -> Any:
-    from web import create_app
-
-    return create_app(settings, config={"TESTING": True})
 
 
 def test_unknown_route_and_method_are_problems(client: Any) -> None:
@@ -19,7 +16,7 @@ def test_unknown_route_and_method_are_problems(client: Any) -> None:
 
 
 def test_unexpected_errors_are_500_without_internals(settings: Settings) -> None:
-    app = _app_with(settings)
+    app = make_app(settings)
 
     @app.get("/boom")
     def boom() -> None:

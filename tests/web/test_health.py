@@ -1,3 +1,5 @@
+"""/health and /ready, the OpenAPI document, and what the web process imports."""
+
 import json
 import re
 import subprocess
@@ -9,7 +11,7 @@ import pytest
 
 from shared.store.config import Settings
 from tests.redis_server import free_port, running_redis
-from tests.web.conftest import wav_bytes
+from tests.web.conftest import make_app, wav_bytes
 from tests.web.helpers import assert_problem
 
 ENDPOINTS = {
@@ -28,12 +30,6 @@ ENDPOINTS = {
     ("get", "/health"),
     ("get", "/ready"),
 }
-
-
-def _app_with(settings: Settings) -> Any:
-    from web import create_app
-
-    return create_app(settings, config={"TESTING": True})
 
 
 def test_health(client: Any) -> None:
@@ -64,7 +60,7 @@ def test_ready_without_a_model_is_503(client: Any) -> None:
 def test_ready_without_a_broker_is_503(
     settings: Settings, dead_redis_url: str, active_model: str
 ) -> None:
-    client = _app_with(settings.replace(redis_url=dead_redis_url)).test_client()
+    client = make_app(settings.replace(redis_url=dead_redis_url)).test_client()
     body = assert_problem(client.get("/ready"), 503, "not_ready")
     assert body["failed"] == ["broker"]
     assert "broker" in body["detail"]
@@ -72,13 +68,13 @@ def test_ready_without_a_broker_is_503(
 
 def test_ready_without_a_database_is_503(settings: Settings, tmp_path: Any) -> None:
     unmigrated = settings.replace(database_url=f"sqlite:///{tmp_path / 'empty.sqlite3'}")
-    body = assert_problem(_app_with(unmigrated).test_client().get("/ready"), 503, "not_ready")
+    body = assert_problem(make_app(unmigrated).test_client().get("/ready"), 503, "not_ready")
     assert "model" in body["failed"]
 
 
 def test_queue_recovers_when_the_broker_comes_back(settings: Settings, active_model: str) -> None:
     port = free_port()
-    client = _app_with(settings.replace(redis_url=f"redis://127.0.0.1:{port}/0")).test_client()
+    client = make_app(settings.replace(redis_url=f"redis://127.0.0.1:{port}/0")).test_client()
     data = {"file": (__import__("io").BytesIO(wav_bytes()), "a.wav")}
     assert_problem(client.post("/api/v1/jobs", data=data), 503, "queue_unavailable")
     with running_redis(port=port):

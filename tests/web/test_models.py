@@ -1,3 +1,5 @@
+"""GET/POST /api/v1/models: listing, activation, confusion matrices; GETs only read."""
+
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -13,16 +15,6 @@ MODEL_KEYS = {
     "version", "created_at", "active", "genres", "metrics", "feature_config",
     "data_fingerprint", "training_run_id", "links",
 }  # fmt: skip
-RUN_KEYS = {
-    "id", "status", "progress", "stage", "trigger", "created_at", "started_at", "finished_at",
-    "model_version", "activated", "metrics", "error", "links",
-}  # fmt: skip
-
-
-def _app_with(settings: Settings) -> Any:
-    from web import create_app
-
-    return create_app(settings, config={"TESTING": True})
 
 
 # --- models ----------------------------------------------------------------------------------

@@ -1,3 +1,5 @@
+"""POST /api/v1/models/train and the training-run listings."""
+
 from pathlib import Path
 from typing import Any
 
@@ -6,22 +8,13 @@ from sqlalchemy.orm import Session
 
 from shared.store.config import Settings
 from shared.store.orm import TrainingRun
+from tests.web.conftest import make_app
 from tests.web.helpers import assert_problem, queued_tasks
 
-MODEL_KEYS = {
-    "version", "created_at", "active", "genres", "metrics", "feature_config",
-    "data_fingerprint", "training_run_id", "links",
-}  # fmt: skip
 RUN_KEYS = {
     "id", "status", "progress", "stage", "trigger", "created_at", "started_at", "finished_at",
     "model_version", "activated", "metrics", "error", "links",
 }  # fmt: skip
-
-
-def _app_with(settings: Settings) -> Any:
-    from web import create_app
-
-    return create_app(settings, config={"TESTING": True})
 
 
 # --- training --------------------------------------------------------------------------------
@@ -37,7 +30,7 @@ def test_training_without_a_data_dir_is_409(client: Any, redis_client: redis.Red
 def test_training_with_a_missing_data_dir_is_422(
     settings: Settings, redis_client: redis.Redis, tmp_path: Path
 ) -> None:
-    app = _app_with(settings.replace(train_data_dir=tmp_path / "nowhere"))
+    app = make_app(settings.replace(train_data_dir=tmp_path / "nowhere"))
     body = assert_problem(
         app.test_client().post("/api/v1/models/train"), 422, "training_data_missing"
     )
@@ -48,7 +41,7 @@ def test_training_with_a_missing_data_dir_is_422(
 def test_training_is_queued(settings: Settings, redis_client: redis.Redis, tmp_path: Path) -> None:
     data_dir = tmp_path / "gtzan"
     (data_dir / "rock").mkdir(parents=True)
-    client = _app_with(settings.replace(train_data_dir=data_dir)).test_client()
+    client = make_app(settings.replace(train_data_dir=data_dir)).test_client()
     response = client.post("/api/v1/models/train")
     assert response.status_code == 202
     run = response.get_json()
@@ -76,7 +69,7 @@ def test_training_with_the_broker_down_is_503(
 ) -> None:
     data_dir = tmp_path / "gtzan"
     data_dir.mkdir()
-    app = _app_with(settings.replace(train_data_dir=data_dir, redis_url=dead_redis_url))
+    app = make_app(settings.replace(train_data_dir=data_dir, redis_url=dead_redis_url))
     client = app.test_client()
     body = assert_problem(client.post("/api/v1/models/train"), 503, "queue_unavailable")
     run = client.get(f"/api/v1/training-runs/{body['training_run_id']}").get_json()
