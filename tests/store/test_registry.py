@@ -154,3 +154,24 @@ def test_shipped_default_model_does_not_replace_an_active_one(
     monkeypatch.setattr(registry, "DEFAULT_MODEL_DIR", shipped)
     sync_model_dir(db_session, settings)
     assert _active_versions(db_session) == ["mine"]
+
+
+def test_a_sync_that_loses_the_race_to_register_skips_the_file(
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from shared.store.db import session_scope
+
+    shipped = tmp_path / "shipped"
+    write_model_files(shipped, "raced")
+    monkeypatch.setattr(registry, "DEFAULT_MODEL_DIR", shipped)
+    with session_scope(settings.database_url) as first:
+        assert sync_model_dir(first, settings).added == ["raced"]
+    with session_scope(settings.database_url) as second:
+        # As if this process looked before the other one committed: it sees no such version.
+        monkeypatch.setattr(second, "get", lambda *_args, **_kwargs: None)
+        monkeypatch.setattr(registry, "DEFAULT_MODEL_DIR", tmp_path / "none")
+        write_model_files(settings.model_dir, "raced")  # same version, another path
+        assert sync_model_dir(second, settings).added == []  # IntegrityError caught, not raised
+    with session_scope(settings.database_url) as session:
+        assert _active_versions(session) == ["raced"]
+        assert session.query(ModelVersion).count() == 1

@@ -71,3 +71,17 @@ def test_classify_song_enqueues_the_webhook_after_commit(
     tasks.classify_song.run("job-1")
 
     enqueue.assert_called_once_with("job-1", "job.completed")
+
+
+def test_sync_models_registers_and_activates_what_training_wrote(task_settings: Settings) -> None:
+    from shared.store.db import session_scope
+    from shared.store.registry import active_model
+    from tests.web.conftest import write_model_files
+
+    write_model_files(task_settings.model_dir, "from-cli")
+    tasks.sync_models.run()
+
+    with session_scope(task_settings.database_url) as session:
+        active = active_model(session)
+        assert active is not None
+        assert active.version == "from-cli"

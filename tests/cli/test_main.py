@@ -1,0 +1,34 @@
+"""The ``genreflow`` group: every command registered in one place, no import side effects."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from click.testing import CliRunner
+
+from shared.cli import commands, service_commands
+from shared.cli.main import main
+
+EXPECTED = {"train", "evaluate", "predict", "demo-data", "run", "prepare"}
+
+
+def test_every_command_is_registered_on_the_one_group() -> None:
+    assert set(main.commands) == EXPECTED
+    assert {c.name for c in (*commands.COMMANDS, *service_commands.COMMANDS)} == EXPECTED
+
+
+def test_help_lists_every_command() -> None:
+    result = CliRunner().invoke(main, ["--help"])
+    assert result.exit_code == 0
+    for name in EXPECTED:
+        assert name in result.output
+
+
+def test_importing_the_command_modules_registers_nothing_and_loads_no_tensorflow() -> None:
+    code = (
+        "import sys, shared.cli.commands, shared.cli.service_commands\n"
+        "assert 'shared.cli.main' not in sys.modules, 'the group was built by an import'\n"
+        "assert 'tensorflow' not in sys.modules, 'tensorflow imported'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
