@@ -18,19 +18,16 @@ class GenreflowError(Exception):
     status: ClassVar[int] = 400
     title: ClassVar[str] = "Bad request"
     code: ClassVar[str] = "bad_request"
+    #: The detail when none is given (else the title).
+    default_detail: ClassVar[str | None] = None
 
     def __init__(
         self, detail: str | None = None, *, headers: dict[str, str] | None = None, **extra: Any
     ) -> None:
-        self.detail = detail or self.default_detail()
+        self.detail = detail or self.default_detail or self.title
         self.headers: dict[str, str] = dict(headers or {})
         self.extra: dict[str, Any] = extra
         super().__init__(self.detail)
-
-    @classmethod
-    def default_detail(cls) -> str:
-        """Return the detail used when none is given (the title, unless a class says more)."""
-        return cls.title
 
     def to_dict(self) -> dict[str, Any]:
         """Return the error as ``{"code", "title", "detail"}``."""
@@ -132,10 +129,7 @@ class MissingFile(GenreflowError):
     title = "No file uploaded"
     code = "missing_file"
 
-    @classmethod
-    def default_detail(cls) -> str:
-        """Say how to send the file."""
-        return "Send the song as multipart/form-data in a field named 'file'."
+    default_detail = "Send the song as multipart/form-data in a field named 'file'."
 
 
 class InvalidWebhookUrl(GenreflowError):
@@ -175,15 +169,12 @@ class NoActiveModel(GenreflowError):
     title = "No active model"
     code = "no_active_model"
 
-    @classmethod
-    def default_detail(cls) -> str:
-        """Say how to get a model."""
-        return (
-            "No model is active, so songs cannot be classified yet. Train one with "
-            "`genreflow train DATA_DIR --out $GENREFLOW_MODEL_DIR` on a GTZAN-layout folder, or "
-            "set GENREFLOW_TRAIN_DATA_DIR and `POST /api/v1/models/train`; for a synthetic demo "
-            "run `genreflow demo-data DIR` and then train on DIR."
-        )
+    default_detail = (
+        "No model is active, so songs cannot be classified yet. Train one with "
+        "`genreflow train DATA_DIR --out $GENREFLOW_MODEL_DIR` on a GTZAN-layout folder, or "
+        "set GENREFLOW_TRAIN_DATA_DIR and `POST /api/v1/models/train`; for a synthetic demo "
+        "run `genreflow demo-data DIR` and then train on DIR."
+    )
 
 
 class ModelFileMissing(GenreflowError):
@@ -208,13 +199,10 @@ class TrainingNotConfigured(GenreflowError):
     title = "Training is not configured"
     code = "training_not_configured"
 
-    @classmethod
-    def default_detail(cls) -> str:
-        """Say how to configure training."""
-        return (
-            "Set GENREFLOW_TRAIN_DATA_DIR to a GTZAN-layout folder (one sub-folder per genre) "
-            "and restart, or train from the command line with `genreflow train DATA_DIR`."
-        )
+    default_detail = (
+        "Set GENREFLOW_TRAIN_DATA_DIR to a GTZAN-layout folder (one sub-folder per genre) "
+        "and restart, or train from the command line with `genreflow train DATA_DIR`."
+    )
 
 
 class TrainingDataMissing(GenreflowError):

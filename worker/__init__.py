@@ -1,1 +1,1 @@
-"""The Celery side of genreflow: the app (:mod:`worker.celery_app`) and its thin tasks."""
+"""The Celery side of genreflow: the app, its thin tasks and the per-process model cache."""

@@ -154,7 +154,7 @@ def train(
 
 @click.command()
 @click.argument("data_dir", type=click.Path(file_okay=False, path_type=Path))
-@click.option("--model", "model_path", help="A .keras model (default: the active/newest one).")
+@click.option("--model", "model_path", help="A .keras model (default: the registry's active one).")
 @click.option(
     "--split-dir",
     type=click.Path(exists=True, file_okay=False),
@@ -182,7 +182,7 @@ def evaluate(data_dir: Path, model_path: str | None, split_dir: str | None, as_j
 
 @click.command()
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("--model", "model_path", help="A .keras model (default: the active/newest one).")
+@click.option("--model", "model_path", help="A .keras model (default: the registry's active one).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object per file.")
 @click.option("--segments", is_flag=True, help="Also print the per-segment timeline.")
 def predict(files: tuple[Path, ...], model_path: str | None, as_json: bool, segments: bool) -> None:
