@@ -1,9 +1,10 @@
 """The per-process model cache of a predict worker.
 
-Each worker process loads the active model the first time a task needs it (after the prefork
-fork, never at import time) and keeps it. Every task asks the database which version is active
-(one cheap query); when another version has been activated since, the new one is loaded and
-swapped in.
+Each predict pool process loads the active model as it starts (:mod:`worker.warmup`, after the
+prefork fork, never at import time) and keeps it; ONNX Runtime scores it when the model has its
+ONNX artefact (:mod:`shared.core.inference`), so the process does not import TensorFlow. Every
+task asks the database which version is active (one cheap query); when another version has been
+activated since, the new one is loaded and swapped in.
 """
 
 from __future__ import annotations
@@ -61,10 +62,10 @@ def get_active_model(session: Session, settings: Settings | None = None) -> Genr
     with _lock:
         if _cached is not None and _cached_key == key:
             return _cached
-        from shared.core.model import load_genre_model
+        from shared.core.inference import load_served_model
 
         log.info("loading model %s from %s", row.version, path)
-        model = load_genre_model(path)
+        model = load_served_model(path)
         _cached, _cached_key = model, key
         return model
 

@@ -7,12 +7,21 @@ A saved model is two files side by side: ``<version>.keras`` (Keras 3 format) an
 ``<version>.json`` (the sidecar: genres in output order, the feature config, training data
 summary, metrics, created time and version id). The sidecar is what the service reads to list
 models without loading TensorFlow.
+
+Beside them, :func:`save_model` writes ``<version>.onnx``, the served artefact: the same network
+as an ONNX graph that :mod:`shared.core.inference` runs with ONNX Runtime, so a predict worker
+never imports TensorFlow. The sidecar's ``"served"`` entry names it.
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import secrets
+import sys
+import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,22 +31,55 @@ import numpy as np
 
 from shared.core.features import FeatureConfig
 from shared.core.hparams import ARCHITECTURES, LEARNING_RATE
-from shared.core.sidecar import model_path_for, read_sidecar, write_sidecar
+from shared.core.sidecar import model_path_for, onnx_path, read_sidecar, write_sidecar
 from shared.errors import FeatureMismatch, ModelError
 
 if TYPE_CHECKING:
     import keras
 
+log = logging.getLogger(__name__)
+
 SIDECAR_FORMAT = 1
+#: ONNX opset of the served artefact; ONNX Runtime >= 1.14 runs it.
+ONNX_OPSET = 17
 
 
 def import_keras() -> Any:
-    """Import Keras on the TensorFlow backend, keeping TensorFlow's C++ start-up chatter quiet."""
+    """Import Keras on the TensorFlow backend, keeping TensorFlow's C++ start-up chatter quiet.
+
+    TensorFlow's C++ side writes its start-up lines (absl's pre-init warning, oneDNN and CPU
+    feature notes) straight to file descriptor 2, whatever ``TF_CPP_MIN_LOG_LEVEL`` says. They
+    are caught during the import and passed to this module's logger at INFO level, so they show
+    with ``genreflow -v`` (or a worker's INFO log) and stay off a quiet terminal.
+    """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-    import keras
+    if "keras" in sys.modules and "tensorflow" in sys.modules:
+        return sys.modules["keras"]
+    with _stderr_to_log("TensorFlow start-up"):
+        import keras
+        import tensorflow  # noqa: F401  (the backend, imported under the same capture)
 
     return keras
+
+
+@contextlib.contextmanager
+def _stderr_to_log(what: str) -> Iterator[None]:
+    """Capture what C/C++ code writes to file descriptor 2 and log it at INFO level."""
+    sys.stderr.flush()
+    with tempfile.TemporaryFile() as sink:
+        saved = os.dup(2)
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            sink.seek(0)
+            text = sink.read().decode(errors="replace").strip()
+            if text:
+                log.info("%s:\n%s", what, text)
 
 
 def build_model(
@@ -114,11 +156,16 @@ def save_model(
     feature_config: FeatureConfig,
     extra: dict[str, Any] | None = None,
 ) -> Path:
-    """Save ``model`` as ``<out_dir>/<version>.keras`` with its sidecar; return the model path."""
+    """Save ``model`` as ``<out_dir>/<version>.keras`` with its sidecar; return the model path.
+
+    The served ONNX artefact ``<version>.onnx`` is written beside it (see :func:`export_onnx`);
+    if the export fails, the sidecar has no ``"served"`` entry and serving falls back to Keras.
+    """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     model_path = model_path_for(out_dir, version)
     model.save(model_path)
+    served = served_entry(model, model_path)
     sidecar = {
         "format": SIDECAR_FORMAT,
         "version": version,
@@ -126,10 +173,95 @@ def save_model(
         "genres": list(genres),
         "feature_config": feature_config.to_dict(),
         "architecture": model.name.removeprefix("genreflow_"),
+        **({"served": served} if served else {}),
         **(extra or {}),
     }
     write_sidecar(model_path, sidecar, default=_json_default)
     return model_path
+
+
+def served_entry(model: keras.Model, model_path: str | Path) -> dict[str, Any] | None:
+    """Export ``model`` to ONNX beside ``model_path``; return the sidecar's ``"served"`` entry.
+
+    Returns ``None`` (and logs why) when the export fails, so that the model is still saved and
+    served through Keras.
+    """
+    path = onnx_path(model_path)
+    try:
+        export_onnx(model, path)
+    except Exception as exc:  # any converter failure leaves the Keras model usable
+        log.warning("could not export %s to ONNX (%s); it will be served by Keras", path, exc)
+        path.unlink(missing_ok=True)
+        return None
+    return {"format": "onnx", "file": path.name, "opset": ONNX_OPSET}
+
+
+def export_onnx(model: keras.Model, path: str | Path, *, opset: int = ONNX_OPSET) -> Path:
+    """Write ``model`` as an ONNX graph that computes the same outputs in inference mode.
+
+    Each Keras input becomes an ONNX input of the same name with a free batch dimension. The
+    conversion is tf2onnx's, from a traced ``tf.function``; tensors the trace captures as
+    constants (a ``Normalization`` layer's mean and variance) are stored as initializers, so the
+    graph's only inputs are the model's own.
+
+    Parameters
+    ----------
+    model : keras.Model
+        Single- or multi-input functional model.
+    path : path-like
+        Where the ``.onnx`` file goes (written atomically).
+    opset : int
+        ONNX opset to target.
+
+    Returns
+    -------
+    Path
+        ``path``.
+    """
+    import_keras()
+    import onnx
+    import tensorflow as tf
+    import tf2onnx
+    from onnx import numpy_helper
+
+    specs = [
+        tf.TensorSpec((None, *tensor.shape[1:]), tensor.dtype, name=_input_name(tensor))
+        for tensor in model.inputs
+    ]
+
+    def call(*inputs: tf.Tensor) -> tf.Tensor:
+        return model(list(inputs) if len(inputs) > 1 else inputs[0], training=False)
+
+    function = tf.function(call, input_signature=specs)
+    concrete = function.get_concrete_function()
+    n_inputs = len(specs)
+    captured = {
+        placeholder.name: value
+        for placeholder, value in zip(
+            concrete.inputs[n_inputs:], concrete.captured_inputs, strict=False
+        )
+        if placeholder.dtype != tf.resource
+    }
+    proto, _ = tf2onnx.convert.from_function(function, input_signature=specs, opset=opset)
+    graph = proto.graph
+    used = {name for node in graph.node for name in node.input}
+    for graph_input in list(graph.input):
+        if graph_input.name in captured:
+            graph.input.remove(graph_input)
+            if graph_input.name in used:
+                array = np.asarray(captured[graph_input.name])
+                graph.initializer.append(numpy_helper.from_array(array, graph_input.name))
+    onnx.checker.check_model(proto)
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    onnx.save(proto, tmp)
+    os.replace(tmp, path)
+    return path
+
+
+def _input_name(tensor: Any) -> str:
+    """Return a Keras input's layer name (``mfcc``), without any ``:0`` suffix."""
+    return str(getattr(tensor, "name", "input")).split(":")[0]
 
 
 def _json_default(value: Any) -> Any:
@@ -144,8 +276,9 @@ def _json_default(value: Any) -> Any:
 class GenreModel:
     """A loaded model with its sidecar, ready to score segments.
 
-    Scoring goes through one traced TensorFlow function (warmed up on load), which avoids
-    ``Model.predict``'s per-call set-up: that set-up costs more than the LSTM itself on a song.
+    ``runtime`` says what scores: ``"onnx"`` (ONNX Runtime, see :mod:`shared.core.inference`;
+    no ``keras_model``) or ``"keras"``: one traced TensorFlow function (warmed up on load), which
+    avoids ``Model.predict``'s per-call set-up, which costs more than the LSTM itself on a song.
     """
 
     path: Path
@@ -153,7 +286,8 @@ class GenreModel:
     genres: list[str]
     feature_config: FeatureConfig
     metadata: dict[str, Any]
-    keras_model: keras.Model = field(repr=False)
+    keras_model: keras.Model | None = field(default=None, repr=False)
+    runtime: str = "keras"
     _score: Any = field(default=None, repr=False)
 
     def predict_segments(self, features: np.ndarray) -> np.ndarray:

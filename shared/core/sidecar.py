@@ -16,6 +16,8 @@ from shared.errors import ModelError
 MODEL_SUFFIX: Final = ".keras"
 SIDECAR_SUFFIX: Final = ".json"
 CONFUSION_SUFFIX: Final = ".confusion.png"
+#: The served artefact beside the ``.keras`` file: the same network as an ONNX graph.
+ONNX_SUFFIX: Final = ".onnx"
 
 
 def model_path_for(out_dir: str | Path, version: str) -> Path:
@@ -26,6 +28,11 @@ def model_path_for(out_dir: str | Path, version: str) -> Path:
 def sidecar_path(model_path: str | Path) -> Path:
     """Return the sidecar JSON path that belongs to a ``.keras`` file."""
     return Path(model_path).with_suffix(SIDECAR_SUFFIX)
+
+
+def onnx_path(model_path: str | Path) -> Path:
+    """Return the path of the served ONNX artefact that belongs to a ``.keras`` file."""
+    return Path(model_path).with_suffix(ONNX_SUFFIX)
 
 
 def confusion_png_path(model_path: str | Path) -> Path:

@@ -1,0 +1,159 @@
+"""Serve a trained model without TensorFlow: its ONNX artefact, scored by ONNX Runtime.
+
+Training writes ``<version>.onnx`` beside ``<version>.keras``
+(:func:`shared.core.model.export_onnx`) and names it in the sidecar's ``"served"`` entry.
+:func:`load_served_model` loads that graph into an ``onnxruntime.InferenceSession``, so a predict
+worker or ``genreflow predict`` needs onnxruntime, numpy and librosa, and never imports TensorFlow
+(about 120 MB of resident memory instead of 800+). A model without the artefact (trained before it
+existed) is loaded through Keras instead, which is slower to start and heavier, and says so in the
+log.
+
+Importing this module imports neither onnxruntime nor TensorFlow.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from shared.core.features import FeatureConfig
+from shared.core.model import GenreModel
+from shared.core.sidecar import onnx_path, read_sidecar
+from shared.errors import FeatureMismatch, ModelError
+
+log = logging.getLogger(__name__)
+
+#: Threads one ONNX Runtime session may use. The predict pool runs one process per core, so
+#: each process scoring on one thread keeps the cores busy without oversubscribing them.
+INTRA_OP_THREADS = 1
+#: The ONNX input that takes MFCC segments (the Keras ``Input`` name). A model with more inputs
+#: (say a mel patch for a pretrained front end) is fed a ``{input name: batch}`` mapping.
+MFCC_INPUT = "mfcc"
+
+
+def served_artefact(model_path: str | Path, sidecar: dict[str, Any] | None = None) -> Path | None:
+    """Return the ONNX file that serves ``model_path``, or ``None`` when it has none.
+
+    The sidecar's ``"served"`` entry names it; a ``<stem>.onnx`` beside the model counts too
+    (a model converted after training).
+    """
+    sidecar = read_sidecar(model_path) if sidecar is None else sidecar
+    served = sidecar.get("served") or {}
+    if served.get("format") == "onnx" and served.get("file"):
+        candidate = Path(model_path).parent / str(served["file"])
+        if candidate.is_file():
+            return candidate
+    candidate = onnx_path(model_path)
+    return candidate if candidate.is_file() else None
+
+
+def load_served_model(
+    path: str | Path,
+    *,
+    expected_features: FeatureConfig | None = None,
+    warm_up: bool = True,
+    threads: int = INTRA_OP_THREADS,
+) -> GenreModel:
+    """Load a model for scoring: its ONNX artefact when it has one, else the Keras file.
+
+    Parameters
+    ----------
+    path : path-like
+        The model's ``.keras`` file (sidecar ``<stem>.json`` beside it).
+    expected_features : FeatureConfig, optional
+        When given, the model's stored feature config must equal it.
+    warm_up : bool
+        Score one zero segment now, so the first song pays no set-up.
+    threads : int > 0
+        ONNX Runtime's intra-op threads.
+
+    Returns
+    -------
+    GenreModel
+        ``runtime`` is ``"onnx"`` or ``"keras"``.
+
+    Raises
+    ------
+    ModelError
+        The model or its sidecar is missing or unreadable, or its outputs do not match its
+        genres.
+    FeatureMismatch
+        The stored feature config differs from ``expected_features`` or from the graph's input.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ModelError(f"No model file at {path}.")
+    sidecar = read_sidecar(path)
+    artefact = served_artefact(path, sidecar)
+    if artefact is None:
+        from shared.core.model import load_genre_model
+
+        log.warning(
+            "model %s has no ONNX artefact beside it; loading it with Keras (TensorFlow)",
+            path.name,
+        )
+        return load_genre_model(path, expected_features=expected_features, warm_up=warm_up)
+    config = FeatureConfig.from_dict(sidecar["feature_config"])
+    if expected_features is not None and config != expected_features:
+        raise FeatureMismatch(
+            f"Model {sidecar.get('version')} was trained on features {config.to_dict()}, "
+            f"not {expected_features.to_dict()}."
+        )
+    score, input_shape, n_outputs = _onnx_scorer(artefact, threads=threads)
+    if input_shape != (config.n_frames, config.n_features):
+        raise FeatureMismatch(
+            f"Model {artefact.name} takes inputs {input_shape} but its sidecar describes "
+            f"{(config.n_frames, config.n_features)}."
+        )
+    genres = list(sidecar["genres"])
+    if n_outputs != len(genres):
+        raise ModelError(f"Model {artefact.name} has {n_outputs} outputs for {len(genres)} genres.")
+    model = GenreModel(
+        path=path,
+        version=str(sidecar["version"]),
+        genres=genres,
+        feature_config=config,
+        metadata=sidecar,
+        runtime="onnx",
+        _score=score,
+    )
+    if warm_up:
+        model.predict_segments(np.zeros((1, config.n_frames, config.n_features), np.float32))
+    return model
+
+
+def _onnx_scorer(
+    artefact: Path, *, threads: int
+) -> tuple[Callable[..., np.ndarray], tuple[int, ...], int]:
+    """Open an ONNX Runtime session; return its scoring function, input shape and output width."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3  # errors only: no initializer-pruning notes on stderr
+    try:
+        session = ort.InferenceSession(
+            str(artefact), sess_options=options, providers=["CPUExecutionProvider"]
+        )
+    except Exception as exc:  # onnxruntime raises its own exception types
+        raise ModelError(f"Cannot load model {artefact.name}: {exc}") from exc
+    inputs = {i.name: i for i in session.get_inputs()}
+    first = inputs.get(MFCC_INPUT) or next(iter(inputs.values()))
+    input_shape = tuple(int(d) if isinstance(d, int) else -1 for d in first.shape[1:])
+    n_outputs = session.get_outputs()[0].shape[-1]
+
+    def score(batch: np.ndarray | Mapping[str, np.ndarray]) -> np.ndarray:
+        feed = dict(batch) if isinstance(batch, Mapping) else {first.name: batch}
+        missing = set(inputs) - set(feed)
+        if missing:
+            raise FeatureMismatch(
+                f"Model {artefact.name} also needs inputs {', '.join(sorted(missing))}."
+            )
+        return session.run(None, feed)[0]
+
+    return score, input_shape, int(n_outputs) if isinstance(n_outputs, int) else -1
