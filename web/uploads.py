@@ -11,6 +11,7 @@ import contextlib
 import hashlib
 import os
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import BinaryIO
@@ -119,7 +120,12 @@ def valid_webhook_url(url: str) -> bool:
 
 
 def store_upload(
-    stream: BinaryIO, upload_dir: Path, extension: str, *, max_bytes: int
+    stream: BinaryIO,
+    upload_dir: Path,
+    extension: str,
+    *,
+    max_bytes: int,
+    check: Callable[[Path], object] | None = None,
 ) -> StoredUpload:
     """Copy ``stream`` into ``upload_dir`` under its SHA-256, durably.
 
@@ -133,6 +139,9 @@ def store_upload(
         Kept on the stored name (``<sha256><extension>``) so decoders can use it.
     max_bytes : int > 0
         Larger streams raise :class:`~shared.errors.UploadTooLarge` and leave nothing behind.
+    check : callable(path), optional
+        Run on the complete temporary file before it takes its final name (the audio probe);
+        whatever it raises propagates and leaves nothing behind.
 
     Returns
     -------
@@ -153,6 +162,8 @@ def store_upload(
                 out.write(chunk)
             out.flush()
             os.fsync(out.fileno())
+        if check is not None:
+            check(tmp)
         final = upload_dir / f"{digest.hexdigest()}{extension}"
         os.replace(tmp, final)
         _fsync_dir(upload_dir)

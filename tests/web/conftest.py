@@ -83,7 +83,7 @@ def active_model(settings: Settings) -> str:
         return register_model(session, path, activate=True).version
 
 
-def wav_bytes(seconds: float = 0.5, *, sr: int = 8000, freq: float = 440.0) -> bytes:
+def wav_bytes(seconds: float = 3.5, *, sr: int = 8000, freq: float = 440.0) -> bytes:
     """Return a mono 16-bit WAV of a sine tone, made with the standard library."""
     n = int(seconds * sr)
     frames = b"".join(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import mimetypes
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,7 @@ from flask import request, send_file
 from flask.typing import ResponseReturnValue
 from sqlalchemy import select
 
+from shared.core.probe import probe_audio
 from shared.errors import (
     EmptyAudio,
     InvalidWebhookUrl,
@@ -88,10 +90,14 @@ def create_job(form_and_files_data: Any = None) -> ResponseReturnValue:
     if not head:
         raise EmptyAudio(f"{filename!r} is empty.")
     db = get_db()
-    model = require_active_model(db)
     settings = get_settings()
+    model = require_active_model(db, model_dir=settings.model_dir)
     stored = store_upload(
-        upload.stream, settings.upload_dir, extension, max_bytes=settings.max_upload_bytes
+        upload.stream,
+        settings.upload_dir,
+        extension,
+        max_bytes=settings.max_upload_bytes,
+        check=partial(probe_audio, max_duration_s=settings.max_duration_s, name=filename),
     )
     job, copied = submit_job(
         db,
