@@ -20,6 +20,29 @@ BROKER_TIMEOUT_S = 3.0
 PUBLISH_RETRY_POLICY = {"max_retries": 1, "interval_start": 0.2, "interval_step": 0.2}
 
 
+def broker_name(redis_url: str, *, url_set: bool, private: bool) -> str:
+    """Name the broker in the user's own terms: what they configured, or what started it.
+
+    Parameters
+    ----------
+    redis_url : str
+        The broker URL (its password is never shown).
+    url_set : bool
+        The user set ``REDIS_URL``.
+    private : bool
+        ``genreflow run`` started this Redis itself.
+    """
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(redis_url)
+    where = f"{parts.hostname or 'localhost'}:{parts.port or 6379}"
+    if private:
+        return f"The task queue (the Redis server that genreflow run started, at {where})"
+    if url_set:
+        return f"The task queue (Redis at {where}, from REDIS_URL)"
+    return f"The task queue (Redis at {where}; set REDIS_URL to use another)"
+
+
 class TaskQueue:
     """Send tasks to the genreflow workers through the Redis broker.
 
@@ -27,10 +50,13 @@ class TaskQueue:
     ----------
     redis_url : str
         The broker URL (``REDIS_URL``).
+    named : str, optional
+        How messages name the broker to the user (see :func:`broker_name`).
     """
 
-    def __init__(self, redis_url: str) -> None:
+    def __init__(self, redis_url: str, *, named: str | None = None) -> None:
         self.redis_url = redis_url
+        self.named = named or "The task queue (Redis)"
         self._celery: Any = None
         self._lock = threading.Lock()
 
@@ -76,10 +102,32 @@ class TaskQueue:
             result = self.celery.send_task(name, args=args, queue=queue)
         except Exception as exc:  # kombu/redis raise many connection error types
             log.error("could not send %s%r to queue %s: %s", name, args, queue, exc)
-            raise QueueUnavailable(
-                "The task queue (Redis at REDIS_URL) is not reachable; try again shortly."
-            ) from exc
+            raise QueueUnavailable(f"{self.named} is not reachable; try again shortly.") from exc
         return result.id
+
+    def warm_workers(self) -> dict[str, str]:
+        """Return ``{worker id: model version}`` of the predict processes holding a model.
+
+        Raises
+        ------
+        QueueUnavailable
+            If the broker cannot be reached.
+        """
+        import redis
+
+        from shared.lifecycle.warmth import warm_versions
+
+        client = redis.Redis.from_url(
+            self.redis_url,
+            socket_connect_timeout=BROKER_TIMEOUT_S,
+            socket_timeout=BROKER_TIMEOUT_S,
+        )
+        try:
+            return warm_versions(client)
+        except Exception as exc:
+            raise QueueUnavailable(f"The broker does not answer: {exc}") from exc
+        finally:
+            client.close()
 
     def ping(self) -> None:
         """Check the broker answers a PING.

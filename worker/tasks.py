@@ -4,8 +4,10 @@ What follows (a webhook delivery) is enqueued only after the task's commit. Each
 is wrapped once in :func:`~shared.lifecycle.base.transient_db_errors`, so database trouble
 becomes a retry.
 
-Nothing here loads a model or imports TensorFlow at import time: the predict worker loads the
-active model during its first task (:func:`worker.model_cache.get_active_model`).
+Nothing here loads a model or imports TensorFlow at import time: each predict pool process
+loads the active model as it starts (:mod:`worker.warmup`, hooked to Celery's
+``worker_process_init`` at the end of this module), and a task asks
+:func:`worker.model_cache.get_active_model` for it.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from shared.lifecycle.webhooks import deliver_job_event
 from shared.store.config import Settings
 from shared.store.db import session_scope
 from shared.store.registry import sync_model_dir
+from worker import warmup
 from worker.model_cache import get_active_model
 
 if TYPE_CHECKING:
@@ -181,3 +184,6 @@ def sync_registry(settings: Settings) -> None:
         log.info("registered model %s", version)
     if result.activated:
         log.info("active model %s", result.activated)
+
+
+warmup.connect_signals(get_settings, get_redis)

@@ -13,6 +13,8 @@ from typing import Any, Final
 from celery.schedules import crontab
 from kombu import Exchange, Queue
 
+#: Seconds a new pool process may take to load its model before Celery gives up on it.
+PROCESS_START_TIMEOUT_S: Final = 60.0
 QUEUE_PREDICT: Final = "predict"
 QUEUE_TRAIN: Final = "train"
 QUEUE_WEBHOOKS: Final = "webhooks"
@@ -103,6 +105,9 @@ def celery_config(*, redis_url: str, retrain_cron: str | None) -> dict[str, Any]
         "task_acks_late": True,
         "task_reject_on_worker_lost": True,
         "worker_prefetch_multiplier": 1,
+        # A predict pool process loads its model before it reports up (worker/warmup.py); a
+        # Keras fallback model on a busy machine needs more than Celery's default 4 s for that.
+        "worker_proc_alive_timeout": PROCESS_START_TIMEOUT_S,
         "task_default_queue": QUEUE_PREDICT,
         # One direct exchange per queue: bare Queue(name) objects would all bind to the default
         # exchange with the default routing key, and every task would reach every queue.

@@ -36,6 +36,37 @@ def upload(client: Any, path: Path, *, webhook_url: str | None = None) -> Any:
     return client.post("/api/v1/jobs", data=data, content_type="multipart/form-data")
 
 
+def submit_past_the_door(settings: Any, path: Path, *, webhook_url: str | None = None) -> str:
+    """Queue a job for ``path`` the way the API does, minus its audio probe; return the job id.
+
+    The API refuses unreadable or short audio at upload; this reaches the worker's own checks.
+    """
+    import hashlib
+    import shutil
+
+    from shared.lifecycle.queues import QUEUE_PREDICT, TASK_CLASSIFY_SONG
+    from shared.store.db import session_scope
+    from shared.store.orm import Job, JobStatus
+    from worker.celery_app import make_celery
+
+    data = path.read_bytes()
+    digest = hashlib.sha256(data).hexdigest()
+    settings.upload_dir.mkdir(parents=True, exist_ok=True)
+    stored = settings.upload_dir / f"{digest}{path.suffix}"
+    shutil.copy(path, stored)
+    with session_scope(settings.database_url) as session:
+        job = Job(
+            filename=path.name, upload_path=str(stored), content_sha256=digest,
+            size_bytes=len(data), webhook_url=webhook_url, status=JobStatus.QUEUED.value,
+            progress=0.0, attempts=0,
+        )  # fmt: skip
+        session.add(job)
+        session.flush()
+        job_id = job.id
+    make_celery(settings).send_task(TASK_CLASSIFY_SONG, args=[job_id], queue=QUEUE_PREDICT)
+    return job_id
+
+
 def poll(
     fetch: Callable[[], dict[str, Any]],
     *,
@@ -161,12 +192,14 @@ class WorkerProcess:
     queues : str
     """
 
-    def __init__(self, env: Mapping[str, str], log_path: Path, *, queues: str) -> None:
+    def __init__(
+        self, env: Mapping[str, str], log_path: Path, *, queues: str, name: str = "itest"
+    ) -> None:
         self.log_path = log_path
         self._log = log_path.open("wb")
         argv = [
             sys.executable, "-m", "celery", "-A", "worker.celery_app", "worker",
-            "-Q", queues, "--pool", "prefork", "--concurrency", "1", "-n", "itest@%h",
+            "-Q", queues, "--pool", "prefork", "--concurrency", "1", "-n", f"{name}@%h",
             "--loglevel", "INFO", "--without-gossip", "--without-mingle", "--without-heartbeat",
         ]  # fmt: skip
         self.process = subprocess.Popen(

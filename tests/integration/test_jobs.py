@@ -12,7 +12,7 @@ from shared.lifecycle.queues import TASK_CLASSIFY_SONG
 from shared.store.config import Settings
 from shared.store.db import session_scope
 from shared.store.orm import Job, StoredPrediction
-from tests.integration.helpers import upload, wait_for_job, write_song
+from tests.integration.helpers import submit_past_the_door, upload, wait_for_job, write_song
 from worker.celery_app import make_celery
 
 RESULT_KEYS = {
@@ -55,14 +55,23 @@ def test_upload_is_queued_then_processed_then_done(client: Any, tmp_path: Path) 
     assert sum(result["probabilities"].values()) == pytest.approx(1.0, abs=1e-3)
 
 
-def test_unreadable_file_fails_the_job_with_its_reason(client: Any, tmp_path: Path) -> None:
+def test_unreadable_file_is_refused_at_the_door(client: Any, tmp_path: Path) -> None:
     bad = tmp_path / "not-really.mp3"
     bad.write_bytes(bytes(range(256)) * 64)
 
     response = upload(client, bad)
 
-    assert response.status_code == 202, response.get_data(as_text=True)
-    job = wait_for_job(client, response.get_json()["id"])[-1]
+    assert response.status_code == 415, response.get_data(as_text=True)
+    assert response.get_json()["detail"].startswith("not-really.mp3 is not an audio file")
+
+
+def test_worker_keeps_its_own_checks_of_unreadable_files(
+    client: Any, tmp_path: Path, integration_settings: Settings
+) -> None:
+    bad = tmp_path / "not-really.mp3"
+    bad.write_bytes(bytes(range(256)) * 64)
+
+    job = wait_for_job(client, submit_past_the_door(integration_settings, bad))[-1]
     assert job["status"] == "failed"
     assert job["result"] is None
     assert job["error"]["code"] == "invalid_audio"
@@ -71,10 +80,13 @@ def test_unreadable_file_fails_the_job_with_its_reason(client: Any, tmp_path: Pa
     assert job["error"]["detail"].startswith("not-really.mp3 is not a readable audio file")
 
 
-def test_too_short_audio_fails_with_its_own_code(client: Any, tmp_path: Path) -> None:
+def test_too_short_audio_fails_with_its_own_code(
+    client: Any, tmp_path: Path, integration_settings: Settings
+) -> None:
     short = write_song(tmp_path / "short.wav", seconds=1.0, seed=102)
+    assert upload(client, short).status_code == 422  # at the door
 
-    job = wait_for_job(client, upload(client, short).get_json()["id"])[-1]
+    job = wait_for_job(client, submit_past_the_door(integration_settings, short))[-1]
 
     assert job["status"] == "failed"
     assert job["error"]["code"] == "audio_too_short"

@@ -9,8 +9,16 @@ from typing import Any
 
 from standardwebhooks import Webhook
 
+from shared.store.config import Settings
 from tests.integration.conftest import WEBHOOK_SECRET
-from tests.integration.helpers import WebhookReceiver, poll, upload, wait_for_job, write_song
+from tests.integration.helpers import (
+    WebhookReceiver,
+    poll,
+    submit_past_the_door,
+    upload,
+    wait_for_job,
+    write_song,
+)
 
 
 def deliveries(client: Any, job_id: str, n_expected: int) -> list[dict[str, Any]]:
@@ -55,11 +63,13 @@ def test_webhook_is_signed_and_retried_after_a_500(client: Any, tmp_path: Path) 
     assert rows[1]["created_at"] >= rows[0]["created_at"]
 
 
-def test_failed_job_announces_job_failed(client: Any, tmp_path: Path) -> None:
+def test_failed_job_announces_job_failed(
+    client: Any, tmp_path: Path, integration_settings: Settings
+) -> None:
     bad = tmp_path / "noise.mp3"
     bad.write_bytes(b"\x01\x02\x03garbage" * 500)
     with WebhookReceiver() as receiver:
-        job_id = upload(client, bad, webhook_url=receiver.url).get_json()["id"]
+        job_id = submit_past_the_door(integration_settings, bad, webhook_url=receiver.url)
         assert wait_for_job(client, job_id)[-1]["status"] == "failed"
         (hook,) = receiver.wait_for(1)
 

@@ -4,11 +4,14 @@ import json
 import re
 import subprocess
 import sys
+import time
 import warnings
 from typing import Any
 
 import pytest
+import redis
 
+from shared.lifecycle.warmth import mark_warm
 from shared.store.config import Settings
 from tests.redis_server import free_port, running_redis
 from tests.web.conftest import make_app, wav_bytes
@@ -38,7 +41,16 @@ def test_health(client: Any) -> None:
     assert response.get_json() == {"status": "ok"}
 
 
-def test_ready_when_everything_is_there(client: Any, active_model: str) -> None:
+def test_ready_waits_for_a_warm_worker(
+    client: Any, active_model: str, redis_client: redis.Redis
+) -> None:
+    body = assert_problem(client.get("/ready"), 503, "not_ready")
+    assert body["failed"] == ["worker"]
+    assert body["checks"]["worker"]["detail"].startswith("warming up")
+    mark_warm(redis_client, "host:1", "an-older-version")  # a worker still on another model
+    assert assert_problem(client.get("/ready"), 503, "not_ready")["failed"] == ["worker"]
+
+    mark_warm(redis_client, "host:2", active_model)
     response = client.get("/ready")
     assert response.status_code == 200, response.get_json()
     body = response.get_json()
@@ -47,13 +59,24 @@ def test_ready_when_everything_is_there(client: Any, active_model: str) -> None:
         "database": True,
         "broker": True,
         "model": True,
+        "worker": True,
     }
     assert active_model in body["checks"]["model"]["detail"]
+    assert "1 predict process" in body["checks"]["worker"]["detail"]
+
+
+def test_ready_forgets_a_worker_whose_key_expired(
+    client: Any, active_model: str, redis_client: redis.Redis
+) -> None:
+    mark_warm(redis_client, "host:3", active_model, ttl_s=1)
+    assert client.get("/ready").status_code == 200
+    time.sleep(1.5)
+    assert_problem(client.get("/ready"), 503, "not_ready")
 
 
 def test_ready_without_a_model_is_503(client: Any) -> None:
     body = assert_problem(client.get("/ready"), 503, "not_ready")
-    assert body["failed"] == ["model"]
+    assert body["failed"] == ["model", "worker"]
     assert body["checks"]["database"]["ok"] is True
 
 
@@ -62,7 +85,7 @@ def test_ready_without_a_broker_is_503(
 ) -> None:
     client = make_app(settings.replace(redis_url=dead_redis_url)).test_client()
     body = assert_problem(client.get("/ready"), 503, "not_ready")
-    assert body["failed"] == ["broker"]
+    assert body["failed"] == ["broker", "worker"]
     assert "broker" in body["detail"]
 
 
@@ -80,6 +103,7 @@ def test_queue_recovers_when_the_broker_comes_back(settings: Settings, active_mo
     with running_redis(port=port):
         data = {"file": (__import__("io").BytesIO(wav_bytes()), "a.wav")}
         assert client.post("/api/v1/jobs", data=data).status_code == 202
+        mark_warm(redis.Redis(port=port), "host:1", active_model)
         assert client.get("/ready").status_code == 200
 
 

@@ -27,15 +27,24 @@ def health() -> dict[str, Any]:
 
 @bp.get("/ready")
 @bp.output(ReadyOut)
-@bp.doc(summary="Readiness: database, broker and an active model", responses=[503])
+@bp.doc(
+    summary="Readiness: database, broker, an active model and a warm predict worker",
+    responses=[503],
+)
 def ready() -> ResponseReturnValue:
-    """Check the database, the broker and the active model; 503 names what failed."""
+    """Check the database, the broker, the active model and a warm worker; 503 names the failures.
+
+    ``worker`` is ready when a predict worker process holds the active model, so the first job
+    pays no model loading; until then its detail starts with "warming up".
+    """
     checks = {"database": _check_database(), "broker": _check_broker()}
     checks["model"] = (
         _check_model()
         if checks["database"]["ok"]
         else {"ok": False, "detail": "unknown: the database is unavailable"}
     )
+    active_version = checks["model"].pop("version", None)
+    checks["worker"] = _check_worker(active_version, checks["broker"]["ok"])
     failed = [name for name, check in checks.items() if not check["ok"]]
     if failed:
         return problem_response(
@@ -72,4 +81,22 @@ def _check_model() -> dict[str, Any]:
         return {"ok": False, "detail": f"cannot read models ({type(exc).__name__})"}
     if model is None:
         return {"ok": False, "detail": "no active model; train one (see POST /api/v1/jobs 503)"}
-    return {"ok": True, "detail": f"active version {model.version}"}
+    return {"ok": True, "detail": f"active version {model.version}", "version": model.version}
+
+
+def _check_worker(active_version: str | None, broker_ok: bool) -> dict[str, Any]:
+    if not broker_ok:
+        return {"ok": False, "detail": "unknown: the broker is unavailable"}
+    if active_version is None:
+        return {"ok": False, "detail": "waiting for an active model"}
+    try:
+        warm = get_queue().warm_workers()
+    except QueueUnavailable as exc:
+        return {"ok": False, "detail": exc.detail}
+    n_warm = sum(1 for version in warm.values() if version == active_version)
+    if n_warm:
+        return {"ok": True, "detail": f"{n_warm} predict process(es) warm with {active_version}"}
+    return {
+        "ok": False,
+        "detail": f"warming up: no predict worker holds model {active_version} yet",
+    }
