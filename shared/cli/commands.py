@@ -7,6 +7,7 @@ the group in :mod:`shared.cli.main`.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,17 @@ def _settings() -> Any:
     from shared.store.config import Settings
 
     return Settings.from_env()
+
+
+def unreadable_reason(path: Path) -> str | None:
+    """Return why ``path`` (named as the user gave it) cannot be read, or ``None`` if it can."""
+    if not path.exists():
+        return f"{path}: no such file."
+    if path.is_dir():
+        return f"{path} is a folder, not an audio file."
+    if not os.access(path, os.R_OK):
+        return f"{path}: permission denied."
+    return None
 
 
 def _fail(exc: GenreflowError) -> click.ClickException:
@@ -163,11 +175,11 @@ def train(
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
 def evaluate(data_dir: Path, model_path: str | None, split_dir: str | None, as_json: bool) -> None:
     """Evaluate a model on every track of DATA_DIR (or the test list of --split-dir)."""
-    from shared.core.model import load_genre_model
+    from shared.core.inference import load_served_model
     from shared.core.training import evaluate_folder
 
     try:
-        model = load_genre_model(find_model_path(model_path))
+        model = load_served_model(find_model_path(model_path))
         metrics = evaluate_folder(
             model,
             data_dir,
@@ -187,18 +199,32 @@ def evaluate(data_dir: Path, model_path: str | None, split_dir: str | None, as_j
 @click.option("--segments", is_flag=True, help="Also print the per-segment timeline.")
 def predict(files: tuple[Path, ...], model_path: str | None, as_json: bool, segments: bool) -> None:
     """Tell the genre of each audio FILE."""
-    from shared.core.model import load_genre_model
+    failures = 0
+    readable = []
+    for path in files:  # checked before any model (or TensorFlow) is loaded
+        problem = unreadable_reason(path)
+        if problem is None:
+            readable.append(path)
+            continue
+        failures += 1
+        if as_json:
+            click.echo(json.dumps({"file": str(path), "error": {"detail": problem}}))
+        else:
+            click.echo(f"error: {problem}", err=True)
+    if not readable:
+        raise SystemExit(1)
+
+    from shared.core.inference import load_served_model
     from shared.core.predict import predict_file
 
     try:
-        model = load_genre_model(find_model_path(model_path))
+        model = load_served_model(find_model_path(model_path))
     except GenreflowError as exc:
         raise _fail(exc) from exc
     max_duration_s = _settings().max_duration_s
-    failures = 0
-    for path in files:
+    for path in readable:
         try:
-            prediction = predict_file(path, model, max_duration_s=max_duration_s)
+            prediction = predict_file(path, model, max_duration_s=max_duration_s, name=str(path))
         except GenreflowError as exc:
             failures += 1
             if as_json:

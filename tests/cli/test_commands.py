@@ -38,9 +38,13 @@ def test_demo_data_train_predict(tmp_path):
     report = json.loads(trained.stdout)
     assert report["metrics"]["n_test_tracks"] == 4
     assert (tmp_path / "models" / f"{report['version']}.keras").is_file()
+    assert (tmp_path / "models" / f"{report['version']}.onnx").is_file()  # the served artefact
+    assert "absl" not in trained.stderr
+    assert "oneDNN" not in trained.stderr
 
     song = next(data.glob("metal/*.wav"))
     predicted = genreflow("predict", "--json", str(song), home=tmp_path)
+    assert predicted.stderr == ""
     result = json.loads(predicted.stdout)
     assert result["model_version"] == report["version"]
     assert set(result["probabilities"]) == {"classical", "disco", "metal", "reggae"}
@@ -58,7 +62,7 @@ def test_bad_input_gives_one_clear_line_and_nonzero_exit(tmp_path, tiny_model_pa
     done = genreflow("predict", "--model", str(tiny_model_path), str(junk), home=tmp_path,
                      check=False)  # fmt: skip
     assert done.returncode == 1
-    assert "error: junk.mp3 is not a readable audio file" in done.stderr
+    assert f"error: {junk} is not a readable audio file" in done.stderr
 
     done = genreflow("train", str(tmp_path / "nowhere"), home=tmp_path, check=False)
     assert done.returncode != 0
@@ -69,3 +73,54 @@ def test_predict_without_any_model_says_how_to_train(tmp_path, make_audio):
     done = genreflow("predict", str(make_audio()), home=tmp_path / "empty-home", check=False)
     assert done.returncode != 0
     assert "genreflow train" in done.stderr
+
+
+def test_missing_file_fails_before_any_model_or_tensorflow(tmp_path):
+    """One line naming the path as given; no model is loaded, so no TensorFlow is imported."""
+    code = (
+        "import sys\n"
+        "from shared.cli.main import main\n"
+        "try:\n"
+        "    main(['predict', 'no/such/song.mp3', 'other.flac'])\n"
+        "except SystemExit as exit:\n"
+        "    print(exit.code, sorted(m for m in ('tensorflow', 'keras', 'onnxruntime', 'librosa')"
+        " if m in sys.modules))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={**os.environ, "GENREFLOW_HOME": str(tmp_path)},
+        timeout=60,
+        check=False,
+    )
+    assert done.stdout.strip() == "1 []"
+    assert done.stderr.splitlines() == [
+        "error: no/such/song.mp3: no such file.",
+        "error: other.flac: no such file.",
+    ]
+
+
+def test_tensorflow_start_up_lines_show_only_when_verbose(tmp_path):
+    code = (
+        "import logging, sys\n"
+        "if sys.argv[1] == '-v':\n"
+        "    logging.basicConfig(level=logging.INFO)\n"
+        "from shared.core.model import import_keras\n"
+        "import_keras()\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    quiet, verbose = (
+        subprocess.run(
+            [sys.executable, "-c", code, flag],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=120,
+            check=True,
+        )
+        for flag in ("-q", "-v")
+    )
+    assert quiet.stderr == ""
+    assert "TensorFlow start-up" in verbose.stderr
