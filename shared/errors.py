@@ -171,10 +171,21 @@ class NoActiveModel(GenreflowError):
 
     default_detail = (
         "No model is active, so songs cannot be classified yet. Train one with "
-        "`genreflow train DATA_DIR --out $GENREFLOW_MODEL_DIR` on a GTZAN-layout folder, or "
-        "set GENREFLOW_TRAIN_DATA_DIR and `POST /api/v1/models/train`; for a synthetic demo "
-        "run `genreflow demo-data DIR` and then train on DIR."
+        "`genreflow train DATA_DIR` on a GTZAN-layout folder, or set GENREFLOW_TRAIN_DATA_DIR "
+        "and `POST /api/v1/models/train`; for a synthetic demo run `genreflow demo-data DIR` "
+        "and then train on DIR."
     )
+
+    @staticmethod
+    def for_model_dir(model_dir: object) -> str:
+        """Return the detail naming the model folder the service reads (not a variable name)."""
+        return (
+            "No model is active, so songs cannot be classified yet. Train one with "
+            f"`genreflow train DATA_DIR --out {model_dir}` on a GTZAN-layout folder (the "
+            "service picks it up by itself), or set GENREFLOW_TRAIN_DATA_DIR and "
+            "`POST /api/v1/models/train`; for a synthetic demo run `genreflow demo-data DIR` "
+            "and then train on DIR."
+        )
 
 
 class ModelFileMissing(GenreflowError):

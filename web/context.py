@@ -11,7 +11,7 @@ from flask import Flask, current_app, g
 from sqlalchemy.orm import Session, sessionmaker
 
 from shared.store.config import Settings
-from web.queue import TaskQueue
+from web.queue import TaskQueue, broker_name
 
 EXTENSION = "genreflow"
 
@@ -28,7 +28,14 @@ def init_app(app: Flask, settings: Settings) -> None:
         "settings": settings,
         "engine": engine,
         "sessionmaker": make_sessionmaker(engine),
-        "queue": TaskQueue(settings.redis_url),
+        "queue": TaskQueue(
+            settings.redis_url,
+            named=broker_name(
+                settings.redis_url,
+                url_set=settings.redis_url_set and not settings.private_redis,
+                private=settings.private_redis,
+            ),
+        ),
     }
     app.teardown_appcontext(close_db)
 

@@ -49,6 +49,11 @@ DEFAULT_PORT: Final = 8000
 STARTUP_TIMEOUT_S: Final = 60.0
 #: How often the runner syncs the registry with the model folder (``genreflow train`` output).
 MODEL_SCAN_INTERVAL_S: Final = 5.0
+#: Celery's root warning, silenced for children of a root runner (see child_environment).
+#: (``-W`` takes only built-in categories by name, so the filter matches the message.)
+CELERY_ROOT_WARNING_FILTER: Final = (
+    "ignore:You're running the worker with superuser privileges:Warning"
+)
 
 
 def redis_server_executable() -> str:
@@ -88,13 +93,24 @@ def redis_spec(data_dir: Path, port: int, *, host: str = DEFAULT_HOST) -> ChildS
 
 
 def web_spec(
-    *, host: str, port: int, n_workers: int = 2, python: str = sys.executable
+    *,
+    host: str,
+    port: int,
+    n_workers: int = 2,
+    control_socket: Path | None = None,
+    python: str = sys.executable,
 ) -> ChildSpec:
-    """Return the web server's child spec (gunicorn, or Flask's server without it)."""
+    """Return the web server's child spec (gunicorn, or Flask's server without it).
+
+    ``control_socket`` is where gunicorn's control interface listens (under the service's home,
+    so that two services on one machine do not clash over ``~/.gunicorn/gunicorn.ctl``).
+    """
     if importlib.util.find_spec("gunicorn") is not None:
+        socket_args = ["--control-socket", str(control_socket)] if control_socket else []
         argv = [
             python, "-m", "gunicorn",
             "--bind", f"{host}:{port}",
+            *socket_args,
             "--workers", str(n_workers),
             "--timeout", "300",
             "--graceful-timeout", str(int(STOP_GRACE_S) - 5),
@@ -167,7 +183,7 @@ def no_model_message(settings: Settings, base_url: str) -> str:
         f"  {command} demo-data var/demo && {command} train var/demo"
         "   # a synthetic demo, about a minute\n"
         f"  {command} train /path/to/gtzan   # real music, <genre>/<file>\n"
-        f"The model lands in {settings.model_dir} (GENREFLOW_MODEL_DIR); this service picks it\n"
+        f"The model lands in {settings.model_dir}; this service picks it\n"
         "up within seconds and activates it. Or set GENREFLOW_TRAIN_DATA_DIR and\n"
         f"  curl -X POST {base_url}/api/v1/models/train\n"
         "to train and activate one while the service runs."
@@ -182,18 +198,24 @@ def child_environment(settings: Settings, redis_url: str) -> dict[str, str]:
     """
     env = dict(os.environ)  # pass-through only; Settings.from_env remains the only reader
     python_path = [str(PROJECT_ROOT), *filter(None, env.get("PYTHONPATH", "").split(os.pathsep))]
+    # The folders follow from GENREFLOW_HOME unless the user set them (then they are inherited),
+    # so the children's messages speak of what the user set and nothing else.
     env.update(
         GENREFLOW_HOME=str(settings.home),
         DATABASE_URL=settings.database_url,
         REDIS_URL=redis_url,
-        GENREFLOW_UPLOAD_DIR=str(settings.upload_dir),
-        GENREFLOW_MODEL_DIR=str(settings.model_dir),
-        GENREFLOW_CACHE_DIR=str(settings.cache_dir),
         GENREFLOW_WEBHOOK_SECRET=settings.webhook_secret,
         GENREFLOW_SECRET_KEY=settings.secret_key,
         PYTHONPATH=os.pathsep.join(dict.fromkeys(python_path)),
         PYTHONUNBUFFERED="1",
     )
+    if not settings.redis_url_set:
+        env["GENREFLOW_PRIVATE_REDIS"] = "1"
+    if os.geteuid() == 0:
+        # Celery warns about root because pickled messages could run code; genreflow's workers
+        # accept JSON only (shared/lifecycle/queues.py), so the warning does not apply here.
+        warnings = [w for w in env.get("PYTHONWARNINGS", "").split(",") if w]
+        env["PYTHONWARNINGS"] = ",".join([*warnings, CELERY_ROOT_WARNING_FILTER])
     return env
 
 
@@ -274,7 +296,14 @@ def run_service(
             supervisor.say(f"genreflow: Redis on {redis_url} (data in {settings.home / 'redis'})")
         else:
             wait_for_redis(redis_url)
-        specs = [web_spec(host=host, port=port, n_workers=web_workers)]
+        specs = [
+            web_spec(
+                host=host,
+                port=port,
+                n_workers=web_workers,
+                control_socket=settings.home / "gunicorn.ctl",
+            )
+        ]
         specs += worker_specs(settings, predict_concurrency=predict_concurrency)
         for spec in specs:
             if spec.name == "beat" and not with_beat:

@@ -76,8 +76,14 @@ class Upload:
     webhook_url: str | None = None
 
 
-def require_active_model(session: Session) -> ModelVersion:
+def require_active_model(session: Session, *, model_dir: Path | None = None) -> ModelVersion:
     """Return the active model (a pure read).
+
+    Parameters
+    ----------
+    session : Session
+    model_dir : Path, optional
+        The folder the service reads models from; the error's advice names it.
 
     Raises
     ------
@@ -86,7 +92,7 @@ def require_active_model(session: Session) -> ModelVersion:
     """
     model = active_model(session)
     if model is None:
-        raise NoActiveModel()
+        raise NoActiveModel(NoActiveModel.for_model_dir(model_dir) if model_dir else None)
     return model
 
 

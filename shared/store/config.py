@@ -73,6 +73,9 @@ class Settings:
         (default 60; early stopping may end it sooner).
     redis_url_set : bool
         Whether ``REDIS_URL`` was given (``genreflow run`` starts its own Redis when not).
+    private_redis : bool
+        ``GENREFLOW_PRIVATE_REDIS=1``: the Redis at ``REDIS_URL`` is the one ``genreflow run``
+        started itself (it sets both for its children), so messages name it that way.
     """
 
     home: Path
@@ -93,6 +96,7 @@ class Settings:
     webhook_backoff_s: float = DEFAULT_WEBHOOK_BACKOFF_S
     train_epochs: int = DEFAULT_TRAIN_EPOCHS
     redis_url_set: bool = False
+    private_redis: bool = False
 
     @property
     def max_upload_bytes(self) -> int:
@@ -178,6 +182,7 @@ class Settings:
                 _parse_number("GENREFLOW_TRAIN_EPOCHS", get, DEFAULT_TRAIN_EPOCHS, int)
             ),
             redis_url_set=get("REDIS_URL") is not None,
+            private_redis=get("GENREFLOW_PRIVATE_REDIS") == "1",
         )
 
     def replace(self, **changes: object) -> Settings:

@@ -113,11 +113,24 @@ def test_run_serves_health_classifies_then_stops_on_sigint(
     runner.wait_for_line("predict@")  # the workers came up too
     runner.wait_for_line("train@")
     assert (tmp_path / "home" / "genreflow.sqlite3").is_file()
+    # gunicorn's control socket lives in this home, so two services on one machine do not clash
+    assert (tmp_path / "home" / "gunicorn.ctl").is_socket()
+    # Messages speak of what the user set: nothing here set GENREFLOW_MODEL_DIR.
+    assert "GENREFLOW_MODEL_DIR" not in runner.output
+    assert "SecurityWarning" not in runner.output  # JSON-only workers: Celery's root warning
 
     # A model written into the model folder (as `genreflow train` does) is picked up...
     for sibling in integration_model.parent.glob(f"{integration_model.stem}.*"):
         shutil.copy(sibling, tmp_path / "home" / "models" / sibling.name)
     runner.wait_for_line(f"genreflow: active model {integration_model.stem}", timeout_s=20)
+    # The predict worker loads it without a job; /ready says so.
+    poll(
+        lambda: requests.get(f"{url}/ready", timeout=10),
+        done=lambda response: response.status_code == 200,
+        timeout_s=60,
+        interval_s=0.2,
+    )
+    assert "warm with model" in runner.output
     # ... and a song goes through the real server, Redis and worker processes.
     song = write_song(tmp_path / "e2e.wav", style="disco", seed=401)
     with song.open("rb") as handle:

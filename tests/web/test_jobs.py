@@ -273,6 +273,8 @@ def test_no_active_model_is_503_with_a_way_out(
 ) -> None:
     body = assert_problem(upload(client, wav_bytes()), 503, "no_active_model")
     assert "genreflow train" in body["detail"]
+    assert f"--out {settings.model_dir}" in body["detail"]  # the folder, not a variable name
+    assert "GENREFLOW_MODEL_DIR" not in body["detail"]
     assert "POST /api/v1/models/train" in body["detail"]
     assert "genreflow demo-data" in body["detail"]
     assert list(settings.upload_dir.iterdir()) == []
@@ -290,6 +292,7 @@ def test_broker_down_is_503_and_keeps_the_file_and_row(
     body = assert_problem(response, 503, "queue_unavailable")
     assert response.headers["Retry-After"]
     assert "upload it again" in body["detail"]
+    assert "from REDIS_URL" in body["detail"]  # these settings did set REDIS_URL
     stored = settings.upload_dir / f"{hashlib.sha256(data).hexdigest()}.wav"
     assert stored.read_bytes() == data
     job = app.test_client().get(f"/api/v1/jobs/{body['job_id']}").get_json()
@@ -395,3 +398,33 @@ def test_uploads_dir_is_created_if_missing(
     settings.upload_dir.rmdir()
     assert upload(client, wav_bytes()).status_code == 202
     assert Path(settings.upload_dir).is_dir()
+
+
+@pytest.mark.parametrize(
+    ("url_set", "private", "says", "never"),
+    [
+        (False, True, "the Redis server that genreflow run started", "REDIS_URL"),
+        (True, False, "Redis at 127.0.0.1:1, from REDIS_URL", "genreflow run"),
+        (False, False, "set REDIS_URL to use another", "genreflow run"),
+    ],
+)
+def test_broker_down_message_speaks_of_what_the_user_set(
+    settings: Settings,
+    active_model: str,
+    url_set: bool,
+    private: bool,
+    says: str,
+    never: str,
+) -> None:
+    from web import create_app
+
+    dead = "redis://:s3cret@127.0.0.1:1/0"
+    app = create_app(
+        settings.replace(redis_url=dead, redis_url_set=url_set or private, private_redis=private),
+        config={"TESTING": True},
+    )
+    body = assert_problem(upload(app.test_client(), wav_bytes()), 503, "queue_unavailable")
+    assert says in body["detail"]
+    assert never not in body["detail"]
+    assert "s3cret" not in body["detail"]
+    app.extensions["genreflow"]["engine"].dispose()
