@@ -6,6 +6,7 @@ the page shows against what the JSON API says about the same job.
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from pathlib import Path
@@ -13,6 +14,8 @@ from typing import Any
 
 import pytest
 import requests
+
+from tests.integration.helpers import submit_past_the_door
 
 pytestmark = pytest.mark.browser
 
@@ -268,7 +271,7 @@ def test_opening_another_result_silences_the_previous_song(
     expect(page.locator("#result")).to_have_attribute("data-job-id", done_job["id"])
 
 
-def test_undecodable_file_shows_the_workers_reason(
+def test_undecodable_file_is_refused_at_upload(
     page: Any, live_service: Any, audio_files: dict[str, Path], screenshot_dir: Path
 ) -> None:
     from playwright.sync_api import expect
@@ -276,13 +279,26 @@ def test_undecodable_file_shows_the_workers_reason(
     page.goto(live_service.url("/"))
     page.get_by_label("Choose files").set_input_files(str(audio_files["bad"]))
     item = upload_item(page, "broken.mp3")
-    expect(item).to_have_attribute("data-state", "failed", timeout=JOB_TIMEOUT_MS)
-    job = live_service.api(f"/jobs/{job_id_of(item)}")
-    assert job["status"] == "failed"
-    expect(item.get_by_role("alert")).to_contain_text(job["error"]["detail"])
+    expect(item).to_have_attribute("data-state", "refused")
+    expect(item.get_by_role("alert")).to_contain_text("broken.mp3")
     page.screenshot(path=str(screenshot_dir / "failed-upload.png"), full_page=True)
 
-    item.get_by_role("link", name="Details").click()
+
+def test_failed_job_shows_the_workers_reason(
+    page: Any, live_service: Any, audio_files: dict[str, Path], screenshot_dir: Path
+) -> None:
+    from playwright.sync_api import expect
+
+    # Past the door's probe, as a file that only fails when decoded would be.
+    job_id = submit_past_the_door(live_service.settings, audio_files["bad"])
+    deadline = time.monotonic() + JOB_TIMEOUT_MS / 1000
+    job = live_service.api(f"/jobs/{job_id}")
+    while job["status"] not in ("done", "failed") and time.monotonic() < deadline:
+        time.sleep(0.3)
+        job = live_service.api(f"/jobs/{job_id}")
+    assert job["status"] == "failed"
+
+    page.goto(live_service.url(f"/jobs/{job_id}"))
     notice = page.locator("#result").get_by_role("alert")
     expect(notice).to_contain_text(job["error"]["detail"])
     expect(notice).to_contain_text(job["error"]["title"])
@@ -450,3 +466,27 @@ def test_every_genre_colour_keeps_its_text_readable(
     assert len(measured) == 20  # ten genres: the verdict's name and a chip each
     low = [m for m in measured if m["ratio"] < 4.5]
     assert not low, low
+
+
+def test_page_says_warming_up_until_a_worker_holds_the_model(page: Any, live_service: Any) -> None:
+    from playwright.sync_api import expect
+
+    warming = {
+        "type": "urn:genreflow:problem:not_ready", "title": "Not ready", "status": 503,
+        "detail": "Not ready: worker: warming up", "code": "not_ready", "failed": ["worker"],
+        "checks": {"worker": {"ok": False, "detail": "warming up: no predict worker holds it"}},
+    }  # fmt: skip
+    # /ready answers as it does before any worker is warm (the live worker is warm by now).
+    page.route(
+        "**/ready",
+        lambda route: route.fulfill(
+            status=503, content_type="application/problem+json", body=json.dumps(warming)
+        ),
+    )
+    page.goto(live_service.url("/"))
+    status = page.locator("#service-status")
+    expect(status).to_be_visible()
+    expect(status).to_have_text(re.compile(r"^Warming up"))
+
+    page.unroute("**/ready")  # the real answer: the integration worker holds the model
+    expect(status).to_be_hidden(timeout=10_000)

@@ -5,6 +5,7 @@ import { jobPageUrl, poll, ROOT } from "./api.js";
 import { announce } from "./dom.js";
 import { genreName } from "./format.js";
 import { HistoryView } from "./history.js";
+import { watchReadiness } from "./readiness.js";
 import { ResultView } from "./result.js";
 import { setUpUploads } from "./uploads.js";
 
@@ -96,6 +97,8 @@ setUpUploads({
 });
 
 window.addEventListener("popstate", () => openJob(jobIdFromPath()));
+
+watchReadiness(document.getElementById("service-status"));
 
 recent.load(1);
 openJob(root.dataset.jobId || jobIdFromPath(), { focus: Boolean(root.dataset.jobId) });
