@@ -39,7 +39,7 @@ def create_app(
     -------
     APIFlask
     """
-    from web import context, pages
+    from web import context, docs, pages
     from web.api import health, jobs, models, training
     from web.api.schemas import ProblemOut
     from web.errors import register_error_handlers
@@ -51,7 +51,8 @@ def create_app(
 
         upgrade_database(settings.database_url)
 
-    app = APIFlask(__name__, title=API_TITLE, version=__version__, docs_path="/docs")
+    # docs_path=None: /docs is web/docs.py's page (Swagger UI from a package, under the CSP).
+    app = APIFlask(__name__, title=API_TITLE, version=__version__, docs_path=None)
     app.config.update(
         SECRET_KEY=settings.secret_key,
         MAX_CONTENT_LENGTH=settings.max_content_length,
@@ -61,7 +62,6 @@ def create_app(
         VALIDATION_ERROR_SCHEMA=ProblemOut,
         VALIDATION_ERROR_STATUS_CODE=400,
         VALIDATION_ERROR_DESCRIPTION="Invalid request parameters",
-        DOCS_FAVICON=None,
         SPEC_FORMAT="json",
         INFO={
             "description": "Tells the genre of a song (GTZAN's 10 genres) with an LSTM over "
@@ -77,4 +77,5 @@ def create_app(
     for blueprint in (health.bp, jobs.bp, models.bp, training.bp):
         app.register_blueprint(blueprint)
     app.register_blueprint(pages.bp)
+    app.register_blueprint(docs.bp)
     return app
