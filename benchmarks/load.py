@@ -47,7 +47,7 @@ import requests
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 KIT_DATA = PROJECT_ROOT.parent / "shared" / "data"
-POLL_INTERVAL_S = 0.05
+POLL_INTERVAL_S = 0.1  # each client polls its job 10 times a second (adds <= 0.1 s)
 SHORT_S, LONG_S = 30.0, 180.0
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 GOALS = {
@@ -354,7 +354,17 @@ def classify(session: requests.Session, base_url: str, song: Song) -> Outcome:
         time.sleep(POLL_INTERVAL_S)
         job = session.get(f"{base_url}/api/v1/jobs/{job['id']}", timeout=30).json()
     latency = time.perf_counter() - started
-    return Outcome(song, latency, job["status"], response.status_code)
+    outcome = Outcome(song, latency, job["status"], response.status_code)
+    if job.get("started_at") and job.get("finished_at"):
+        begun, ended = (_when(job[key]) for key in ("started_at", "finished_at"))
+        outcome.processing_s = (ended - begun).total_seconds()
+    return outcome
+
+
+def _when(value: str) -> Any:
+    from datetime import datetime
+
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
 def run_load(base_url: str, songs: list[Song], concurrency: int) -> tuple[list[Outcome], float]:
@@ -469,6 +479,14 @@ def main(argv: list[str] | None = None) -> int:
         "long_p50_s": percentile(long, 50) if long else None,
         "long_p99_s": percentile(long, 99) if long else None,
         "short_p50_s": percentile(short, 50) if short else None,
+        "long_worker_p50_s": percentile(
+            [o.processing_s for o in outcomes if o.status == "done" and o.song.seconds == LONG_S],
+            50,
+        )
+        if long
+        else None,
+        "first_job_worker_s": first.processing_s,
+        "standalone_long_wall_s": alone["long_wall_median"],
         "songs_per_s": len(outcomes) / wall,
         "service_cpu_per_song_s": cpu_per_song,
         "standalone_cpu_per_song_s": alone["cpu_per_song"],
@@ -504,12 +522,15 @@ def print_table(r: dict[str, Any]) -> None:
          f"{r['cli_missing_file_s']:.2f} s, {len(cli_lines)} line: {' / '.join(cli_lines)}",
          "< 0.5 s, one line", verdict(r["cli_missing_file_s"], 0.5)),
         ("/ready after start", f"{r['ready_after_start_s']:.1f} s", "", ""),
-        ("first job after ready (3-min song)", f"{r['first_job_s']:.2f} s",
+        ("first job after ready (3-min song)",
+         f"{r['first_job_s']:.2f} s ({r['first_job_worker_s']:.2f} s in the worker)",
          f"≤ {g['first_job_s']} s", verdict(r["first_job_s"], g["first_job_s"])),
         (f"upload → result, all songs (p50 / p95 / p99), {r['concurrency']} clients",
          f"{r['p50_s']:.2f} / {r['p95_s']:.2f} / {r['p99_s']:.2f} s", "", ""),
-        ("3-min song p50", f"{r['long_p50_s']:.2f} s", f"≤ {g['long_p50_s']} s",
-         verdict(r["long_p50_s"], g["long_p50_s"])),
+        ("3-min song p50",
+         f"{r['long_p50_s']:.2f} s ({r['long_worker_p50_s']:.2f} s in the worker; standalone "
+         f"{r['standalone_long_wall_s']:.2f} s)",
+         f"≤ {g['long_p50_s']} s", verdict(r["long_p50_s"], g["long_p50_s"])),
         ("3-min song p99", f"{r['long_p99_s']:.2f} s", f"≤ {g['long_p99_s']} s",
          verdict(r["long_p99_s"], g["long_p99_s"])),
         ("30-s song p50", f"{r['short_p50_s']:.2f} s", "", ""),
