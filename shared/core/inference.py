@@ -103,11 +103,14 @@ def load_served_model(
             f"Model {sidecar.get('version')} was trained on features {config.to_dict()}, "
             f"not {expected_features.to_dict()}."
         )
-    score, input_shape, n_outputs = _onnx_scorer(artefact, threads=threads)
-    if input_shape != (config.n_frames, config.n_features):
+    score, input_shapes, n_outputs = _onnx_scorer(artefact, threads=threads)
+    expected = expected_input_shapes(config)
+    if len(input_shapes) == 1:  # a single input is the MFCC input, whatever its name
+        input_shapes = {MFCC_INPUT: next(iter(input_shapes.values()))}
+    if input_shapes != expected:
         raise FeatureMismatch(
-            f"Model {artefact.name} takes inputs {input_shape} but its sidecar describes "
-            f"{(config.n_frames, config.n_features)}."
+            f"Model {artefact.name} takes inputs {input_shapes} but its sidecar describes "
+            f"{expected}."
         )
     genres = list(sidecar["genres"])
     if n_outputs != len(genres):
@@ -122,14 +125,27 @@ def load_served_model(
         _score=score,
     )
     if warm_up:
-        model.predict_segments(np.zeros((1, config.n_frames, config.n_features), np.float32))
+        zeros = {name: np.zeros((1, *shape), np.float32) for name, shape in expected.items()}
+        model.predict_segments(zeros[MFCC_INPUT] if len(zeros) == 1 else zeros)
     return model
+
+
+def expected_input_shapes(config: FeatureConfig) -> dict[str, tuple[int, ...]]:
+    """Return the per-segment shape of every input the feature config describes, by name.
+
+    A config that describes several inputs says so with ``input_shapes()``; otherwise the one
+    input is the MFCC sequence, ``(n_frames, n_features)``.
+    """
+    described = getattr(config, "input_shapes", None)
+    if callable(described):
+        return {name: tuple(shape) for name, shape in described().items()}
+    return {MFCC_INPUT: (config.n_frames, config.n_features)}
 
 
 def _onnx_scorer(
     artefact: Path, *, threads: int
-) -> tuple[Callable[..., np.ndarray], tuple[int, ...], int]:
-    """Open an ONNX Runtime session; return its scoring function, input shape and output width."""
+) -> tuple[Callable[..., np.ndarray], dict[str, tuple[int, ...]], int]:
+    """Open an ONNX Runtime session; return its scorer, input shapes by name and output width."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
@@ -144,7 +160,10 @@ def _onnx_scorer(
         raise ModelError(f"Cannot load model {artefact.name}: {exc}") from exc
     inputs = {i.name: i for i in session.get_inputs()}
     first = inputs.get(MFCC_INPUT) or next(iter(inputs.values()))
-    input_shape = tuple(int(d) if isinstance(d, int) else -1 for d in first.shape[1:])
+    input_shapes = {
+        name: tuple(int(d) if isinstance(d, int) else -1 for d in node.shape[1:])
+        for name, node in inputs.items()
+    }
     n_outputs = session.get_outputs()[0].shape[-1]
 
     def score(batch: np.ndarray | Mapping[str, np.ndarray]) -> np.ndarray:
@@ -156,4 +175,4 @@ def _onnx_scorer(
             )
         return session.run(None, feed)[0]
 
-    return score, input_shape, int(n_outputs) if isinstance(n_outputs, int) else -1
+    return score, input_shapes, int(n_outputs) if isinstance(n_outputs, int) else -1

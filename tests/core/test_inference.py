@@ -128,8 +128,8 @@ def test_two_input_model_with_a_conv_front_end_converts(tmp_path: Path) -> None:
             )
 
     path = export_onnx(model, tmp_path / "two.onnx")
-    score, input_shape, n_outputs = _onnx_scorer(path, threads=1)
-    assert (input_shape, n_outputs) == (SEGMENT, 4)
+    score, input_shapes, n_outputs = _onnx_scorer(path, threads=1)
+    assert (input_shapes, n_outputs) == ({"mfcc": SEGMENT, "logmel": (187, 96)}, 4)
     batch = {
         "mfcc": mfcc_like(5, seed=2),
         "logmel": rng.uniform(0, 4, size=(5, 187, 96)).astype(np.float32),
