@@ -245,3 +245,55 @@ class RunnerError(GenreflowError):
     status = 500
     title = "The service could not be started"
     code = "runner_error"
+
+
+class Unauthorized(GenreflowError):
+    """No usable API key came with a request that needs one (HTTP 401)."""
+
+    status = 401
+    title = "API key required"
+    code = "unauthorized"
+
+    def __init__(self, detail: str | None = None, **extra: Any) -> None:
+        # RFC 9110 §11.6.1: a 401 names the scheme the client should use.
+        super().__init__(detail, headers={"WWW-Authenticate": 'Bearer realm="genreflow"'}, **extra)
+
+
+class InvalidApiKey(Unauthorized):
+    """The API key sent is unknown or revoked."""
+
+    title = "Invalid API key"
+    code = "invalid_api_key"
+
+
+class Forbidden(GenreflowError):
+    """The API key is valid but its scope does not allow the request (HTTP 403)."""
+
+    status = 403
+    title = "Not allowed for this API key"
+    code = "forbidden"
+
+
+class ApiKeyNotFound(NotFound):
+    """No API key has the requested id."""
+
+    title = "API key not found"
+    code = "api_key_not_found"
+
+
+class RateLimited(GenreflowError):
+    """Too many uploads, or too many bytes, from one key or address (HTTP 429)."""
+
+    status = 429
+    title = "Too many requests"
+    code = "rate_limited"
+
+    def __init__(self, detail: str | None = None, *, retry_after_s: int = 60) -> None:
+        super().__init__(detail, headers={"Retry-After": str(max(1, int(retry_after_s)))})
+
+
+class WebhookTargetRefused(GenreflowError):
+    """A webhook URL that points inward (loopback, link-local or private addresses)."""
+
+    title = "Webhook URL not allowed"
+    code = "webhook_target_refused"

@@ -39,13 +39,15 @@ def create_app(
     -------
     APIFlask
     """
-    from web import context, docs, pages
-    from web.api import health, jobs, models, training
+    from shared.logs import configure_process_logging
+    from web import auth, context, docs, limits, metrics, pages, request_log
+    from web.api import health, jobs, keys, models, training
     from web.api.schemas import ProblemOut
     from web.errors import register_error_handlers
 
     settings = settings or Settings.from_env()
     settings.ensure_dirs()
+    configure_process_logging(settings.log_format)
     if upgrade_db:
         from shared.store.db import upgrade_database
 
@@ -74,8 +76,12 @@ def create_app(
 
     context.init_app(app, settings)
     register_error_handlers(app)
-    for blueprint in (health.bp, jobs.bp, models.bp, training.bp):
+    limits.init_app(app, settings)
+    request_log.init_app(app)
+    for blueprint in (health.bp, jobs.bp, models.bp, training.bp, keys.bp):
         app.register_blueprint(blueprint)
     app.register_blueprint(pages.bp)
     app.register_blueprint(docs.bp)
+    auth.document_security(app)
+    metrics.init_app(app, settings, app.extensions[context.EXTENSION]["sessionmaker"])
     return app

@@ -44,6 +44,9 @@ def make_celery(settings: Settings | None = None) -> Celery:
     Celery
         The app, with the task modules of :data:`TASK_MODULES` included.
     """
+    from worker.log_signals import connect_signals
+
+    connect_signals()
     app = Celery(APP_NAME, include=list(TASK_MODULES))
     if settings is not None:
         app.conf.update(config_from_settings(settings))

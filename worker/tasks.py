@@ -12,6 +12,7 @@ loads the active model as it starts (:mod:`worker.warmup`, hooked to Celery's
 
 from __future__ import annotations
 
+import functools
 import logging
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Final
@@ -31,6 +32,7 @@ from shared.lifecycle.queues import (
 from shared.lifecycle.retrain import retrain_if_changed as retrain_if_changed_
 from shared.lifecycle.training_lock import training_lock
 from shared.lifecycle.training_runs import abandon_run, run_training
+from shared.lifecycle.webhook_targets import check_webhook_target
 from shared.lifecycle.webhooks import deliver_job_event
 from shared.store.config import Settings
 from shared.store.db import session_scope
@@ -134,10 +136,15 @@ def deliver_webhook(self: Task, job_id: str, event_type: str) -> None:
             secret=settings.webhook_secret,
             max_attempts=settings.webhook_max_attempts,
             backoff_s=settings.webhook_backoff_s,
+            check_target=functools.partial(
+                check_webhook_target, allow_private=settings.webhook_allow_private
+            ),
         )
     if outcome.status == "retry":
         # The attempt count lives in the delivery rows, not in Celery's retry counter.
         raise self.retry(countdown=outcome.retry_in, max_retries=None)
+    if outcome.status == "refused":
+        log.warning("webhook %s of job %s: refused, the URL points inward", event_type, job_id)
     if outcome.status == "gave_up":
         log.warning(
             "webhook %s of job %s: gave up after %d attempts", event_type, job_id, outcome.attempt

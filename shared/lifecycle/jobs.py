@@ -29,6 +29,7 @@ from shared.lifecycle.queues import (
     TASK_DELIVER_WEBHOOK,
 )
 from shared.lifecycle.webhooks import EVENT_COMPLETED, event_for_status
+from shared.logs import set_job_id
 from shared.store.orm import (
     JOB_FINAL_STATUSES,
     Job,
@@ -74,6 +75,7 @@ class Upload:
     sha256: str
     size_bytes: int
     webhook_url: str | None = None
+    api_key_id: str | None = None
 
 
 def require_active_model(session: Session, *, model_dir: Path | None = None) -> ModelVersion:
@@ -132,6 +134,7 @@ def submit_job(
         status=JobStatus.QUEUED.value,
         progress=0.0,
         attempts=0,
+        api_key_id=upload.api_key_id,
     )
     earlier = _earlier_result(session, upload.sha256, model_version)
     if earlier is not None:
@@ -140,6 +143,7 @@ def submit_job(
         job.started_at = job.finished_at = now
         session.add(job)
         session.flush()
+        set_job_id(job.id)  # the caller's later log lines carry the job id too
         job.prediction = _copy_prediction(earlier, job.id)
         session.commit()
         log.info("job %s: same bytes as job %s, result copied", job.id, earlier.job_id)
@@ -152,6 +156,8 @@ def submit_job(
 
     session.add(job)
     session.commit()  # the row exists before any worker can see the message
+    set_job_id(job.id)  # the caller's later log lines carry the job id too
+    log.info("job %s accepted: %s, %d bytes", job.id, job.filename, job.size_bytes)
     try:
         queue.send(TASK_CLASSIFY_SONG, [job.id], queue=QUEUE_PREDICT)
     except QueueUnavailable as exc:

@@ -21,6 +21,7 @@ from typing import Any, Final
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from shared.errors import WebhookTargetRefused
 from shared.store.orm import Job, JobStatus, WebhookDelivery, isoformat, utcnow
 
 EVENT_COMPLETED: Final = "job.completed"
@@ -54,8 +55,9 @@ class DeliveryOutcome:
 
     Attributes
     ----------
-    status : {"delivered", "retry", "gave_up", "skipped"}
+    status : {"delivered", "retry", "gave_up", "skipped", "refused"}
         ``skipped``: nothing to send (no URL, job not finished, or already delivered).
+        ``refused``: the URL points inward (:mod:`shared.lifecycle.webhook_targets`); final.
     attempt : int
         Number of the attempt made (0 when none was).
     retry_in : float or None
@@ -184,6 +186,7 @@ def deliver_job_event(
     max_attempts: int,
     backoff_s: float,
     http_post: HttpPost = post_webhook,
+    check_target: Callable[[str], None] | None = None,
 ) -> DeliveryOutcome:
     """Make the next delivery attempt of one job event and record it.
 
@@ -203,6 +206,9 @@ def deliver_job_event(
         Wait after the first failure; it doubles after each further one.
     http_post : callable(url, body, headers) -> AttemptResult
         The transport (tests may pass a fake).
+    check_target : callable(url), optional
+        Raises :class:`~shared.errors.WebhookTargetRefused` for a URL that may not be called
+        (:func:`shared.lifecycle.webhook_targets.check_webhook_target`, resolving the host now).
 
     Returns
     -------
@@ -230,27 +236,38 @@ def deliver_job_event(
     body = encode_body(build_event(job, event_type, render_job=render_job))
     url = job.webhook_url
     session.commit()  # end the read transaction: no database lock is held during the request
+    try:
+        if check_target is not None:
+            check_target(url)
+    except WebhookTargetRefused as exc:
+        refused = AttemptResult(None, _short(f"refused: {exc.detail}"), 0.0)
+        session.add(_delivery_row(job_id, event_type, message_id, attempt, url, refused))
+        return DeliveryOutcome("refused", attempt=attempt)
     result = http_post(url, body, sign_headers(secret, message_id, body))
-    session.add(
-        WebhookDelivery(
-            job_id=job_id,
-            event_type=event_type,
-            message_id=message_id,
-            attempt=attempt,
-            url=url,
-            status_code=result.status_code,
-            error=result.error,
-            duration_ms=result.duration_ms,
-            succeeded=result.succeeded,
-            created_at=utcnow(),
-        )
-    )
+    session.add(_delivery_row(job_id, event_type, message_id, attempt, url, result))
     if result.succeeded:
         return DeliveryOutcome("delivered", attempt=attempt)
     if attempt >= max_attempts:
         return DeliveryOutcome("gave_up", attempt=attempt)
     return DeliveryOutcome(
         "retry", attempt=attempt, retry_in=backoff_delay(attempt, base_s=backoff_s)
+    )
+
+
+def _delivery_row(
+    job_id: str, event_type: str, message_id: str, attempt: int, url: str, result: AttemptResult
+) -> WebhookDelivery:
+    return WebhookDelivery(
+        job_id=job_id,
+        event_type=event_type,
+        message_id=message_id,
+        attempt=attempt,
+        url=url,
+        status_code=result.status_code,
+        error=result.error,
+        duration_ms=result.duration_ms,
+        succeeded=result.succeeded,
+        created_at=utcnow(),
     )
 
 

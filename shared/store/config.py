@@ -25,6 +25,9 @@ DEFAULT_MAX_DURATION_S = 1800.0
 DEFAULT_WEBHOOK_MAX_ATTEMPTS = 6
 DEFAULT_WEBHOOK_BACKOFF_S = 30.0
 DEFAULT_TRAIN_EPOCHS = hparams.EPOCHS
+DEFAULT_UPLOADS_PER_MINUTE = 30
+DEFAULT_UPLOAD_MB_PER_HOUR = 2048
+LOG_FORMATS = ("text", "json")
 WEBHOOK_SECRET_FILE = "webhook_secret"
 SECRET_KEY_FILE = "secret_key"
 MULTIPART_SLACK_BYTES = 64 * 1024  # room for the multipart envelope around the file itself
@@ -76,6 +79,21 @@ class Settings:
     private_redis : bool
         ``GENREFLOW_PRIVATE_REDIS=1``: the Redis at ``REDIS_URL`` is the one ``genreflow run``
         started itself (it sets both for its children), so messages name it that way.
+
+
+    require_keys : bool
+        ``GENREFLOW_REQUIRE_KEYS=1``: every API request needs a key, even from loopback
+        (admin endpoints always need an admin key).
+    webhook_allow_private : bool
+        ``GENREFLOW_WEBHOOK_ALLOW_PRIVATE=1``: webhooks may target loopback, link-local and
+        private addresses (refused by default).
+    uploads_per_minute : int > 0
+        ``GENREFLOW_UPLOADS_PER_MINUTE``, uploads per key and per client address (default 30).
+    upload_mb_per_hour : int > 0
+        ``GENREFLOW_UPLOAD_MB_PER_HOUR``, MiB uploaded per key and per client address
+        (default 2048).
+    log_format : {"text", "json"}
+        ``GENREFLOW_LOG_FORMAT``: plain text lines (default) or one JSON object per line.
     """
 
     home: Path
@@ -97,6 +115,12 @@ class Settings:
     train_epochs: int = DEFAULT_TRAIN_EPOCHS
     redis_url_set: bool = False
     private_redis: bool = False
+
+    require_keys: bool = False
+    webhook_allow_private: bool = False
+    uploads_per_minute: int = DEFAULT_UPLOADS_PER_MINUTE
+    upload_mb_per_hour: int = DEFAULT_UPLOAD_MB_PER_HOUR
+    log_format: str = "text"
 
     @property
     def max_upload_bytes(self) -> int:
@@ -151,6 +175,11 @@ class Settings:
             raise ValueError(
                 f"GENREFLOW_ACTIVATE_POLICY={policy!r} is not one of {', '.join(ACTIVATE_POLICIES)}"
             )
+        log_format = (get("GENREFLOW_LOG_FORMAT") or "text").lower()
+        if log_format not in LOG_FORMATS:
+            raise ValueError(
+                f"GENREFLOW_LOG_FORMAT={log_format!r} is not one of {', '.join(LOG_FORMATS)}"
+            )
         train_dir = get("GENREFLOW_TRAIN_DATA_DIR")
         public_url = get("GENREFLOW_PUBLIC_URL")
         return cls(
@@ -183,6 +212,15 @@ class Settings:
             ),
             redis_url_set=get("REDIS_URL") is not None,
             private_redis=get("GENREFLOW_PRIVATE_REDIS") == "1",
+            require_keys=_parse_flag("GENREFLOW_REQUIRE_KEYS", get),
+            webhook_allow_private=_parse_flag("GENREFLOW_WEBHOOK_ALLOW_PRIVATE", get),
+            uploads_per_minute=int(
+                _parse_number("GENREFLOW_UPLOADS_PER_MINUTE", get, DEFAULT_UPLOADS_PER_MINUTE, int)
+            ),
+            upload_mb_per_hour=int(
+                _parse_number("GENREFLOW_UPLOAD_MB_PER_HOUR", get, DEFAULT_UPLOAD_MB_PER_HOUR, int)
+            ),
+            log_format=log_format,
         )
 
     def replace(self, **changes: object) -> Settings:
@@ -211,6 +249,15 @@ def _parse_number(
     if value <= 0:
         raise ValueError(f"{name}={raw!r} must be greater than 0")
     return value
+
+
+def _parse_flag(name: str, get: Callable[[str], str | None]) -> bool:
+    raw = (get(name) or "0").lower()
+    if raw in {"1", "true", "yes", "on"}:
+        return True
+    if raw in {"0", "false", "no", "off"}:
+        return False
+    raise ValueError(f"{name}={raw!r} is not a flag (use 1 or 0)")
 
 
 def make_webhook_secret() -> str:

@@ -155,6 +155,10 @@ class Job(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
+    #: The API key that uploaded the song (``None``: an anonymous upload on an open service).
+    api_key_id: Mapped[str | None] = mapped_column(
+        ForeignKey("api_keys.id", ondelete="SET NULL"), index=True
+    )
 
     prediction: Mapped[StoredPrediction | None] = relationship(
         back_populates="job", uselist=False, cascade="all, delete-orphan", lazy="selectin"
@@ -283,3 +287,30 @@ class WebhookDelivery(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     job: Mapped[Job] = relationship(back_populates="deliveries")
+
+
+class KeyScope(StrEnum):
+    """What an API key may do: ``classify`` (upload, read own jobs) or ``admin`` (everything)."""
+
+    CLASSIFY = "classify"
+    ADMIN = "admin"
+
+
+class ApiKey(Base):
+    """An API key; only the SHA-256 of the secret token is stored (see ``shared/store/keys.py``)."""
+
+    __tablename__ = "api_keys"
+    __table_args__ = (CheckConstraint(_check_in("scope", KeyScope), name="scope"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(100))
+    scope: Mapped[str] = mapped_column(String(16))
+    prefix: Mapped[str] = mapped_column(String(16))
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    revoked_at: Mapped[datetime | None]
+
+    @property
+    def active(self) -> bool:
+        """Whether the key still opens doors (not revoked)."""
+        return self.revoked_at is None

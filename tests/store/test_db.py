@@ -18,7 +18,9 @@ from shared.store.db import (
 )
 from shared.store.orm import Job, ModelVersion, StoredPrediction, WebhookDelivery, isoformat
 
-TABLES = {"jobs", "predictions", "model_versions", "training_runs", "webhook_deliveries"}
+TABLES = {
+    "jobs", "predictions", "model_versions", "training_runs", "webhook_deliveries", "api_keys"
+}  # fmt: skip
 
 
 def _tables(url: str) -> set[str]:

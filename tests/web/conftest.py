@@ -18,7 +18,7 @@ import pytest
 import redis
 
 from shared.store.config import Settings
-from shared.store.db import session_scope
+from shared.store.db import make_engine, session_scope
 
 POSTGRES_FALLBACK_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 
@@ -96,3 +96,20 @@ def wav_bytes(seconds: float = 3.5, *, sr: int = 8000, freq: float = 440.0) -> b
         out.setframerate(sr)
         out.writeframes(frames)
     return buffer.getvalue()
+
+
+def make_key(settings: Settings, scope: str, *, name: str = "test key") -> str:
+    """Create an API key with ``scope`` in the test database; return the key itself."""
+    from shared.store.keys import create_key
+
+    engine = make_engine(settings.database_url)
+    with session_scope(engine) as session:
+        token = create_key(session, name=name, scope=scope).token
+    engine.dispose()
+    return token
+
+
+@pytest.fixture
+def admin_headers(settings: Settings) -> dict[str, str]:
+    """Return an ``Authorization`` header carrying a new admin key."""
+    return {"Authorization": f"Bearer {make_key(settings, 'admin', name='test admin')}"}

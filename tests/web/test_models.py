@@ -24,7 +24,9 @@ def test_models_empty(client: Any) -> None:
     assert client.get("/api/v1/models").get_json() == {"items": [], "active_version": None}
 
 
-def test_models_list_get_and_activate(client: Any, settings: Settings, db_session: Session) -> None:
+def test_models_list_get_and_activate(
+    client: Any, settings: Settings, db_session: Session, admin_headers: dict[str, str]
+) -> None:
     register_model(
         db_session, write_model_files(settings.model_dir, "a", created_at="2026-01-01T00:00:00Z")
     )
@@ -47,7 +49,7 @@ def test_models_list_get_and_activate(client: Any, settings: Settings, db_sessio
     assert model["metrics"]["track_accuracy_vote"] == 0.8
     assert client.get("/api/v1/models/a").get_json() == model
 
-    response = client.post("/api/v1/models/a/activate")
+    response = client.post("/api/v1/models/a/activate", headers=admin_headers)
     assert response.status_code == 200
     assert response.get_json()["active"] is True
     listing = client.get("/api/v1/models").get_json()
@@ -55,20 +57,26 @@ def test_models_list_get_and_activate(client: Any, settings: Settings, db_sessio
     assert [m["active"] for m in listing["items"]] == [False, True]
 
 
-def test_unknown_model_is_404(client: Any) -> None:
+def test_unknown_model_is_404(client: Any, admin_headers: dict[str, str]) -> None:
     assert_problem(client.get("/api/v1/models/nope"), 404, "model_not_found")
-    assert_problem(client.post("/api/v1/models/nope/activate"), 404, "model_not_found")
+    assert_problem(
+        client.post("/api/v1/models/nope/activate", headers=admin_headers), 404, "model_not_found"
+    )
     assert_problem(client.get("/api/v1/models/nope/confusion-matrix.png"), 404, "model_not_found")
 
 
 def test_activating_a_model_whose_file_is_gone_is_409(
-    client: Any, settings: Settings, db_session: Session
+    client: Any, settings: Settings, db_session: Session, admin_headers: dict[str, str]
 ) -> None:
     path = write_model_files(settings.model_dir, "gone")
     register_model(db_session, path)
     db_session.commit()
     path.unlink()
-    assert_problem(client.post("/api/v1/models/gone/activate"), 409, "model_file_missing")
+    assert_problem(
+        client.post("/api/v1/models/gone/activate", headers=admin_headers),
+        409,
+        "model_file_missing",
+    )
 
 
 def test_confusion_matrix(client: Any, settings: Settings, db_session: Session) -> None:
@@ -98,12 +106,15 @@ def test_models_listing_is_a_pure_read_and_shows_synced_files(
 
 
 def test_exactly_one_active_model_after_many_activations(
-    client: Any, settings: Settings, db_session: Session
+    client: Any, settings: Settings, db_session: Session, admin_headers: dict[str, str]
 ) -> None:
     for version in "abc":
         register_model(db_session, write_model_files(settings.model_dir, version))
     db_session.commit()
     for version in "abcacb":
-        assert client.post(f"/api/v1/models/{version}/activate").status_code == 200
+        assert (
+            client.post(f"/api/v1/models/{version}/activate", headers=admin_headers).status_code
+            == 200
+        )
     db_session.expire_all()
     assert [m.version for m in db_session.query(ModelVersion).filter_by(active=True)] == ["b"]

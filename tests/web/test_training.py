@@ -20,29 +20,37 @@ RUN_KEYS = {
 # --- training --------------------------------------------------------------------------------
 
 
-def test_training_without_a_data_dir_is_409(client: Any, redis_client: redis.Redis) -> None:
-    body = assert_problem(client.post("/api/v1/models/train"), 409, "training_not_configured")
+def test_training_without_a_data_dir_is_409(
+    client: Any, redis_client: redis.Redis, admin_headers: dict[str, str]
+) -> None:
+    body = assert_problem(
+        client.post("/api/v1/models/train", headers=admin_headers), 409, "training_not_configured"
+    )
     assert "GENREFLOW_TRAIN_DATA_DIR" in body["detail"]
     assert queued_tasks(redis_client, "train") == []
     assert client.get("/api/v1/training-runs").get_json()["total"] == 0
 
 
 def test_training_with_a_missing_data_dir_is_422(
-    settings: Settings, redis_client: redis.Redis, tmp_path: Path
+    settings: Settings, redis_client: redis.Redis, tmp_path: Path, admin_headers: dict[str, str]
 ) -> None:
     app = make_app(settings.replace(train_data_dir=tmp_path / "nowhere"))
     body = assert_problem(
-        app.test_client().post("/api/v1/models/train"), 422, "training_data_missing"
+        app.test_client().post("/api/v1/models/train", headers=admin_headers),
+        422,
+        "training_data_missing",
     )
     assert "nowhere" in body["detail"]
     assert queued_tasks(redis_client, "train") == []
 
 
-def test_training_is_queued(settings: Settings, redis_client: redis.Redis, tmp_path: Path) -> None:
+def test_training_is_queued(
+    settings: Settings, redis_client: redis.Redis, tmp_path: Path, admin_headers: dict[str, str]
+) -> None:
     data_dir = tmp_path / "gtzan"
     (data_dir / "rock").mkdir(parents=True)
     client = make_app(settings.replace(train_data_dir=data_dir)).test_client()
-    response = client.post("/api/v1/models/train")
+    response = client.post("/api/v1/models/train", headers=admin_headers)
     assert response.status_code == 202
     run = response.get_json()
     assert set(run) == RUN_KEYS
@@ -59,24 +67,30 @@ def test_training_is_queued(settings: Settings, redis_client: redis.Redis, tmp_p
     assert listing["total"] == 1
     assert [r["id"] for r in listing["items"]] == [run["id"]]
 
-    busy = assert_problem(client.post("/api/v1/models/train"), 409, "training_in_progress")
+    busy = assert_problem(
+        client.post("/api/v1/models/train", headers=admin_headers), 409, "training_in_progress"
+    )
     assert busy["training_run_id"] == run["id"]
     assert len(queued_tasks(redis_client, "train")) == 1
 
 
 def test_training_with_the_broker_down_is_503(
-    settings: Settings, dead_redis_url: str, tmp_path: Path
+    settings: Settings, dead_redis_url: str, tmp_path: Path, admin_headers: dict[str, str]
 ) -> None:
     data_dir = tmp_path / "gtzan"
     data_dir.mkdir()
     app = make_app(settings.replace(train_data_dir=data_dir, redis_url=dead_redis_url))
     client = app.test_client()
-    body = assert_problem(client.post("/api/v1/models/train"), 503, "queue_unavailable")
+    body = assert_problem(
+        client.post("/api/v1/models/train", headers=admin_headers), 503, "queue_unavailable"
+    )
     run = client.get(f"/api/v1/training-runs/{body['training_run_id']}").get_json()
     assert run["status"] == "failed"
     assert run["error"]["code"] == "queue_unavailable"
     # the failed run does not block the next attempt
-    assert_problem(client.post("/api/v1/models/train"), 503, "queue_unavailable")
+    assert_problem(
+        client.post("/api/v1/models/train", headers=admin_headers), 503, "queue_unavailable"
+    )
 
 
 def test_training_run_shapes(client: Any, db_session: Session) -> None:

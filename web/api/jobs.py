@@ -21,6 +21,7 @@ from shared.errors import (
     UnsupportedMediaType,
 )
 from shared.lifecycle.jobs import Upload, require_active_model, submit_job
+from shared.lifecycle.webhook_targets import check_webhook_target
 from shared.store.orm import Job, WebhookDelivery
 from web.api import API_PREFIX
 from web.api.pagination import paginate
@@ -32,7 +33,9 @@ from web.api.schemas import (
     JobUploadIn,
     job_links,
 )
+from web.auth import Access, can_read_job, current_principal, requires, visible_jobs
 from web.context import get_db, get_queue, get_settings
+from web.limits import limit_uploads
 from web.uploads import (
     audio_extension,
     clean_filename,
@@ -48,12 +51,14 @@ bp = APIBlueprint("jobs", __name__, url_prefix=API_PREFIX, tag="Jobs")
 
 def _find_job(job_id: str) -> Job:
     job = get_db().get(Job, job_id)
-    if job is None:
+    if job is None or not can_read_job(job, current_principal()):
         raise JobNotFound(f"No job has id {job_id!r}.")
     return job
 
 
 @bp.post("/jobs")
+@requires(Access.CLIENT)
+@limit_uploads
 @bp.input(JobUploadIn, location="form_and_files", validation=False)
 @bp.output(JobOut, status_code=202, description="Job accepted and queued")
 @bp.doc(
@@ -65,7 +70,7 @@ def _find_job(job_id: str) -> Job:
         "unreachable (the file and the job row are kept; the job is marked failed with code "
         "`queue_unavailable`)."
     ),
-    responses=[200, 400, 413, 415, 422, 503],
+    responses=[200, 400, 413, 415, 422, 429, 503],
 )
 def create_job(form_and_files_data: Any = None) -> ResponseReturnValue:
     """Accept an upload: validate, store durably, then submit the job (commit, enqueue)."""
@@ -78,6 +83,8 @@ def create_job(form_and_files_data: Any = None) -> ResponseReturnValue:
         raise InvalidWebhookUrl(
             f"webhook_url must be an absolute http(s) URL, got {webhook_url[:200]!r}."
         )
+    if webhook_url is not None:
+        check_webhook_target(webhook_url, allow_private=get_settings().webhook_allow_private)
     filename = clean_filename(upload.filename)
     extension = audio_extension(filename, upload.mimetype)
     head = upload.stream.read(SNIFF_BYTES)
@@ -101,7 +108,14 @@ def create_job(form_and_files_data: Any = None) -> ResponseReturnValue:
     )
     job, copied = submit_job(
         db,
-        Upload(filename, stored.path, stored.sha256, stored.size_bytes, webhook_url),
+        Upload(
+            filename,
+            stored.path,
+            stored.sha256,
+            stored.size_bytes,
+            webhook_url,
+            api_key_id=current_principal().key_id,
+        ),
         model_version=model.version,
         queue=get_queue(),
     )
@@ -109,13 +123,14 @@ def create_job(form_and_files_data: Any = None) -> ResponseReturnValue:
 
 
 @bp.get("/jobs")
+@requires(Access.CLIENT)
 @bp.input(JobQuery, location="query")
 @bp.output(JobPageOut)
 @bp.doc(summary="List jobs, newest first", responses=[400])
 def list_jobs(query_data: dict[str, Any]) -> dict[str, Any]:
     """Return a page of jobs, newest first, optionally filtered by status."""
     page, per_page = query_data["page"], query_data["per_page"]
-    base = select(Job)
+    base = visible_jobs(select(Job), current_principal())
     if query_data.get("status"):
         base = base.where(Job.status == query_data["status"])
     return paginate(
@@ -128,6 +143,7 @@ def list_jobs(query_data: dict[str, Any]) -> dict[str, Any]:
 
 
 @bp.get("/jobs/<job_id>")
+@requires(Access.CLIENT)
 @bp.output(JobOut)
 @bp.doc(summary="Get a job", responses=[404])
 def get_job(job_id: str) -> Job:
@@ -136,6 +152,7 @@ def get_job(job_id: str) -> Job:
 
 
 @bp.get("/jobs/<job_id>/audio")
+@requires(Access.CLIENT)
 @bp.doc(summary="Download the uploaded audio", responses=[404])
 def get_job_audio(job_id: str) -> ResponseReturnValue:
     """Send the job's stored upload (supports Range requests for the page's player)."""
@@ -154,6 +171,7 @@ def get_job_audio(job_id: str) -> ResponseReturnValue:
 
 
 @bp.get("/jobs/<job_id>/deliveries")
+@requires(Access.CLIENT)
 @bp.output(DeliveryListOut)
 @bp.doc(summary="List a job's webhook deliveries", responses=[404])
 def list_deliveries(job_id: str) -> dict[str, Any]:

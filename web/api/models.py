@@ -14,12 +14,14 @@ from shared.store.orm import ModelVersion
 from shared.store.registry import activate_version, active_model, get_model, list_models
 from web.api import API_PREFIX
 from web.api.schemas import ModelListOut, ModelOut
+from web.auth import Access, requires
 from web.context import get_db
 
 bp = APIBlueprint("models", __name__, url_prefix=API_PREFIX, tag="Models")
 
 
 @bp.get("/models")
+@requires(Access.CLIENT)
 @bp.output(ModelListOut)
 @bp.doc(summary="List model versions, newest first, and the active one")
 def list_model_versions() -> dict[str, Any]:
@@ -33,6 +35,7 @@ def list_model_versions() -> dict[str, Any]:
 
 
 @bp.get("/models/<version>")
+@requires(Access.CLIENT)
 @bp.output(ModelOut)
 @bp.doc(summary="Get a model version", responses=[404])
 def get_model_version(version: str) -> ModelVersion:
@@ -41,6 +44,7 @@ def get_model_version(version: str) -> ModelVersion:
 
 
 @bp.post("/models/<version>/activate")
+@requires(Access.ADMIN)
 @bp.output(ModelOut)
 @bp.doc(summary="Make a model version the active one", responses=[404, 409])
 def activate_model_version(version: str) -> ModelVersion:
@@ -57,6 +61,7 @@ def activate_model_version(version: str) -> ModelVersion:
 
 
 @bp.get("/models/<version>/confusion-matrix.png")
+@requires(Access.CLIENT)
 @bp.doc(summary="The model's confusion matrix on its test tracks (PNG)", responses=[404])
 def get_confusion_matrix(version: str) -> ResponseReturnValue:
     """Send the confusion matrix image written when the model was trained."""

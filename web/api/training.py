@@ -14,12 +14,14 @@ from shared.store.orm import TrainingRun
 from web.api import API_PREFIX
 from web.api.pagination import paginate
 from web.api.schemas import PageQuery, TrainingRunOut, TrainingRunPageOut, training_run_link
+from web.auth import Access, requires
 from web.context import get_db, get_queue, get_settings
 
 bp = APIBlueprint("training", __name__, url_prefix=API_PREFIX, tag="Training")
 
 
 @bp.post("/models/train")
+@requires(Access.ADMIN)
 @bp.output(TrainingRunOut, status_code=202, description="Training run queued")
 @bp.doc(
     summary="Train a new model from GENREFLOW_TRAIN_DATA_DIR",
@@ -40,6 +42,7 @@ def start_training() -> ResponseReturnValue:
 
 
 @bp.get("/training-runs")
+@requires(Access.CLIENT)
 @bp.input(PageQuery, location="query")
 @bp.output(TrainingRunPageOut)
 @bp.doc(summary="List training runs, newest first", responses=[400])
@@ -56,6 +59,7 @@ def list_training_runs(query_data: dict[str, Any]) -> dict[str, Any]:
 
 
 @bp.get("/training-runs/<run_id>")
+@requires(Access.CLIENT)
 @bp.output(TrainingRunOut)
 @bp.doc(summary="Get a training run", responses=[404])
 def get_training_run(run_id: str) -> TrainingRun:
