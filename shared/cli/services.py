@@ -40,6 +40,7 @@ from shared.cli.supervisor import (
     wait_for_http,
 )
 from shared.errors import RunnerError
+from shared.store.keys import ADMIN_KEY_FILE
 
 if TYPE_CHECKING:
     from shared.store.config import Settings
@@ -54,6 +55,10 @@ MODEL_SCAN_INTERVAL_S: Final = 5.0
 CELERY_ROOT_WARNING_FILTER: Final = (
     "ignore:You're running the worker with superuser privileges:Warning"
 )
+
+
+#: Under ``GENREFLOW_HOME``: prometheus_client's multiprocess files of the web workers.
+METRICS_DIR: Final = "metrics"
 
 
 def redis_server_executable() -> str:
@@ -165,6 +170,24 @@ def prepare_home(settings: Settings) -> str | None:
         return active.version if active is not None else None
 
 
+def prepare_admin_key(settings: Settings) -> tuple[Path, bool]:
+    """Make sure an admin key exists for this home and reset the metrics directory.
+
+    Returns
+    -------
+    tuple of (Path, bool)
+        The file holding the admin key, and whether it was just made.
+    """
+    from shared.store.db import session_scope
+    from shared.store.keys import ensure_admin_key
+
+    metrics_dir = settings.home / METRICS_DIR
+    shutil.rmtree(metrics_dir, ignore_errors=True)  # counts of an earlier run's processes
+    metrics_dir.mkdir(parents=True, exist_ok=True)
+    with session_scope(settings.database_url) as session:
+        return ensure_admin_key(session, settings.home)
+
+
 def genreflow_command() -> str:
     """Return how to call ``genreflow`` from this shell: its name if on PATH, else its path."""
     if shutil.which("genreflow"):
@@ -185,7 +208,8 @@ def no_model_message(settings: Settings, base_url: str) -> str:
         f"  {command} train /path/to/gtzan   # real music, <genre>/<file>\n"
         f"The model lands in {settings.model_dir}; this service picks it\n"
         "up within seconds and activates it. Or set GENREFLOW_TRAIN_DATA_DIR and\n"
-        f"  curl -X POST {base_url}/api/v1/models/train\n"
+        f'  curl -X POST -H "Authorization: Bearer $(cat {settings.home / ADMIN_KEY_FILE})" '
+        f"{base_url}/api/v1/models/train\n"
         "to train and activate one while the service runs."
     )
 
@@ -206,6 +230,8 @@ def child_environment(settings: Settings, redis_url: str) -> dict[str, str]:
         REDIS_URL=redis_url,
         GENREFLOW_WEBHOOK_SECRET=settings.webhook_secret,
         GENREFLOW_SECRET_KEY=settings.secret_key,
+        # gunicorn's workers add up their request metrics in files here (see web/metrics.py)
+        PROMETHEUS_MULTIPROC_DIR=str(settings.home / METRICS_DIR),
         PYTHONPATH=os.pathsep.join(dict.fromkeys(python_path)),
         PYTHONUNBUFFERED="1",
     )
@@ -283,6 +309,11 @@ def run_service(
     supervisor: Supervisor | None = None
     try:
         active_version = prepare_home(settings)
+        key_file, key_made = prepare_admin_key(settings)
+        echo(
+            f"genreflow: {'a new' if key_made else 'the'} admin API key is in {key_file} "
+            "(send it as 'Authorization: Bearer <key>'; `genreflow keys --help` for more)"
+        )
         redis_url = settings.redis_url
         own_redis: ChildSpec | None = None
         if not settings.redis_url_set:
