@@ -19,7 +19,11 @@ def compose() -> dict[str, Any]:
 def test_compose_has_every_service_with_healthchecks(compose: dict[str, Any]) -> None:
     services = compose["services"]
 
-    assert set(services) == {"postgres", "redis", "migrate", "web", "worker", "trainer", "beat"}
+    assert set(services) == {
+        "postgres", "redis", "migrate", "web", "worker", "trainer", "beat", "prometheus"
+    }  # fmt: skip
+    assert services["prometheus"]["profiles"] == ["monitoring"]  # optional, stock image
+    assert services["prometheus"]["image"].startswith("prom/prometheus:")
     for name in ("postgres", "redis", "web", "worker", "trainer", "beat"):
         assert "test" in services[name]["healthcheck"], name
     assert set(compose["volumes"]) >= {"genreflow-data", "pgdata"}

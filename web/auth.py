@@ -203,11 +203,16 @@ def document_security(app: Flask) -> None:
 
 
 def _errors_are_problems(spec: dict[str, Any]) -> None:
-    """Document every 4xx/5xx body as ``application/problem+json``, the type actually sent."""
+    """Document every 4xx/5xx body as ``application/problem+json``, the type actually sent.
+
+    Every request body is also marked required: no operation accepts a request without one.
+    """
     for operations in spec.get("paths", {}).values():
         for operation in operations.values():
             if not isinstance(operation, dict):
                 continue
+            if "requestBody" in operation:
+                operation["requestBody"]["required"] = True
             for status, response in operation.get("responses", {}).items():
                 content = response.get("content", {}) if isinstance(response, dict) else {}
                 if str(status)[:1] in {"4", "5"} and "application/json" in content:

@@ -115,6 +115,7 @@ class LiveService:
     base_url: str
     settings: Settings
     worker: Any = None
+    admin_key: str = ""
 
     def url(self, path: str) -> str:
         """Return the absolute URL of ``path`` (``"/jobs/1"``)."""
@@ -128,11 +129,28 @@ class LiveService:
 
         request = urllib.request.Request(self.url("/api/v1" + path), method=method)
         request.add_header("Accept", "application/json")
+        if self.admin_key:
+            request.add_header("Authorization", f"Bearer {self.admin_key}")
         try:
             with urllib.request.urlopen(request, timeout=10) as response:
                 return json.loads(response.read() or b"null")
         except urllib.error.HTTPError as exc:
             return json.loads(exc.read() or b"null")
+
+
+def make_admin_key(settings: Settings, name: str = "browser tests") -> str:
+    """Create an admin API key in ``settings``' database; return the key itself."""
+    from shared.store.db import session_scope
+    from shared.store.keys import create_key
+
+    with session_scope(settings.database_url) as session:
+        return create_key(session, name=name, scope="admin").token
+
+
+def enter_key(page: Any, key: str) -> None:
+    """Give the models page a key through its form, as a person would."""
+    page.get_by_label("Admin API key").fill(key)
+    page.get_by_role("button", name="Use this key").click()
 
 
 @contextlib.contextmanager
@@ -164,7 +182,7 @@ def live_service(
     del chromium_executable  # asked first: no Chromium, no service started
     settings = Settings.from_env({**worker_env, "GENREFLOW_MAX_UPLOAD_MB": str(MAX_UPLOAD_MB)})
     with serving(create_app(settings)) as base_url:
-        yield LiveService(base_url, settings, worker)
+        yield LiveService(base_url, settings, worker, make_admin_key(settings))
 
 
 @pytest.fixture(scope="session")
@@ -183,7 +201,7 @@ def modelless_service(
     settings.ensure_dirs()
     upgrade_database(settings.database_url)
     with serving(create_app(settings)) as base_url:
-        yield LiveService(base_url, settings)
+        yield LiveService(base_url, settings, admin_key=make_admin_key(settings))
 
 
 # ---- pages ----------------------------------------------------------------------------------

@@ -8,6 +8,8 @@ from typing import Any
 import pytest
 import requests
 
+from tests.browser.conftest import enter_key
+
 pytestmark = pytest.mark.browser
 
 TRAIN_TIMEOUT_MS = 300_000
@@ -55,6 +57,8 @@ def test_retrain_shows_progress_then_the_new_model_and_rolls_back(
 
     before = live_service.api("/models")["active_version"]
     page.goto(live_service.url("/models"))
+    enter_key(page, live_service.admin_key)
+    expect(page.locator("#key-status")).to_contain_text("Using the admin key")
     button = page.get_by_role("button", name="Train a new model")
     expect(button).to_be_enabled()
     button.click()
@@ -96,9 +100,13 @@ def test_models_page_without_a_model_or_training_data(
 ) -> None:
     from playwright.sync_api import expect
 
-    refusal = requests.post(modelless_service.url("/api/v1/models/train"), timeout=10)
+    headers = {"Authorization": f"Bearer {modelless_service.admin_key}"}
+    refusal = requests.post(
+        modelless_service.url("/api/v1/models/train"), headers=headers, timeout=10
+    )
     assert refusal.status_code == 409
     page.goto(modelless_service.url("/models"))
+    enter_key(page, modelless_service.admin_key)
     expect(page.locator("#active-model")).to_contain_text("No active model")
     expect(page.locator("#model-versions")).to_contain_text("No models yet")
     page.get_by_role("button", name="Train a new model").click()
@@ -106,6 +114,45 @@ def test_models_page_without_a_model_or_training_data(
     expect(alert).to_contain_text(refusal.json()["detail"])
     expect(page.get_by_role("button", name="Train a new model")).to_be_enabled()
     page.screenshot(path=str(screenshot_dir / "models-empty.png"), full_page=True)
+
+
+def test_admin_buttons_wait_for_an_admin_key_and_say_why(
+    open_page: Any, live_service: Any, screenshot_dir: Path
+) -> None:
+    from playwright.sync_api import expect
+
+    from tests.web.conftest import make_key
+
+    page = open_page()
+    page.goto(live_service.url("/models"))
+    expect(page.locator(".model-id__version")).to_be_visible()
+    expect(page.get_by_role("button", name="Train a new model")).to_be_hidden()
+    expect(page.locator("#train-locked")).to_contain_text("needs an admin API key")
+    expect(page.locator("#key-status")).to_contain_text("admin")
+    expect(page.locator("#model-versions button")).to_have_count(0)
+
+    enter_key(page, "gf_" + "x" * 43)
+    expect(page.locator("#key-status")).to_contain_text("unknown or has been revoked")
+    expect(page.get_by_role("button", name="Train a new model")).to_be_hidden()
+
+    enter_key(page, make_key(live_service.settings, "classify", name="browser classify"))
+    expect(page.locator("#key-status")).to_contain_text('"classify" scope')
+    expect(page.get_by_role("button", name="Train a new model")).to_be_hidden()
+    page.screenshot(path=str(screenshot_dir / "models-key-refused.png"), full_page=True)
+
+    enter_key(page, live_service.admin_key)
+    expect(page.get_by_role("button", name="Train a new model")).to_be_visible()
+    expect(page.locator("#train-locked")).to_be_hidden()
+    page.reload()  # asked once: the browser session keeps it
+    expect(page.get_by_role("button", name="Train a new model")).to_be_visible()
+    assert page.evaluate("() => sessionStorage.getItem('genreflow.adminKey')") == (
+        live_service.admin_key
+    )
+    page.get_by_role("button", name="Forget the key").click()
+    expect(page.get_by_role("button", name="Train a new model")).to_be_hidden()
+    fresh = open_page()  # another browser session does not know the key
+    fresh.goto(live_service.url("/models"))
+    expect(fresh.locator("#train-locked")).to_be_visible()
 
 
 def test_models_page_fits_a_phone(open_page: Any, live_service: Any, screenshot_dir: Path) -> None:

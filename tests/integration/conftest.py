@@ -100,6 +100,8 @@ def worker_env(
         "GENREFLOW_TRAIN_EPOCHS": "2",
         "GENREFLOW_ACTIVATE_POLICY": "always",
         "GENREFLOW_MAX_UPLOAD_MB": "20",
+        "GENREFLOW_WEBHOOK_ALLOW_PRIVATE": "1",  # the receivers listen on 127.0.0.1
+        "GENREFLOW_LOG_FORMAT": "json",  # test_observability reads the worker's JSON lines
         "TF_CPP_MIN_LOG_LEVEL": "2",
     }
     settings = Settings.from_env(env)
@@ -137,3 +139,14 @@ def client(integration_settings: Settings, worker: WorkerProcess) -> Iterator[An
     app = create_app(integration_settings, config={"TESTING": True})
     with app.test_client() as test_client:
         yield test_client
+
+
+@pytest.fixture(scope="session")
+def admin_headers(integration_settings: Settings) -> dict[str, str]:
+    """Return an ``Authorization`` header with an admin key of the session's database."""
+    from shared.store.db import session_scope
+    from shared.store.keys import create_key
+
+    with session_scope(integration_settings.database_url) as session:
+        token = create_key(session, name="integration admin", scope="admin").token
+    return {"Authorization": f"Bearer {token}"}

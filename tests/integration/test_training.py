@@ -19,10 +19,12 @@ from worker.celery_app import make_celery
 pytestmark = pytest.mark.slow
 
 
-def test_training_run_registers_and_activates_a_model(client: Any, tmp_path: Path) -> None:
+def test_training_run_registers_and_activates_a_model(
+    client: Any, tmp_path: Path, admin_headers: dict[str, str]
+) -> None:
     before = client.get("/api/v1/models").get_json()
 
-    response = client.post("/api/v1/models/train")
+    response = client.post("/api/v1/models/train", headers=admin_headers)
 
     assert response.status_code == 202, response.get_data(as_text=True)
     run = wait_for_run(client, response.get_json()["id"])
@@ -57,10 +59,10 @@ def _scheduled_runs(settings: Settings) -> list[dict[str, Any]]:
 
 
 def test_scheduled_retrain_skips_unchanged_data_and_trains_on_changed_data(
-    client: Any, integration_settings: Settings, train_data_dir: Path
+    client: Any, integration_settings: Settings, train_data_dir: Path, admin_headers: dict[str, str]
 ) -> None:
     # Make the active model one trained on the current data (this test may run alone).
-    started = client.post("/api/v1/models/train").get_json()
+    started = client.post("/api/v1/models/train", headers=admin_headers).get_json()
     assert wait_for_run(client, started["id"])["status"] == "done"
     celery = make_celery(integration_settings)
     n_before = len(_scheduled_runs(integration_settings))

@@ -11,7 +11,7 @@ from typing import Any
 
 from apiflask import Schema, fields
 from apiflask.validators import Length, OneOf, Range
-from marshmallow import pre_dump
+from marshmallow import INCLUDE, pre_dump
 
 from shared.store.keys import MAX_NAME_CHARS as MAX_KEY_NAME_CHARS
 from shared.store.orm import (
@@ -28,10 +28,21 @@ from shared.store.orm import (
 from web.api import API_PREFIX
 
 MAX_PER_PAGE = 100
+#: What ``web.uploads.valid_webhook_url`` accepts, as the OpenAPI document says it.
+WEBHOOK_URL_PATTERN = r"^https?://[A-Za-z0-9](?:[A-Za-z0-9.-]{0,200}[A-Za-z0-9])?(?:/[!-~]*)?$"
 
 
 class ProblemOut(Schema):
-    """An ``application/problem+json`` error body (RFC 9457)."""
+    """An ``application/problem+json`` error body (RFC 9457).
+
+    Extension members may follow (RFC 9457 §3.2): ``errors`` (which fields were invalid),
+    ``job_id`` / ``training_run_id`` (what was kept), ``checks`` and ``failed`` (``/ready``).
+    """
+
+    class Meta:
+        """Extension members are part of the shape (``additionalProperties: true``)."""
+
+        unknown = INCLUDE
 
     type = fields.String(metadata={"example": "urn:genreflow:problem:job_not_found"})
     title = fields.String()
@@ -143,7 +154,12 @@ class JobUploadIn(Schema):
 
     file = fields.File(required=True, metadata={"description": "the song (mp3, wav, flac...)"})
     webhook_url = fields.String(
-        metadata={"description": "optional http(s) URL called when the job finishes"}
+        metadata={
+            "description": "optional http(s) URL called when the job finishes; it must reach "
+            "a public address (loopback, link-local and private ones are refused)",
+            "pattern": WEBHOOK_URL_PATTERN,
+            "maxLength": 2048,
+        }
     )
 
 

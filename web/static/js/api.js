@@ -43,14 +43,41 @@ const FALLBACK_DETAIL = {
   503: "The service is not ready (no active model, or a backend is down).",
 };
 
-async function request(method, url, body) {
+// ---- the admin key -----------------------------------------------------------------------
+// Asked for once on the models page and kept for this browser session only (sessionStorage):
+// closing the tab forgets it. Only the models page sends it; uploads stay anonymous.
+
+const KEY_ITEM = "genreflow.adminKey";
+
+/** The admin key of this browser session, or "". */
+export function storedKey() {
+  try {
+    return sessionStorage.getItem(KEY_ITEM) || "";
+  } catch {
+    return "";
+  }
+}
+
+/** Keep `key` for this browser session ("" forgets it). */
+export function storeKey(key) {
+  try {
+    if (key) sessionStorage.setItem(KEY_ITEM, key);
+    else sessionStorage.removeItem(KEY_ITEM);
+  } catch {
+    // storage disabled: the key lives until the page is left
+  }
+}
+
+async function request(method, url, body, { key = "" } = {}) {
   let res;
+  const headers = body === undefined
+    ? { Accept: "application/json" }
+    : { Accept: "application/json", "Content-Type": "application/json" };
+  if (key) headers.Authorization = `Bearer ${key}`;
   try {
     res = await fetch(url, {
       method,
-      headers: body === undefined
-        ? { Accept: "application/json" }
-        : { Accept: "application/json", "Content-Type": "application/json" },
+      headers,
       body: body === undefined ? undefined : JSON.stringify(body),
       credentials: "same-origin",
     });
@@ -64,8 +91,8 @@ async function request(method, url, body) {
   return data;
 }
 
-export const getJSON = (path) => request("GET", API + path);
-export const postJSON = (path, body = {}) => request("POST", API + path, body);
+export const getJSON = (path, options) => request("GET", API + path, undefined, options);
+export const postJSON = (path, body = {}, options) => request("POST", API + path, body, options);
 
 /**
  * Upload one file to POST /jobs with XMLHttpRequest, so the upload reports progress.

@@ -1,7 +1,7 @@
 // Entry of the models page: the active model and its metrics, every version (activate / roll
-// back), and retraining with live progress.
+// back), and retraining with live progress. The admin buttons appear once an admin key is given.
 
-import { API, getJSON, isFinished, poll, postJSON } from "./api.js";
+import { API, getJSON, isFinished, poll, postJSON, storedKey, storeKey } from "./api.js";
 import { announce, h, replace } from "./dom.js";
 import { dateTime, genreColor, genreName, percent, timeAgo } from "./format.js";
 
@@ -10,8 +10,17 @@ const versionsBox = document.getElementById("model-versions");
 const trainButton = document.getElementById("train-button");
 const trainStatus = document.getElementById("train-status");
 const runsBox = document.getElementById("training-runs");
+const trainLocked = document.getElementById("train-locked");
+const keyForm = document.getElementById("key-form");
+const keyInput = document.getElementById("key-input");
+const keyStatus = document.getElementById("key-status");
+const keyForget = document.getElementById("key-forget");
+const KEY_NEEDED = keyStatus.textContent;
 
 let stopTrainingPoll = null;
+/** The admin key in use ("" until one is given and checked). */
+let adminKey = "";
+const withKey = () => ({ key: adminKey });
 
 const metric = (m, key) => (m && typeof m[key] === "number" ? percent(m[key], { digits: 1 }) : "—");
 const modelPath = (v) => `/models/${encodeURIComponent(v)}`;
@@ -107,19 +116,21 @@ function renderVersions(items, activeVersion) {
         h("td", { class: "num", dataset: { label: "Slice acc." } }, metric(model.metrics, "segment_accuracy")),
         h("td", { class: "actions" }, isActive
           ? h("span", { class: "badge badge--done" }, "Active")
-          : h("button", {
+          : !adminKey ? null : h("button", {
             type: "button",
             class: "button button--small",
             "aria-label": `${older ? "Roll back to" : "Activate"} model ${model.version}`,
             onclick: (event) => activate(model.version, event.currentTarget),
           }, older ? "Roll back" : "Activate")));
     })));
-  replace(versionsBox, h("div", { id: "activate-status", role: "status" }), scrollTable("Model versions", table));
+  const locked = adminKey || items.length < 2 ? null : h("p", { class: "muted", id: "versions-locked" },
+    "The Activate and Roll back buttons are hidden: they need an admin API key (enter it above).");
+  replace(versionsBox, h("div", { id: "activate-status", role: "status" }), scrollTable("Model versions", table), locked);
 }
 
 async function loadModels() {
   try {
-    const data = await getJSON("/models");
+    const data = await getJSON("/models", withKey());
     const items = data.items || [];
     const activeVersion = data.active_version ?? items.find((m) => m.active)?.version ?? null;
     renderActive(items.find((m) => m.version === activeVersion));
@@ -135,7 +146,7 @@ async function activate(version, button) {
   button.disabled = true;
   const status = document.getElementById("activate-status");
   try {
-    await postJSON(`${modelPath(version)}/activate`);
+    await postJSON(`${modelPath(version)}/activate`, {}, withKey());
     await loadModels();
     announce(`Model ${version} is now active.`);
     document.getElementById("activate-status").textContent = `Model ${version} is now active.`;
@@ -203,7 +214,7 @@ function followRun(run) {
 
 async function loadRuns({ resume = false } = {}) {
   try {
-    const data = await getJSON("/training-runs?per_page=5");
+    const data = await getJSON("/training-runs?per_page=5", withKey());
     const runs = (data.items || []).slice(0, 5);
     if (!runs.length) {
       replace(runsBox, h("p", { class: "muted" }, "No training runs yet."));
@@ -225,7 +236,7 @@ trainButton.addEventListener("click", async () => {
   trainButton.disabled = true;
   replace(trainStatus, h("p", { class: "muted", role: "status" }, "Asking the server to train…"));
   try {
-    const run = await postJSON("/models/train");
+    const run = await postJSON("/models/train", {}, withKey());
     announce("Training started.");
     followRun(run);
     loadRuns();
@@ -235,5 +246,56 @@ trainButton.addEventListener("click", async () => {
   }
 });
 
-loadModels();
-loadRuns({ resume: true });
+// ---- the admin key -----------------------------------------------------------------------
+
+/** Ask the server what `key` may do; resolve with the sentence to show when it is not admin. */
+async function checkKey(key) {
+  try {
+    const me = await getJSON("/whoami", { key });
+    if (me.can_admin) return "";
+    return `This key has the "${me.scope}" scope: it can upload and read its own jobs, but not ` +
+      "train, activate or roll back, so those buttons stay hidden. Enter a key with the admin scope.";
+  } catch (error) {
+    if (error.status === 401) return "That key is unknown or has been revoked, so the admin buttons stay hidden.";
+    return `The key could not be checked (${error.title}); the admin buttons stay hidden.`;
+  }
+}
+
+function useKey(key, refusal) {
+  adminKey = refusal ? "" : key;
+  storeKey(adminKey);
+  trainButton.hidden = !adminKey;
+  trainLocked.hidden = Boolean(adminKey);
+  keyForm.hidden = Boolean(adminKey);
+  keyForget.hidden = !adminKey;
+  keyStatus.textContent = adminKey
+    ? `Using the admin key ${adminKey.slice(0, 11)}… for this browser session.`
+    : refusal || KEY_NEEDED;
+  keyStatus.classList.toggle("key-status--refused", Boolean(refusal));
+  loadModels();
+}
+
+keyForm.addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const key = keyInput.value.trim();
+  if (!key) return;
+  keyInput.value = "";
+  const refusal = await checkKey(key);
+  useKey(key, refusal);
+  announce(refusal || "Admin key accepted; the admin buttons are shown.");
+});
+
+keyForget.addEventListener("click", () => {
+  useKey("", "");
+  announce("Admin key forgotten; the admin buttons are hidden.");
+  keyInput.focus();
+});
+
+async function start() {
+  const saved = storedKey();
+  if (saved) useKey(saved, await checkKey(saved));
+  else useKey("", "");
+  loadRuns({ resume: true });
+}
+
+start();
