@@ -95,6 +95,7 @@ def test_a_revoked_key_is_refused(client: Any, admin_headers: dict[str, str]) ->
     headers = bearer(key["key"])
     assert client.get("/api/v1/jobs", headers=headers, environ_base=REMOTE).status_code == 200
 
+    assert client.get(made.headers["Location"], headers=admin_headers).get_json()["active"]
     revoked = client.delete(f"/api/v1/keys/{key['id']}", headers=admin_headers)
     assert revoked.status_code == 200
     assert revoked.get_json()["active"] is False

@@ -428,3 +428,10 @@ def test_broker_down_message_speaks_of_what_the_user_set(
     assert never not in body["detail"]
     assert "s3cret" not in body["detail"]
     app.extensions["genreflow"]["engine"].dispose()
+
+
+def test_a_page_number_past_any_listing_is_a_400_not_a_500(client: Any) -> None:
+    # schemathesis found this one: the SQL offset overflowed a 64-bit integer.
+    response = client.get("/api/v1/jobs?page=4992681003377523744047104")
+    assert_problem(response, 400, "invalid_request")
+    assert client.get("/api/v1/jobs?page=1000000").status_code == 200

@@ -8,7 +8,7 @@ from apiflask import APIBlueprint
 from flask.typing import ResponseReturnValue
 
 from shared.errors import Unauthorized
-from shared.store.keys import create_key, list_keys, revoke_key
+from shared.store.keys import create_key, get_key, list_keys, revoke_key
 from shared.store.orm import ApiKey
 from web.api import API_PREFIX
 from web.api.schemas import KeyIn, KeyListOut, KeyOut, NewKeyOut, WhoAmIOut, dump_key
@@ -60,6 +60,15 @@ def create_api_key(json_data: dict[str, Any]) -> ResponseReturnValue:
     db.commit()
     body = {**dump_key(new.row), "key": new.token}
     return body, 201, {"Location": body["links"]["self"], "Cache-Control": "no-store"}
+
+
+@bp.get("/keys/<key_id>")
+@requires(Access.ADMIN)
+@bp.output(KeyOut)
+@bp.doc(summary="Get an API key (admin)", responses=[404])
+def get_api_key(key_id: str) -> ApiKey:
+    """Return one key (never the key itself)."""
+    return get_key(get_db(), key_id)
 
 
 @bp.delete("/keys/<key_id>")

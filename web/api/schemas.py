@@ -28,6 +28,9 @@ from shared.store.orm import (
 from web.api import API_PREFIX
 
 MAX_PER_PAGE = 100
+#: Far beyond any real listing, and small enough that its SQL offset fits a 64-bit integer
+#: (schemathesis found ``page=4992681003377523744047104`` answered 500 without it).
+MAX_PAGE = 1_000_000
 #: What ``web.uploads.valid_webhook_url`` accepts, as the OpenAPI document says it.
 WEBHOOK_URL_PATTERN = r"^https?://[A-Za-z0-9](?:[A-Za-z0-9.-]{0,200}[A-Za-z0-9])?(?:/[!-~]*)?$"
 
@@ -166,7 +169,7 @@ class JobUploadIn(Schema):
 class PageQuery(Schema):
     """Pagination query parameters."""
 
-    page = fields.Integer(load_default=1, validate=Range(min=1))
+    page = fields.Integer(load_default=1, validate=Range(min=1, max=MAX_PAGE))
     per_page = fields.Integer(load_default=20, validate=Range(min=1, max=MAX_PER_PAGE))
 
 
