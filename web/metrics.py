@@ -92,8 +92,8 @@ class ServiceCollector:
         try:
             with self._sessions() as session:
                 yield from self._from_database(session)
-        except Exception:
-            log.warning("metrics: the database could not be read", exc_info=True)
+        except Exception as exc:
+            log.warning("metrics: the database could not be read: %s", exc)
         yield from self._queue_depths()
 
     def _from_database(self, session: Session) -> Iterator[Metric]:
@@ -214,8 +214,8 @@ class ServiceCollector:
         try:
             for queue in QUEUES:
                 depth.add_metric([queue], client.llen(queue))
-        except RedisError:
-            log.warning("metrics: the broker could not be read", exc_info=True)
+        except RedisError as exc:
+            log.warning("metrics: the broker could not be read: %s", exc)
             return
         finally:
             client.close()

@@ -7,15 +7,16 @@ import sys
 
 from click.testing import CliRunner
 
-from shared.cli import commands, service_commands
+from shared.cli import commands, key_commands, service_commands
 from shared.cli.main import main
 
-EXPECTED = {"train", "evaluate", "predict", "demo-data", "run", "prepare"}
+EXPECTED = {"train", "evaluate", "predict", "demo-data", "run", "prepare", "keys"}
 
 
 def test_every_command_is_registered_on_the_one_group() -> None:
     assert set(main.commands) == EXPECTED
-    assert {c.name for c in (*commands.COMMANDS, *service_commands.COMMANDS)} == EXPECTED
+    registered = (*commands.COMMANDS, *service_commands.COMMANDS, *key_commands.COMMANDS)
+    assert {c.name for c in registered} == EXPECTED
 
 
 def test_help_lists_every_command() -> None:
@@ -27,7 +28,7 @@ def test_help_lists_every_command() -> None:
 
 def test_importing_the_command_modules_registers_nothing_and_loads_no_tensorflow() -> None:
     code = (
-        "import sys, shared.cli.commands, shared.cli.service_commands\n"
+        "import sys, shared.cli.commands, shared.cli.service_commands, shared.cli.key_commands\n"
         "assert 'shared.cli.main' not in sys.modules, 'the group was built by an import'\n"
         "assert 'tensorflow' not in sys.modules, 'tensorflow imported'\n"
     )
