@@ -40,9 +40,15 @@ N_OPERATIONS = 19  # every documented operation; a new one must be fuzzed too
 
 @pytest.fixture
 def fuzz_app(settings: Settings, redis_client: Any, active_model: str) -> Iterator[Any]:
-    """Yield the app under fuzzing: an active model, real Redis, generous upload limits."""
+    """Yield the app under fuzzing: an active model, real Redis, generous upload limits.
+
+    A predict worker is announced warm the way a real one does (``mark_warm``), so ``/ready``
+    is ready; its own 503 is tested in ``test_health.py``.
+    """
+    from shared.lifecycle.warmth import mark_warm
     from web import create_app
 
+    mark_warm(redis_client, "fuzz:1", active_model, ttl_s=3600)
     app = create_app(
         settings.replace(uploads_per_minute=100_000, upload_mb_per_hour=100_000),
         config={"TESTING": True},
