@@ -147,9 +147,10 @@ def cpu_seconds_self_and_children() -> float:
 
 def standalone(model_path: Path, songs: list[Song]) -> dict[str, float]:
     """Predict every song in this process, as the worker does; return CPU and wall per song."""
-    from shared.core.inference import load_served_model
+    from shared.core.inference import load_served_model, use_one_math_thread
     from shared.core.predict import predict_file
 
+    use_one_math_thread()  # as a predict pool process runs
     model = load_served_model(model_path)
     predict_file(songs[0].path, model)  # warm, as a warm worker is
     cpu0, wall0 = cpu_seconds_self_and_children(), time.perf_counter()

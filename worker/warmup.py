@@ -92,6 +92,9 @@ def start(app: Celery, settings: Settings, redis: Redis) -> threading.Thread | N
     """Warm this pool process and start its refresh thread, if it serves the predict queue."""
     if not consumes_predict(app):
         return None
+    from shared.core.inference import use_one_math_thread
+
+    use_one_math_thread()  # one process per core: no spinning BLAS threads beside each other
     _stop.clear()
     version = warm_up(settings)
     log.info("predict process %s warm with model %s", worker_id(), version or "(none)")

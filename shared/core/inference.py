@@ -35,6 +35,19 @@ INTRA_OP_THREADS = 1
 MFCC_INPUT = "mfcc"
 
 
+def use_one_math_thread() -> None:
+    """Limit this process's BLAS and OpenMP thread pools to one thread (``threadpoolctl``).
+
+    A predict pool process shares the cores with its siblings and its own ffmpeg. NumPy's
+    OpenBLAS otherwise starts a thread per core for the MFCCs' matrix products, and those
+    threads spin while they wait: on two cores that tripled the CPU time of a 3-minute song
+    (0.6 s instead of 0.2 s, ffmpeg aside) and made it slower, not faster.
+    """
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=1)
+
+
 def served_artefact(model_path: str | Path, sidecar: dict[str, Any] | None = None) -> Path | None:
     """Return the ONNX file that serves ``model_path``, or ``None`` when it has none.
 
