@@ -14,9 +14,9 @@ import logging
 from typing import Any
 
 from celery import Celery
-from celery.signals import worker_ready
+from celery.signals import celeryd_init, worker_ready
 
-from shared.lifecycle.queues import celery_config
+from shared.lifecycle.queues import celery_config, worker_transport_options
 from shared.store.config import Settings
 
 log = logging.getLogger(__name__)
@@ -53,6 +53,16 @@ def make_celery(settings: Settings | None = None) -> Celery:
     else:
         app.add_defaults(lambda: config_from_settings(Settings.from_env()))
     return app
+
+
+@celeryd_init.connect
+def size_visibility_timeout(conf: Any = None, options: Any = None, **_: Any) -> None:
+    """Give a starting worker the visibility timeout and unacked keys of its own queues."""
+    if conf is None:
+        return
+    transport = dict(conf.broker_transport_options or {})
+    transport.update(worker_transport_options((options or {}).get("queues")))
+    conf.broker_transport_options = transport
 
 
 @worker_ready.connect

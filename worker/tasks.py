@@ -25,9 +25,19 @@ from shared.lifecycle.jobs import abandon_job, run_classification
 from shared.lifecycle.queues import (
     TASK_CLASSIFY_SONG,
     TASK_DELIVER_WEBHOOK,
+    TASK_RECOVER_LOST_WORK,
     TASK_RETRAIN_IF_CHANGED,
     TASK_SYNC_MODELS,
     TASK_TRAIN_MODEL,
+)
+from shared.lifecycle.recovery import (
+    JOB_STALE_S,
+    WorkInProgress,
+    claim_delivery,
+    find_lost_work,
+    heartbeat,
+    release_training_lock,
+    settle_delivery,
 )
 from shared.lifecycle.retrain import retrain_if_changed as retrain_if_changed_
 from shared.lifecycle.training_lock import training_lock
@@ -36,6 +46,7 @@ from shared.lifecycle.webhook_targets import check_webhook_target
 from shared.lifecycle.webhooks import deliver_job_event
 from shared.store.config import Settings
 from shared.store.db import session_scope
+from shared.store.orm import Job, TrainingRun
 from shared.store.registry import sync_model_dir
 from worker import warmup
 from worker.model_cache import get_active_model
@@ -109,13 +120,19 @@ class TrainTask(Task):
 def classify_song(self: Task, job_id: str) -> None:
     """Classify the uploaded song of job ``job_id``; then queue its webhook, if any."""
     settings = get_settings()
-    with (
-        transient_db_errors(f"classifying job {job_id}"),
-        session_scope(settings.database_url) as session,
-    ):
-        event = run_classification(
-            session, job_id, lambda s: get_active_model(s, settings), settings
-        )
+    try:
+        with (
+            heartbeat(settings.database_url, Job, job_id),
+            transient_db_errors(f"classifying job {job_id}"),
+            session_scope(settings.database_url) as session,
+        ):
+            event = run_classification(
+                session, job_id, lambda s: get_active_model(s, settings), settings
+            )
+    except WorkInProgress:
+        # Another task beats on this job. Look again once its heartbeat would be stale, so a
+        # redelivery after a killed pool process resumes the job as soon as it is orphaned.
+        raise self.retry(countdown=JOB_STALE_S + 1, max_retries=None) from None
     if event:
         enqueue_webhook(job_id, event)
 
@@ -128,6 +145,10 @@ def deliver_webhook(self: Task, job_id: str, event_type: str) -> None:
         transient_db_errors(f"delivering the webhook of job {job_id}"),
         session_scope(settings.database_url) as session,
     ):
+        if not claim_delivery(session, job_id, event_type):
+            log.info("webhook %s of job %s: not due or taken; nothing to do", event_type, job_id)
+            return
+        session.commit()  # the claim is visible before the (slow) request
         outcome = deliver_job_event(
             session,
             job_id,
@@ -140,8 +161,12 @@ def deliver_webhook(self: Task, job_id: str, event_type: str) -> None:
                 check_webhook_target, allow_private=settings.webhook_allow_private
             ),
         )
-    if outcome.status == "retry":
-        # The attempt count lives in the delivery rows, not in Celery's retry counter.
+        retry_here = settle_delivery(
+            session, job_id, event_type, status=outcome.status, retry_in=outcome.retry_in
+        )
+    if outcome.status == "retry" and retry_here:
+        # The attempt count lives in the delivery rows, not in Celery's retry counter. Longer
+        # waits are left to the outbox sweep (genreflow.recover_lost_work).
         raise self.retry(countdown=outcome.retry_in, max_retries=None)
     if outcome.status == "refused":
         log.warning("webhook %s of job %s: refused, the URL points inward", event_type, job_id)
@@ -158,6 +183,7 @@ def train_model(self: Task, run_id: str) -> None:
     try:
         with (
             training_lock(get_redis()),
+            heartbeat(settings.database_url, TrainingRun, run_id),
             transient_db_errors(f"training run {run_id}"),
             session_scope(settings.database_url) as session,
         ):
@@ -172,6 +198,22 @@ def retrain_if_changed(self: Task) -> None:
     settings = get_settings()
     with transient_db_errors("checking for a scheduled retrain"):
         retrain_if_changed_(lambda: session_scope(settings.database_url), settings, get_redis())
+
+
+@shared_task(name=TASK_RECOVER_LOST_WORK, **TASK_OPTIONS)
+def recover_lost_work(self: Task) -> None:
+    """Re-enqueue jobs, webhook deliveries and training runs whose task was lost (beat)."""
+    settings = get_settings()
+    with (
+        transient_db_errors("looking for lost work"),
+        session_scope(settings.database_url) as session,
+    ):
+        found = find_lost_work(session)
+    if found.release_training_lock:
+        release_training_lock(get_redis())
+    if found:
+        log.warning("recovery: %s", found.summary())
+        found.send(lambda name, args, queue: self.app.send_task(name, args=args, queue=queue))
 
 
 @shared_task(name=TASK_SYNC_MODELS, **TASK_OPTIONS)

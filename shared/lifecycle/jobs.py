@@ -28,6 +28,7 @@ from shared.lifecycle.queues import (
     TASK_CLASSIFY_SONG,
     TASK_DELIVER_WEBHOOK,
 )
+from shared.lifecycle.recovery import WorkInProgress, is_alive, record_webhook_due
 from shared.lifecycle.webhooks import EVENT_COMPLETED, event_for_status
 from shared.logs import set_job_id
 from shared.store.orm import (
@@ -145,6 +146,7 @@ def submit_job(
         session.flush()
         set_job_id(job.id)  # the caller's later log lines carry the job id too
         job.prediction = _copy_prediction(earlier, job.id)
+        _event(session, job)  # the outbox owes its webhook, if any, from this commit on
         session.commit()
         log.info("job %s: same bytes as job %s, result copied", job.id, earlier.job_id)
         if job.webhook_url:
@@ -223,6 +225,8 @@ def run_classification(
     ------
     sqlalchemy.exc.DBAPIError
         When the database fails (the task retries the transient ones).
+    WorkInProgress
+        When the job is ``processing`` and its heartbeat is fresh: another task holds it.
     """
     return _classify(session, job_id, model_provider, settings)
 
@@ -237,6 +241,8 @@ def _classify(
     if job.status in JOB_FINAL_STATUSES:
         log.info("job %s is already %s; nothing to do", job_id, job.status)
         return None
+    if job.status == JobStatus.PROCESSING and is_alive(job.heartbeat_at):
+        raise WorkInProgress(f"job {job_id} is being classified by a live task")
     if job.attempts >= MAX_JOB_ATTEMPTS:
         mark_failed(
             job,
@@ -244,11 +250,11 @@ def _classify(
             title="Classification kept failing",
             detail=f"The worker stopped {job.attempts} times while classifying this file.",
         )
-        return _event(job)
+        return _event(session, job)
 
     job.status = JobStatus.PROCESSING.value
     job.attempts += 1
-    job.started_at = utcnow()
+    job.started_at = job.heartbeat_at = utcnow()
     job.progress = PROGRESS_STARTED
     session.commit()  # pollers see "processing" before the model loads
 
@@ -271,7 +277,7 @@ def _classify(
         raise
     except GenreflowError as exc:
         mark_failed(job, code=exc.code, title=exc.title, detail=exc.detail)
-        return _event(job)
+        return _event(session, job)
     except DBAPIError:
         raise
     except Exception as exc:  # a job must end; the traceback goes to the log
@@ -282,7 +288,7 @@ def _classify(
             title="Classification failed",
             detail=f"An unexpected error stopped the classification ({type(exc).__name__}).",
         )
-        return _event(job)
+        return _event(session, job)
 
     if job.prediction is None:
         session.add(StoredPrediction.from_result(job.id, prediction.to_dict()))
@@ -292,7 +298,7 @@ def _classify(
     job.error_code = job.error_title = job.error_detail = None
     session.flush()
     log.info("job %s done: %s (%.2f)", job_id, prediction.genre, prediction.confidence)
-    return _event(job)
+    return _event(session, job)
 
 
 def _upload_path(job: Job, settings: Settings) -> Path:
@@ -306,8 +312,16 @@ def _predict_progress(session: Session, job: Job) -> Callable[[float], None]:
     return lambda fraction: write("predicting", fraction)
 
 
-def _event(job: Job) -> str | None:
-    return event_for_status(job.status) if job.webhook_url else None
+def _event(session: Session, job: Job) -> str | None:
+    """Return the webhook event a job that just ended owes, and record it in the outbox.
+
+    The outbox row commits with the job's end, so the delivery survives a crash before the
+    caller queues it (:mod:`shared.lifecycle.recovery`).
+    """
+    event = event_for_status(job.status) if job.webhook_url else None
+    if event:
+        record_webhook_due(session, job.id, event)
+    return event
 
 
 def abandon_job(session: Session, job_id: str, exc: BaseException) -> str | None:
@@ -323,4 +337,4 @@ def abandon_job(session: Session, job_id: str, exc: BaseException) -> str | None
         return None
     detail = exc.detail if isinstance(exc, GenreflowError) else str(exc)
     mark_failed(job, code=TransientError.code, title="Service unavailable", detail=detail)
-    return _event(job)
+    return _event(session, job)

@@ -25,6 +25,7 @@ TASK_TRAIN_MODEL: Final = "genreflow.train_model"
 TASK_RETRAIN_IF_CHANGED: Final = "genreflow.retrain_if_changed"
 TASK_DELIVER_WEBHOOK: Final = "genreflow.deliver_webhook"
 TASK_SYNC_MODELS: Final = "genreflow.sync_models"
+TASK_RECOVER_LOST_WORK: Final = "genreflow.recover_lost_work"
 
 TASK_ROUTES: Final[dict[str, dict[str, str]]] = {
     TASK_CLASSIFY_SONG: {"queue": QUEUE_PREDICT},
@@ -32,12 +33,53 @@ TASK_ROUTES: Final[dict[str, dict[str, str]]] = {
     TASK_RETRAIN_IF_CHANGED: {"queue": QUEUE_TRAIN},
     TASK_DELIVER_WEBHOOK: {"queue": QUEUE_WEBHOOKS},
     TASK_SYNC_MODELS: {"queue": QUEUE_PREDICT},
+    TASK_RECOVER_LOST_WORK: {"queue": QUEUE_WEBHOOKS},
 }
 
 #: How often beat asks the registry to register model files that appeared in the model dir.
 SYNC_MODELS_INTERVAL_S: Final = 30.0
-#: Longer than the longest training run: Redis redelivers an unacked task after this many seconds.
-VISIBILITY_TIMEOUT_S: Final = 6 * 3600
+#: Redis redelivers a task that a worker took and did not ack within this many seconds (its
+#: worker died). Sized per queue to its longest task: a prediction takes seconds (a 30-minute
+#: song about a minute), a training run minutes. A task still running past it is harmless: the
+#: redelivered copy finds the job's heartbeat fresh (or the training lock held) and waits.
+VISIBILITY_TIMEOUT_S: Final[dict[str, int]] = {
+    QUEUE_PREDICT: 120,
+    QUEUE_WEBHOOKS: 120,
+    QUEUE_TRAIN: 30 * 60,
+}
+#: How often beat runs the recovery sweep (:mod:`shared.lifecycle.recovery`).
+RECOVERY_INTERVAL_S: Final = 15.0
+
+
+def worker_transport_options(queues: str | list[str] | tuple[str, ...] | None) -> dict[str, Any]:
+    """Return the Redis transport options of a worker consuming ``queues``.
+
+    The visibility timeout is the longest of those queues'. Each set of queues keeps its unacked
+    messages under its own keys: Redis restores a message after the timeout of the worker that
+    looks, so a predict worker must never see (and restore) a training run's message.
+
+    Parameters
+    ----------
+    queues : str or sequence of str or None
+        ``"predict,webhooks"`` (as given to ``celery worker -Q``); ``None``: every queue.
+
+    Returns
+    -------
+    dict
+        ``visibility_timeout``, ``unacked_key``, ``unacked_index_key``, ``unacked_mutex_key``.
+    """
+    if isinstance(queues, str):
+        queues = queues.split(",")
+    names = sorted({q.strip() for q in (queues or QUEUES) if q.strip()} or set(QUEUES))
+    longest = VISIBILITY_TIMEOUT_S[QUEUE_TRAIN]
+    timeout = max(VISIBILITY_TIMEOUT_S.get(name, longest) for name in names)
+    suffix = "+".join(names)
+    return {
+        "visibility_timeout": timeout,
+        "unacked_key": f"unacked:{suffix}",
+        "unacked_index_key": f"unacked_index:{suffix}",
+        "unacked_mutex_key": f"unacked_mutex:{suffix}",
+    }
 
 
 def parse_cron(expr: str) -> crontab:
@@ -86,7 +128,13 @@ def celery_config(*, redis_url: str, retrain_cron: str | None) -> dict[str, Any]
             "task": TASK_SYNC_MODELS,
             "schedule": SYNC_MODELS_INTERVAL_S,
             "options": {"queue": QUEUE_PREDICT},
-        }
+        },
+        "recover-lost-work": {
+            "task": TASK_RECOVER_LOST_WORK,
+            "schedule": RECOVERY_INTERVAL_S,
+            # A sweep nobody ran in time is replaced by the next one, not piled up.
+            "options": {"queue": QUEUE_WEBHOOKS, "expires": RECOVERY_INTERVAL_S},
+        },
     }
     if retrain_cron and retrain_cron.strip():
         beat_schedule["retrain-if-changed"] = {
@@ -94,7 +142,8 @@ def celery_config(*, redis_url: str, retrain_cron: str | None) -> dict[str, Any]
             "schedule": parse_cron(retrain_cron),
             "options": {"queue": QUEUE_TRAIN},
         }
-    transport_options = {"visibility_timeout": VISIBILITY_TIMEOUT_S}
+    # Senders never restore messages; workers replace these in worker/celery_app.py.
+    transport_options = worker_transport_options(None)
     return {
         "broker_url": redis_url,
         "result_backend": redis_url,

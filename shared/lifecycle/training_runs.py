@@ -196,7 +196,7 @@ def _train(session: Session, run_id: str, settings: Settings) -> str | None:
 
     run.data_dir = data_dir
     run.status = RunStatus.RUNNING.value
-    run.started_at = utcnow()
+    run.started_at = run.heartbeat_at = utcnow()
     run.stage, run.progress = "features", 0.0
     session.commit()
     progress = progress_writer(

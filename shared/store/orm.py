@@ -24,6 +24,7 @@ from sqlalchemy import (
     String,
     Text,
     TypeDecorator,
+    UniqueConstraint,
     text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -159,6 +160,8 @@ class Job(Base):
     api_key_id: Mapped[str | None] = mapped_column(
         ForeignKey("api_keys.id", ondelete="SET NULL"), index=True
     )
+    #: Last sign of life: when the job was (re-)enqueued, or its task's latest heartbeat.
+    heartbeat_at: Mapped[datetime | None]
 
     prediction: Mapped[StoredPrediction | None] = relationship(
         back_populates="job", uselist=False, cascade="all, delete-orphan", lazy="selectin"
@@ -233,6 +236,8 @@ class TrainingRun(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
+    #: Last sign of life: when the run was (re-)enqueued, or its task's latest heartbeat.
+    heartbeat_at: Mapped[datetime | None]
 
 
 class ModelVersion(Base):
@@ -314,3 +319,28 @@ class ApiKey(Base):
     def active(self) -> bool:
         """Whether the key still opens doors (not revoked)."""
         return self.revoked_at is None
+
+
+class WebhookOutbox(Base):
+    """A job event owed to its webhook: kept until delivered or given up (the outbox).
+
+    The row is written in the same transaction that ends the job, so a crash between that commit
+    and the queueing of the delivery loses nothing: the recovery sweep sends what is due.
+    """
+
+    __tablename__ = "webhook_outbox"
+    __table_args__ = (
+        UniqueConstraint("job_id", "event_type", name="uq_webhook_outbox_job_id_event_type"),
+        Index("ix_webhook_outbox_closed_at_next_attempt_at", "closed_at", "next_attempt_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
+    event_type: Mapped[str] = mapped_column(String(64))
+    #: When the next attempt is due (an attempt in progress pushes it ahead: a claim).
+    next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
+    #: When a message for the next attempt was last put on the queue (``None``: none is).
+    enqueued_at: Mapped[datetime | None]
+    #: When it was delivered or given up; ``None`` while owed.
+    closed_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

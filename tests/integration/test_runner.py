@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 import shutil
@@ -154,14 +153,109 @@ def test_run_serves_health_classifies_then_stops_on_sigint(
         urllib.request.urlopen(f"{url}/health", timeout=2)
 
 
-def test_run_stops_everything_when_a_child_dies(runner: Runner) -> None:
-    runner.wait_for_line(READY_LINE)
-    redis_url = redis_url_of(runner)
+@pytest.fixture(scope="module")
+def healing_runner(
+    tmp_path_factory: pytest.TempPathFactory, integration_model: Path
+) -> Iterator[Runner]:
+    """``genreflow run`` with an active model, shared by the fault tests of this module."""
+    home = tmp_path_factory.mktemp("healing") / "home"
+    (home / "models").mkdir(parents=True)
+    for sibling in integration_model.parent.glob(f"{integration_model.stem}.*"):
+        shutil.copy(sibling, home / "models" / sibling.name)
+    started = Runner(home, free_port())
+    started.home = home  # type: ignore[attr-defined]
+    yield started
+    if started.process.poll() is None:
+        started.process.send_signal(signal.SIGINT)
+        try:
+            started.process.wait(timeout=90)
+        except subprocess.TimeoutExpired:
+            started.process.kill()
 
-    # The server closes the connection as it exits.
-    with contextlib.suppress(redis.ConnectionError):
-        redis.Redis.from_url(redis_url).shutdown(nosave=True)
 
-    assert runner.wait() == 1, runner.output[-4000:]
-    assert "the redis process exited" in runner.output
-    assert "genreflow: stopped" in runner.output
+def supervised_pid(home: Path, program: str) -> int:
+    """Return the pid supervisord reports for ``program``."""
+    import xmlrpc.client
+
+    from supervisor.xmlrpc import SupervisorTransport
+
+    transport = SupervisorTransport(None, None, f"unix://{home / 'run' / 'supervisor.sock'}")
+    rpc = xmlrpc.client.ServerProxy("http://127.0.0.1", transport=transport)
+    return int(rpc.supervisor.getProcessInfo(program)["pid"])
+
+
+def submit(url: str, tmp_path: Path, seeds: range) -> list[str]:
+    """Upload one distinct synthetic song per seed; return the job URLs."""
+    locations = []
+    for seed in seeds:
+        song = write_song(tmp_path / f"s{seed}.wav", style="metal", seed=seed)
+        with song.open("rb") as handle:
+            created = requests.post(f"{url}/api/v1/jobs", files={"file": handle}, timeout=30)
+        assert created.status_code == 202, created.text
+        locations.append(f"{url}{created.headers['Location']}")
+    return locations
+
+
+def statuses(locations: list[str]) -> list[str]:
+    """Return each job's status (``unreachable`` while the web does not answer)."""
+    out = []
+    for location in locations:
+        try:
+            out.append(requests.get(location, timeout=5).json()["status"])
+        except (requests.RequestException, ValueError):
+            out.append("unreachable")
+    return out
+
+
+def wait_all_done(locations: list[str], *, timeout_s: float) -> list[str]:
+    """Poll until every job has ended; return their statuses."""
+    return poll(
+        lambda: statuses(locations),  # type: ignore[arg-type, return-value]
+        done=lambda seen: all(s in {"done", "failed"} for s in seen),  # type: ignore[attr-defined]
+        timeout_s=timeout_s,
+        interval_s=0.5,
+    )[-1]  # type: ignore[return-value]
+
+
+@pytest.mark.timeout(300)
+def test_run_heals_after_the_worker_main_process_is_killed(
+    healing_runner: Runner, tmp_path: Path
+) -> None:
+    line = healing_runner.wait_for_line(READY_LINE, timeout_s=120)
+    url = line.split(READY_LINE, 1)[1].split()[0]
+    home: Path = healing_runner.home  # type: ignore[attr-defined]
+    locations = submit(url, tmp_path, range(501, 504))
+    poll(
+        lambda: statuses(locations),  # type: ignore[arg-type, return-value]
+        done=lambda seen: "processing" in seen,  # type: ignore[operator]
+        timeout_s=60,
+        interval_s=0.1,
+    )
+
+    os.kill(supervised_pid(home, "predict"), signal.SIGKILL)  # like an out-of-memory kill
+
+    # The job in flight comes back through its missing heartbeat; the queued ones stay queued.
+    assert wait_all_done(locations, timeout_s=150) == ["done"] * 3
+    healing_runner.wait_for_line("genreflow: predict stopped unexpectedly (terminated by SIGKILL)")
+    healing_runner.wait_for_line("genreflow: predict is running again", timeout_s=60)
+    assert healing_runner.process.poll() is None  # nothing else was stopped
+    assert "stopping everything" not in healing_runner.output
+
+
+@pytest.mark.timeout(300)
+def test_run_heals_after_redis_is_killed_and_keeps_its_queue(
+    healing_runner: Runner, tmp_path: Path
+) -> None:
+    line = healing_runner.wait_for_line(READY_LINE, timeout_s=120)
+    url = line.split(READY_LINE, 1)[1].split()[0]
+    home: Path = healing_runner.home  # type: ignore[attr-defined]
+    locations = submit(url, tmp_path, range(601, 605))
+    time.sleep(1.5)  # the append-only file is fsynced every second
+
+    os.kill(supervised_pid(home, "redis"), signal.SIGKILL)
+
+    healing_runner.wait_for_line("genreflow: redis stopped unexpectedly (terminated by SIGKILL)")
+    healing_runner.wait_for_line("genreflow: redis is running again", timeout_s=60)
+    assert wait_all_done(locations, timeout_s=150) == ["done"] * 4
+    assert requests.get(f"{url}/ready", timeout=10).status_code == 200
+    assert healing_runner.process.poll() is None

@@ -19,8 +19,14 @@ from shared.store.db import (
 from shared.store.orm import Job, ModelVersion, StoredPrediction, WebhookDelivery, isoformat
 
 TABLES = {
-    "jobs", "predictions", "model_versions", "training_runs", "webhook_deliveries", "api_keys"
-}  # fmt: skip
+    "jobs",
+    "predictions",
+    "model_versions",
+    "training_runs",
+    "webhook_deliveries",
+    "api_keys",
+    "webhook_outbox",
+}
 
 
 def _tables(url: str) -> set[str]:

@@ -82,15 +82,43 @@ def test_reliability_settings_and_routes(tmp_path: Path) -> None:
     assert conf.task_acks_late is True
     assert conf.task_reject_on_worker_lost is True
     assert conf.worker_prefetch_multiplier == 1
-    assert conf.broker_transport_options["visibility_timeout"] >= 6 * 3600
+    # Senders' default; each worker gets its own queues' timeout at start (celeryd_init).
+    assert conf.broker_transport_options["visibility_timeout"] == 30 * 60
     routes = {
         "genreflow.classify_song": "predict",
         "genreflow.train_model": "train",
         "genreflow.retrain_if_changed": "train",
         "genreflow.deliver_webhook": "webhooks",
+        "genreflow.recover_lost_work": "webhooks",
     }
     app = make_celery(settings_for(tmp_path))
     for task, queue in routes.items():
         routed = app.amqp.router.route({}, task)["queue"]
         # Each queue has its own exchange and key, so a task reaches exactly one queue.
         assert (routed.name, routed.exchange.name, routed.routing_key) == (queue, queue, queue)
+
+
+def test_beat_sweeps_for_lost_work_every_few_seconds(tmp_path: Path) -> None:
+    entry = make_celery(settings_for(tmp_path)).conf.beat_schedule["recover-lost-work"]
+
+    assert entry["task"] == "genreflow.recover_lost_work"
+    assert entry["schedule"] == 15.0
+    assert entry["options"] == {"queue": "webhooks", "expires": 15.0}
+
+
+@pytest.mark.parametrize(
+    ("queues", "timeout", "key"),
+    [
+        ("predict,webhooks", 120, "unacked:predict+webhooks"),
+        (["train"], 1800, "unacked:train"),
+        (None, 1800, "unacked:predict+train+webhooks"),
+    ],
+)
+def test_visibility_timeout_is_sized_to_the_queues_a_worker_consumes(
+    queues: str | list[str] | None, timeout: int, key: str
+) -> None:
+    from shared.lifecycle.queues import worker_transport_options
+
+    options = worker_transport_options(queues)
+
+    assert (options["visibility_timeout"], options["unacked_key"]) == (timeout, key)

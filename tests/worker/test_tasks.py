@@ -36,6 +36,7 @@ def test_tasks_are_named_and_configured_for_reliability() -> None:
         (tasks.train_model, "genreflow.train_model"),
         (tasks.retrain_if_changed, "genreflow.retrain_if_changed"),
         (tasks.deliver_webhook, "genreflow.deliver_webhook"),
+        (tasks.recover_lost_work, "genreflow.recover_lost_work"),
     ]:
         assert task.name == name
         assert task.acks_late is True
@@ -71,6 +72,23 @@ def test_classify_song_enqueues_the_webhook_after_commit(
     tasks.classify_song.run("job-1")
 
     enqueue.assert_called_once_with("job-1", "job.completed")
+
+
+def test_classify_song_waits_while_a_live_task_holds_the_job(
+    task_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from shared.lifecycle.recovery import JOB_STALE_S, WorkInProgress
+
+    def busy(*_args: object) -> None:
+        raise WorkInProgress("busy")
+
+    monkeypatch.setattr(tasks, "run_classification", busy)
+    retry = mock.Mock(side_effect=Retry())
+
+    with mock.patch.object(tasks.classify_song, "retry", retry), pytest.raises(Retry):
+        tasks.classify_song.run("job-1")
+
+    retry.assert_called_once_with(countdown=JOB_STALE_S + 1, max_retries=None)
 
 
 def test_sync_models_registers_and_activates_what_training_wrote(task_settings: Settings) -> None:

@@ -1,0 +1,375 @@
+"""Recovery: the database is the source of truth, and lost queue messages are rebuilt from it.
+
+A message on the queue can be lost (Redis lost its last second of writes, a worker's process
+died holding it, the web died between its commit and its enqueue). A row in the database cannot.
+So every piece of owed work has a row with a sign of life, and :func:`find_lost_work` finds the
+rows whose sign of life is too old:
+
+- a job ``processing`` whose task stopped beating (:func:`heartbeat`) for ``JOB_STALE_S``: its
+  process died; the job goes back to ``queued`` and is enqueued again;
+- a job ``queued`` that was not (re-)enqueued for ``QUEUED_STALE_S``: its message may be lost;
+  it is enqueued again (the task is idempotent, so a duplicate is harmless);
+- a webhook event owed (a :class:`~shared.store.orm.WebhookOutbox` row, written in the transaction
+  that ended the job) that is due and has no live message: it is enqueued again;
+- a training run ``running`` whose task stopped beating for ``RUN_STALE_S``: it is failed, and
+  the training lock is released when no live training holds it; a run ``queued`` too long while
+  nothing trains is enqueued again.
+
+Beat runs the sweep (``genreflow.recover_lost_work``) every
+``shared.lifecycle.queues.RECOVERY_INTERVAL_S``, and ``genreflow run`` runs it once at start-up
+(then every queued job is enqueued again).
+The functions mark the rows and return what to send; the caller commits, then sends.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Final
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.orm import Session
+
+from shared.lifecycle.queues import (
+    QUEUE_PREDICT,
+    QUEUE_TRAIN,
+    QUEUE_WEBHOOKS,
+    TASK_CLASSIFY_SONG,
+    TASK_DELIVER_WEBHOOK,
+    TASK_TRAIN_MODEL,
+)
+from shared.store.orm import Job, JobStatus, RunStatus, TrainingRun, WebhookOutbox, utcnow
+
+log = logging.getLogger(__name__)
+
+#: A running job or training run writes its ``heartbeat_at`` this often.
+HEARTBEAT_INTERVAL_S: Final = 3.0
+#: A ``processing`` job with no heartbeat for this long has lost its task.
+JOB_STALE_S: Final = 15.0
+#: A ``queued`` job not (re-)enqueued for this long may have lost its message.
+QUEUED_STALE_S: Final = 60.0
+#: A ``running`` training run with no heartbeat for this long has lost its worker.
+RUN_STALE_S: Final = 60.0
+#: A ``queued`` training run waits this long (while nothing trains) before it is sent again.
+RUN_QUEUED_STALE_S: Final = 300.0
+#: One delivery attempt holds its outbox row this long (the HTTP timeouts are 5 + 10 s).
+OUTBOX_CLAIM_S: Final = 60.0
+#: A delivery message queued this long ago and not yet consumed is sent again.
+OUTBOX_LEASE_S: Final = 30.0
+#: Webhook retries due sooner than this ride on Celery's countdown; later ones on the sweep
+#: (a countdown longer than the queue's visibility timeout would be delivered twice).
+SHORT_RETRY_S: Final = 60.0
+
+Send = Callable[[str, list[Any], str], Any]
+
+
+class WorkInProgress(Exception):
+    """Another live task (its heartbeat is fresh) is working on this job; try again later."""
+
+
+@dataclass
+class LostWork:
+    """What a sweep found; send it with :meth:`send` after committing the session."""
+
+    jobs: list[str] = field(default_factory=list)
+    deliveries: list[tuple[str, str]] = field(default_factory=list)
+    runs_requeued: list[str] = field(default_factory=list)
+    runs_failed: list[str] = field(default_factory=list)
+    release_training_lock: bool = False
+
+    def __bool__(self) -> bool:
+        """Whether anything was found."""
+        return bool(self.jobs or self.deliveries or self.runs_requeued or self.runs_failed)
+
+    def summary(self) -> str:
+        """Return a one-line account, for the logs."""
+        return (
+            f"{len(self.jobs)} job(s) re-enqueued, {len(self.deliveries)} webhook delivery(ies) "
+            f"re-sent, {len(self.runs_requeued)} training run(s) re-enqueued, "
+            f"{len(self.runs_failed)} interrupted training run(s) failed"
+        )
+
+    def send(self, send: Send) -> None:
+        """Enqueue the found work with ``send(task_name, args, queue)``."""
+        for job_id in self.jobs:
+            send(TASK_CLASSIFY_SONG, [job_id], QUEUE_PREDICT)
+        for job_id, event_type in self.deliveries:
+            send(TASK_DELIVER_WEBHOOK, [job_id, event_type], QUEUE_WEBHOOKS)
+        for run_id in self.runs_requeued:
+            send(TASK_TRAIN_MODEL, [run_id], QUEUE_TRAIN)
+
+
+def find_lost_work(
+    session: Session,
+    *,
+    startup: bool = False,
+    now: datetime | None = None,
+    job_stale_s: float = JOB_STALE_S,
+    queued_stale_s: float = QUEUED_STALE_S,
+    run_stale_s: float = RUN_STALE_S,
+    run_queued_stale_s: float = RUN_QUEUED_STALE_S,
+) -> LostWork:
+    """Find owed work that has no live task or message, and mark it as sent again.
+
+    Parameters
+    ----------
+    session : Session
+        The rows are updated here; the caller commits, then calls :meth:`LostWork.send`.
+    startup : bool
+        The service is starting: every ``queued`` job and training run is sent again, whatever
+        its age (the queue may have been lost with the previous run).
+    now : datetime, optional
+        The current time (UTC); for tests.
+    job_stale_s, queued_stale_s, run_stale_s, run_queued_stale_s : float >= 0
+        The ages past which a sign of life is too old (see the module constants).
+
+    Returns
+    -------
+    LostWork
+    """
+    now = now or utcnow()
+    found = LostWork()
+
+    def older(column: Any, created: Any, seconds: float) -> Any:
+        cutoff = now - timedelta(seconds=seconds)
+        return or_(column < cutoff, column.is_(None) & (created < cutoff))
+
+    queued_age = 0.0 if startup else queued_stale_s
+    stale_jobs = session.scalars(
+        select(Job)
+        .where(
+            or_(
+                (Job.status == JobStatus.PROCESSING.value)
+                & older(Job.heartbeat_at, Job.started_at, job_stale_s),
+                (Job.status == JobStatus.QUEUED.value)
+                & older(Job.heartbeat_at, Job.created_at, queued_age),
+            )
+        )
+        .order_by(Job.created_at)
+    ).all()
+    for job in stale_jobs:
+        if job.status == JobStatus.PROCESSING.value:
+            log.warning("job %s: its task stopped (no heartbeat); queued again", job.id)
+        job.status, job.heartbeat_at = JobStatus.QUEUED.value, now
+        found.jobs.append(job.id)
+
+    due = session.scalars(
+        select(WebhookOutbox).where(
+            WebhookOutbox.closed_at.is_(None),
+            WebhookOutbox.next_attempt_at <= now,
+            or_(
+                WebhookOutbox.enqueued_at.is_(None),
+                WebhookOutbox.enqueued_at < now - timedelta(seconds=OUTBOX_LEASE_S),
+            ),
+        )
+    ).all()
+    for row in due:
+        row.enqueued_at = now
+        found.deliveries.append((row.job_id, row.event_type))
+
+    _find_lost_runs(session, found, now=now, startup=startup, run_stale_s=run_stale_s,
+                    run_queued_stale_s=run_queued_stale_s)  # fmt: skip
+    session.flush()
+    return found
+
+
+def _find_lost_runs(
+    session: Session,
+    found: LostWork,
+    *,
+    now: datetime,
+    startup: bool,
+    run_stale_s: float,
+    run_queued_stale_s: float,
+) -> None:
+    cutoff = now - timedelta(seconds=run_stale_s)
+    running = session.scalars(
+        select(TrainingRun).where(TrainingRun.status == RunStatus.RUNNING.value)
+    ).all()
+    alive = 0
+    for run in running:
+        last = run.heartbeat_at or run.started_at or run.created_at
+        if last >= cutoff:
+            alive += 1
+            continue
+        run.status = RunStatus.FAILED.value
+        run.error_code = "interrupted"
+        run.error_detail = (
+            f"The training worker stopped during this run (no sign of life for "
+            f"{int((now - last).total_seconds())} s). Start a new run to train again."
+        )
+        run.finished_at = now
+        found.runs_failed.append(run.id)
+        log.warning("training run %s: its worker stopped; marked failed", run.id)
+    found.release_training_lock = bool(found.runs_failed) and alive == 0
+    if alive:
+        return
+    queued_cutoff = now - timedelta(seconds=0.0 if startup else run_queued_stale_s)
+    for run in session.scalars(
+        select(TrainingRun).where(TrainingRun.status == RunStatus.QUEUED.value)
+    ).all():
+        if (run.heartbeat_at or run.created_at) <= queued_cutoff:
+            run.heartbeat_at = now
+            found.runs_requeued.append(run.id)
+
+
+def release_training_lock(redis: Any) -> None:
+    """Delete the training lock (only when no live training holds it: see the sweep)."""
+    from shared.lifecycle.training_lock import TRAINING_LOCK_NAME
+
+    redis.delete(TRAINING_LOCK_NAME)
+
+
+# --- heartbeats -------------------------------------------------------------------------------
+
+
+def beat_once(session: Session, row_type: type[Job] | type[TrainingRun], row_id: str) -> bool:
+    """Write one heartbeat on a job or training run that is still in progress.
+
+    Returns
+    -------
+    bool
+        Whether the row was still ``processing`` / ``running`` (and got the heartbeat).
+    """
+    status = JobStatus.PROCESSING.value if row_type is Job else RunStatus.RUNNING.value
+    result = session.execute(
+        update(row_type)
+        .where(row_type.id == row_id, row_type.status == status)
+        .values(heartbeat_at=utcnow())
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+@contextlib.contextmanager
+def heartbeat(
+    database_url: str,
+    row_type: type[Job] | type[TrainingRun],
+    row_id: str,
+    *,
+    interval_s: float = HEARTBEAT_INTERVAL_S,
+) -> Iterator[None]:
+    """Beat on a job or training run from a background thread while the block runs.
+
+    The thread has its own database session, so the beats go on while the task's own session
+    is busy (decoding, scoring, training). Database trouble is logged and retried next beat.
+    """
+    from shared.store.db import session_scope
+
+    stop = threading.Event()
+
+    def beat() -> None:
+        while not stop.wait(interval_s):
+            try:
+                with session_scope(database_url) as session:
+                    beat_once(session, row_type, row_id)
+            except Exception as exc:  # the next beat may succeed; the sweep has slack
+                log.warning("heartbeat of %s %s failed: %s", row_type.__name__, row_id, exc)
+
+    thread = threading.Thread(target=beat, name=f"heartbeat-{row_id}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=interval_s + 5)
+
+
+def is_alive(heartbeat_at: datetime | None, *, now: datetime | None = None) -> bool:
+    """Whether a heartbeat is recent enough that its task is taken to be alive."""
+    if heartbeat_at is None:
+        return False
+    return ((now or utcnow()) - heartbeat_at).total_seconds() < JOB_STALE_S
+
+
+# --- the webhook outbox -----------------------------------------------------------------------
+
+
+def record_webhook_due(session: Session, job_id: str, event_type: str) -> None:
+    """Record in the outbox that a job event is owed to its webhook (call before the commit).
+
+    Call it in the transaction that ends the job, then enqueue the delivery after the commit:
+    the row is marked as enqueued now, so the sweep sends it only if that message is lost.
+    """
+    exists = session.scalar(
+        select(WebhookOutbox.id).where(
+            WebhookOutbox.job_id == job_id, WebhookOutbox.event_type == event_type
+        )
+    )
+    if exists is None:
+        now = utcnow()
+        session.add(
+            WebhookOutbox(job_id=job_id, event_type=event_type, next_attempt_at=now,
+                          enqueued_at=now, created_at=now)
+        )  # fmt: skip
+
+
+def claim_delivery(session: Session, job_id: str, event_type: str) -> bool:
+    """Claim the next delivery attempt of a job event, if it is due and nobody holds it.
+
+    The claim pushes ``next_attempt_at`` ahead by ``OUTBOX_CLAIM_S`` in one conditional
+    UPDATE, so of two messages for the same attempt only one delivers. The caller commits.
+
+    Returns
+    -------
+    bool
+        Whether this caller may make the attempt. Events with no outbox row (written before
+        the outbox existed) may always be attempted.
+    """
+    now = utcnow()
+    row = session.scalar(
+        select(WebhookOutbox).where(
+            WebhookOutbox.job_id == job_id, WebhookOutbox.event_type == event_type
+        )
+    )
+    if row is None:
+        return True
+    result = session.execute(
+        update(WebhookOutbox)
+        .where(
+            WebhookOutbox.id == row.id,
+            WebhookOutbox.closed_at.is_(None),
+            WebhookOutbox.next_attempt_at <= now + timedelta(seconds=1),
+        )
+        .values(next_attempt_at=now + timedelta(seconds=OUTBOX_CLAIM_S), enqueued_at=None)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def settle_delivery(
+    session: Session, job_id: str, event_type: str, *, status: str, retry_in: float | None
+) -> bool:
+    """Record the outcome of an attempt in the outbox (the caller commits).
+
+    Parameters
+    ----------
+    status : {"delivered", "retry", "gave_up", "skipped"}
+        :class:`shared.lifecycle.webhooks.DeliveryOutcome` ``status``.
+    retry_in : float or None
+        Seconds until the next attempt, when ``status == "retry"``.
+
+    Returns
+    -------
+    bool
+        Whether the caller should schedule the retry itself (a Celery countdown): true for
+        short waits; longer ones are left to the sweep.
+    """
+    now = utcnow()
+    row = session.scalar(
+        select(WebhookOutbox).where(
+            WebhookOutbox.job_id == job_id, WebhookOutbox.event_type == event_type
+        )
+    )
+    short = status == "retry" and retry_in is not None and retry_in <= SHORT_RETRY_S
+    if row is None:
+        return short
+    if status == "retry":
+        row.next_attempt_at = now + timedelta(seconds=retry_in or 0.0)
+        row.enqueued_at = now if short else None
+    else:
+        row.closed_at = now
+    return short
