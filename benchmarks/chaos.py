@@ -167,6 +167,7 @@ class Service:
         env.pop("REDIS_URL", None)
         env.pop("DATABASE_URL", None)
         env.update(GENREFLOW_HOME=str(self.home), TF_CPP_MIN_LOG_LEVEL="2")
+        env["GENREFLOW_WEBHOOK_ALLOW_PRIVATE"] = "1"  # the receiver listens on 127.0.0.1
         if self.database_url:
             env["DATABASE_URL"] = self.database_url
         argv = [sys.executable, "-m", "shared", "run", "--port", str(self.port),
