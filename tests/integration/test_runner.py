@@ -173,15 +173,25 @@ def healing_runner(
             started.process.kill()
 
 
-def supervised_pid(home: Path, program: str) -> int:
-    """Return the pid supervisord reports for ``program``."""
+def supervised_pid(home: Path, program: str, *, timeout_s: float = 60.0) -> int:
+    """Return the pid of ``program`` once supervisord counts it as started (``RUNNING``).
+
+    A program killed before its ``startsecs`` have passed counts as one that failed to start,
+    not as a crash of a running one, so a fault test waits for ``RUNNING`` first.
+    """
     import xmlrpc.client
 
     from supervisor.xmlrpc import SupervisorTransport
 
     transport = SupervisorTransport(None, None, f"unix://{home / 'run' / 'supervisor.sock'}")
     rpc = xmlrpc.client.ServerProxy("http://127.0.0.1", transport=transport)
-    return int(rpc.supervisor.getProcessInfo(program)["pid"])
+    info = poll(
+        lambda: rpc.supervisor.getProcessInfo(program),
+        done=lambda seen: seen["statename"] == "RUNNING",  # type: ignore[index]
+        timeout_s=timeout_s,
+        interval_s=0.2,
+    )[-1]
+    return int(info["pid"])  # type: ignore[index]
 
 
 def submit(url: str, tmp_path: Path, seeds: range) -> list[str]:
@@ -224,6 +234,7 @@ def test_run_heals_after_the_worker_main_process_is_killed(
     line = healing_runner.wait_for_line(READY_LINE, timeout_s=120)
     url = line.split(READY_LINE, 1)[1].split()[0]
     home: Path = healing_runner.home  # type: ignore[attr-defined]
+    predict_pid = supervised_pid(home, "predict")
     locations = submit(url, tmp_path, range(501, 504))
     poll(
         lambda: statuses(locations),  # type: ignore[arg-type, return-value]
@@ -232,7 +243,7 @@ def test_run_heals_after_the_worker_main_process_is_killed(
         interval_s=0.1,
     )
 
-    os.kill(supervised_pid(home, "predict"), signal.SIGKILL)  # like an out-of-memory kill
+    os.kill(predict_pid, signal.SIGKILL)  # like an out-of-memory kill
 
     # The job in flight comes back through its missing heartbeat; the queued ones stay queued.
     assert wait_all_done(locations, timeout_s=150) == ["done"] * 3
