@@ -203,6 +203,13 @@ class ConfusionMatrixNotFound(NotFound):
     code = "confusion_matrix_not_found"
 
 
+class ModelCardNotFound(NotFound):
+    """A model without a model card."""
+
+    title = "Model card not found"
+    code = "model_card_not_found"
+
+
 class TrainingNotConfigured(GenreflowError):
     """``GENREFLOW_TRAIN_DATA_DIR`` is not set."""
 

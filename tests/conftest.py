@@ -54,6 +54,20 @@ def make_audio(tmp_path: Path) -> Callable[..., Path]:
     return make
 
 
+@pytest.fixture
+def no_shipped_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Hide the shipped model from this process's registry (as if a deployment removed it).
+
+    For tests of "no model is active yet, so the newest trained one is activated".
+    """
+    from shared.store import registry
+
+    empty = tmp_path / "no-shipped-model"
+    empty.mkdir()
+    monkeypatch.setattr(registry, "DEFAULT_MODEL_DIR", empty)
+    return empty
+
+
 @pytest.fixture(scope="session")
 def tiny_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Write a GTZAN-layout folder: 3 synthetic genres x 5 tracks x 9 s (3 segments each)."""

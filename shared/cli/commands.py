@@ -64,6 +64,19 @@ def find_model_path(explicit: str | None) -> Path:
     return path
 
 
+def _stderr_progress() -> Any:
+    """Return a ``progress(stage, fraction)`` that prints a line to stderr per 5 % or stage."""
+    last: dict[str, Any] = {"stage": None, "step": -1}
+
+    def report(stage: str, fraction: float) -> None:
+        step = int(fraction * 20)
+        if stage != last["stage"] or step > last["step"]:
+            last.update(stage=stage, step=step)
+            click.echo(f"{stage} {fraction:.0%}", err=True)
+
+    return report
+
+
 @click.command()
 @click.argument("data_dir", type=click.Path(file_okay=False, path_type=Path))
 @click.option(
@@ -98,6 +111,12 @@ def find_model_path(explicit: str | None) -> Path:
     is_flag=True,
     help="Add training segments shifted by half a segment (training tracks only).",
 )
+@click.option(
+    "--musicnn",
+    is_flag=True,
+    help="Feed the pretrained musicnn network's embedding of each segment beside the MFCCs "
+    "(the shipped model's recipe).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def train(
     data_dir: Path,
@@ -113,9 +132,14 @@ def train(
     deltas: bool,
     no_normalize: bool,
     augment: bool,
+    musicnn: bool,
     as_json: bool,
 ) -> None:
-    """Train a model on DATA_DIR (<genre>/<audio file>) and evaluate it on held-out tracks."""
+    """Train a model on DATA_DIR (<genre>/<audio file>) and evaluate it on held-out tracks.
+
+    Progress goes to stderr (bars, or one line per step with --json); the report, with the
+    feature and training times, to stdout.
+    """
     from shared.core.features import FeatureConfig
     from shared.core.training import TrainOptions, train_from_folder
 
@@ -138,7 +162,8 @@ def train(
             data_dir,
             out_dir or settings.model_dir,
             options=options,
-            feature_config=replace(FeatureConfig(), n_mfcc=n_mfcc, deltas=deltas),
+            feature_config=replace(FeatureConfig(), n_mfcc=n_mfcc, deltas=deltas, musicnn=musicnn),
+            progress=_stderr_progress() if as_json else None,
         )
     except GenreflowError as exc:
         raise _fail(exc) from exc
@@ -152,6 +177,7 @@ def train(
                     "metrics": report.metrics,
                     "skipped": report.skipped,
                     "epochs_run": report.epochs_run,
+                    "timings": report.timings,
                 },
                 indent=2,
             )
@@ -160,6 +186,10 @@ def train(
     for relpath, reason in report.skipped.items():
         click.echo(f"skipped {relpath}: {reason}", err=True)
     click.echo(f"\nmodel {report.version} ({report.epochs_run} epochs) → {report.model_path}")
+    click.echo(
+        f"features {report.timings['features_s']:.0f} s (decoding + features; cached ones are "
+        f"read), training {report.timings['training_s']:.0f} s"
+    )
     click.echo(format_metrics(report.metrics))
     click.echo(f"confusion matrix → {report.confusion_png}")
 

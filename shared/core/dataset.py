@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -170,11 +170,17 @@ class FeatureCache:
 
 
 def load_features(
-    tracks: Iterable[Track], cache: FeatureCache, *, offset: int = 0, progress_bar: bool = True
+    tracks: Iterable[Track],
+    cache: FeatureCache,
+    *,
+    offset: int = 0,
+    progress_bar: bool = True,
+    progress: Callable[[float], None] | None = None,
 ) -> tuple[dict[Track, np.ndarray], dict[Track, str]]:
     """Compute (or read cached) features of tracks; unreadable tracks are reported, not fatal.
 
-    ``offset`` is passed to :meth:`FeatureCache.features`.
+    ``offset`` is passed to :meth:`FeatureCache.features`; ``progress(fraction)`` is called
+    after each track.
 
     Returns
     -------
@@ -192,6 +198,8 @@ def load_features(
         except GenreflowError as exc:
             log.warning("Skipping %s: %s", track.relpath, exc.detail)
             skipped[track] = exc.detail
+        if progress:
+            progress(len(features | skipped) / len(tracks))
     return features, skipped
 
 

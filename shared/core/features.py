@@ -19,6 +19,12 @@ from shared.errors import AudioTooShort, FeatureMismatch
 # Segments per librosa call: bounds the STFT's memory (~1 MB a segment) for very long songs
 # while any song up to 10 minutes still takes a single batched call.
 MAX_SEGMENTS_PER_CALL = 200
+# musicnn's input: 96 mel bands of 16 kHz audio (n_fft 512, hop 256), 187 frames per 3 s.
+MUSICNN_SAMPLE_RATE = 16_000
+MUSICNN_N_FFT = 512
+MUSICNN_HOP_LENGTH = 256
+MUSICNN_MELS = 96
+MUSICNN_FRAMES = 187
 
 
 @dataclass(frozen=True)
@@ -31,6 +37,7 @@ class FeatureConfig:
     n_fft: int = 2048
     hop_length: int = 512
     deltas: bool = False
+    musicnn: bool = False
 
     @property
     def samples_per_segment(self) -> int:
@@ -46,6 +53,13 @@ class FeatureConfig:
     def n_features(self) -> int:
         """Values per frame: the MFCCs, plus their first and second deltas if enabled."""
         return self.n_mfcc * (3 if self.deltas else 1)
+
+    def input_shapes(self) -> dict[str, tuple[int, ...]]:
+        """Per-segment shape of each model input: ``mfcc``, and ``logmel`` when ``musicnn``."""
+        shapes: dict[str, tuple[int, ...]] = {"mfcc": (self.n_frames, self.n_features)}
+        if self.musicnn:
+            shapes["logmel"] = (MUSICNN_FRAMES, MUSICNN_MELS)
+        return shapes
 
     def to_dict(self) -> dict[str, Any]:
         """Return the config as a JSON-ready dict."""
@@ -135,3 +149,72 @@ def mfcc_segments(y: np.ndarray, *, config: FeatureConfig = DEFAULT_FEATURES) ->
         parts.append(mfcc)
     features = np.concatenate(parts) if len(parts) > 1 else parts[0]
     return np.ascontiguousarray(features.transpose(0, 2, 1), dtype=np.float32)
+
+
+def add_deltas(mfcc: np.ndarray) -> np.ndarray:
+    """Append first and second deltas to time-major MFCC sequences ``(n, n_frames, n_mfcc)``.
+
+    Gives the same values as ``mfcc_segments`` with ``deltas=True``.
+    """
+    import librosa
+
+    coefficients = mfcc.transpose(0, 2, 1)
+    stacked = np.concatenate(
+        [
+            coefficients,
+            librosa.feature.delta(coefficients, order=1),
+            librosa.feature.delta(coefficients, order=2),
+        ],
+        axis=-2,
+    )
+    return np.ascontiguousarray(stacked.transpose(0, 2, 1), dtype=np.float32)
+
+
+def logmel_segments(y: np.ndarray, *, config: FeatureConfig = DEFAULT_FEATURES) -> np.ndarray:
+    """Return musicnn's input for every segment of ``y``: a 16 kHz, 96-band log-mel patch.
+
+    Each segment is resampled to 16 kHz on its own, so a segment's patch does not depend on its
+    neighbours (prediction in blocks gives the same values as the whole song). Magnitudes are
+    compressed as musicnn was trained: ``log10(1 + 10000 · mel power)``.
+
+    Parameters
+    ----------
+    y : np.ndarray, shape (n_samples,)
+        Mono audio at ``config.sample_rate``.
+    config : FeatureConfig
+        Gives the segment length.
+
+    Returns
+    -------
+    np.ndarray, shape (n_segments, 187, 96), float32
+        Frames x mel bands.
+    """
+    import librosa
+
+    segments = segment_audio(np.asarray(y, dtype=np.float32), config=config)
+    resampled = librosa.resample(
+        segments, orig_sr=config.sample_rate, target_sr=MUSICNN_SAMPLE_RATE, res_type="soxr_hq"
+    )
+    mel = librosa.feature.melspectrogram(
+        y=resampled,
+        sr=MUSICNN_SAMPLE_RATE,
+        n_fft=MUSICNN_N_FFT,
+        hop_length=MUSICNN_HOP_LENGTH,
+        n_mels=MUSICNN_MELS,
+    )[..., :MUSICNN_FRAMES]  # (n, 96, 188) → 187 frames, as musicnn's 3-s patches
+    patches = np.log10(1.0 + 10_000.0 * mel)
+    return np.ascontiguousarray(patches.transpose(0, 2, 1), dtype=np.float32)
+
+
+def segment_features(
+    y: np.ndarray, *, config: FeatureConfig = DEFAULT_FEATURES
+) -> dict[str, np.ndarray]:
+    """Return every model input for the segments of ``y``, keyed by input name.
+
+    ``mfcc`` always (see :func:`mfcc_segments`); ``logmel`` too when ``config.musicnn`` (see
+    :func:`logmel_segments`). Arrays share their first axis, one row per segment.
+    """
+    features = {"mfcc": mfcc_segments(y, config=config)}
+    if config.musicnn:
+        features["logmel"] = logmel_segments(y, config=config)
+    return features

@@ -290,37 +290,49 @@ class GenreModel:
     runtime: str = "keras"
     _score: Any = field(default=None, repr=False)
 
-    def predict_segments(self, features: np.ndarray) -> np.ndarray:
-        """Score MFCC sequences.
+    def predict_segments(self, features: np.ndarray | dict[str, np.ndarray]) -> np.ndarray:
+        """Score segments.
 
         Parameters
         ----------
-        features : np.ndarray, shape (n_segments, n_frames, n_features)
+        features : np.ndarray, shape (n_segments, n_frames, n_features), or dict
+            The MFCC sequences; or every input by name (``mfcc``, plus ``logmel`` for a model
+            that reads musicnn), as :func:`shared.features.segment_features` returns them.
 
         Returns
         -------
         np.ndarray, shape (n_segments, n_genres), float32
             Softmax probabilities, columns in :attr:`genres` order.
         """
-        expected = (self.feature_config.n_frames, self.feature_config.n_features)
-        if features.ndim != 3 or features.shape[1:] != expected:
-            raise FeatureMismatch(
-                f"Model {self.version} expects segments of shape {expected}, "
-                f"got {features.shape[1:]}."
-            )
+        shapes = self.feature_config.input_shapes()
+        if not isinstance(features, dict):
+            features = {"mfcc": features}
+        for name, expected in shapes.items():
+            array = features.get(name)
+            if array is None or array.ndim != 1 + len(expected) or array.shape[1:] != expected:
+                got = None if array is None else array.shape[1:]
+                raise FeatureMismatch(
+                    f"Model {self.version} expects {name} segments of shape {expected}, got {got}."
+                )
         if self._score is None:
-            self._score = _traced_scorer(self.keras_model, expected)
-        return np.asarray(self._score(np.asarray(features, dtype=np.float32)))
+            self._score = _traced_scorer(self.keras_model, shapes)
+        batch = {name: np.asarray(features[name], dtype=np.float32) for name in shapes}
+        return np.asarray(self._score(batch if len(batch) > 1 else batch["mfcc"]))
 
 
-def _traced_scorer(model: keras.Model, segment_shape: tuple[int, int]) -> Any:
+def _traced_scorer(model: keras.Model, shapes: dict[str, tuple[int, ...]]) -> Any:
     import tensorflow as tf
 
-    @tf.function(
-        input_signature=[tf.TensorSpec(shape=(None, *segment_shape), dtype=tf.float32)],
-        reduce_retracing=True,
-    )
-    def score(batch: tf.Tensor) -> tf.Tensor:
+    if len(shapes) == 1:
+        signature: Any = tf.TensorSpec(shape=(None, *shapes["mfcc"]), dtype=tf.float32)
+    else:
+        signature = {
+            name: tf.TensorSpec(shape=(None, *shape), dtype=tf.float32, name=name)
+            for name, shape in shapes.items()
+        }
+
+    @tf.function(input_signature=[signature], reduce_retracing=True)
+    def score(batch: Any) -> tf.Tensor:
         return model(batch, training=False)
 
     return score
@@ -363,11 +375,13 @@ def load_genre_model(
         keras_model = keras.saving.load_model(path, compile=False)
     except Exception as exc:
         raise ModelError(f"Cannot load model {path.name}: {exc}") from exc
-    input_shape = tuple(keras_model.input_shape[1:])
-    if input_shape != (config.n_frames, config.n_features):
+    shapes = config.input_shapes()
+    inputs = {tensor.name.split(":")[0]: tuple(tensor.shape[1:]) for tensor in keras_model.inputs}
+    if len(inputs) == 1:
+        inputs = {"mfcc": next(iter(inputs.values()))}
+    if inputs != shapes:
         raise FeatureMismatch(
-            f"Model {path.name} takes inputs {input_shape} but its sidecar describes "
-            f"{(config.n_frames, config.n_features)}."
+            f"Model {path.name} takes inputs {inputs} but its sidecar describes {shapes}."
         )
     genres = list(sidecar["genres"])
     if keras_model.output_shape[-1] != len(genres):
@@ -384,5 +398,7 @@ def load_genre_model(
         keras_model=keras_model,
     )
     if warm_up:
-        model.predict_segments(np.zeros((1, config.n_frames, config.n_features), np.float32))
+        model.predict_segments(
+            {n: np.zeros((1, *shape), np.float32) for n, shape in shapes.items()}
+        )
     return model

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from shared.core.audio import MAX_DURATION_S, stream_audio
-from shared.core.features import mfcc_segments
+from shared.core.features import segment_features
 from shared.core.model import GenreModel
 
 ProgressCallback = Callable[[float], None]
@@ -81,12 +81,14 @@ def vote_genre(probabilities: np.ndarray, genres: list[str]) -> tuple[int, np.nd
 
 def predict_audio(y: np.ndarray, model: GenreModel) -> Prediction:
     """Predict the genre of decoded audio ``y`` (mono, at the model's sample rate)."""
-    features = mfcc_segments(y, config=model.feature_config)
+    features = segment_features(y, config=model.feature_config)
     return predict_features(features, model, duration_s=len(y) / model.feature_config.sample_rate)
 
 
-def predict_features(features: np.ndarray, model: GenreModel, *, duration_s: float) -> Prediction:
-    """Score MFCC segments with ``model`` and let them vote."""
+def predict_features(
+    features: np.ndarray | dict[str, np.ndarray], model: GenreModel, *, duration_s: float
+) -> Prediction:
+    """Score segments (MFCCs, or every model input by name) with ``model`` and let them vote."""
     probabilities = model.predict_segments(features)
     winner, votes, mean = vote_genre(probabilities, model.genres)
     genres = model.genres
@@ -156,10 +158,10 @@ def predict_file(
     for block in blocks:
         n_samples += len(block)
         if len(block) >= config.samples_per_segment:
-            parts.append(mfcc_segments(block, config=config))
+            parts.append(segment_features(block, config=config))
     if progress:
         progress(0.5)
-    features = np.concatenate(parts) if len(parts) > 1 else parts[0]
+    features = {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}
     prediction = predict_features(features, model, duration_s=n_samples / config.sample_rate)
     if progress:
         progress(1.0)

@@ -41,6 +41,23 @@ def confusion_png_path(model_path: str | Path) -> Path:
     return path.with_name(path.stem + CONFUSION_SUFFIX)
 
 
+def model_card_path(model_path: str | Path) -> Path | None:
+    """Return the model card (Markdown) named by a model's sidecar, if it has one on disk.
+
+    The sidecar's ``card`` is a file name in the model's folder (the shipped model's
+    ``MODEL_CARD.md``). A missing or unreadable sidecar, or no ``card``, gives ``None``.
+    """
+    path = Path(model_path)
+    try:
+        name = json.loads(sidecar_path(path).read_text(encoding="utf-8")).get("card")
+    except (OSError, ValueError, AttributeError):
+        return None
+    if not isinstance(name, str) or "/" in name or "\\" in name:
+        return None
+    card = path.parent / name
+    return card if card.is_file() else None
+
+
 def read_sidecar(model_path: str | Path) -> dict[str, Any]:
     """Read and check the sidecar JSON of a ``.keras`` model file.
 

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from shared.core import hparams
+from shared.core.audio import decode_audio
 from shared.core.dataset import (
     FeatureCache,
     Track,
@@ -20,8 +22,10 @@ from shared.core.dataset import (
     split_from_lists,
     split_tracks,
 )
+from shared.core.embeddings import EmbeddingCache
 from shared.core.evaluation import evaluate_probabilities, save_confusion_png
-from shared.core.features import DEFAULT_FEATURES, FeatureConfig
+from shared.core.features import DEFAULT_FEATURES, FeatureConfig, logmel_segments
+from shared.core.fusion_model import build_fusion_head, compose_served_model
 from shared.core.model import GenreModel, build_model, import_keras, new_version, save_model
 from shared.core.sidecar import confusion_png_path, model_path_for
 from shared.errors import DatasetError
@@ -48,6 +52,7 @@ class TrainOptions:
     normalize: bool = True
     augment: bool = False
     progress_bar: bool = True
+    embedding: str = "penultimate"  # musicnn output fed beside the MFCCs (FeatureConfig.musicnn)
 
 
 @dataclass
@@ -62,6 +67,7 @@ class TrainingReport:
     data_fingerprint: str
     skipped: dict[str, str] = field(default_factory=dict)
     epochs_run: int = 0
+    timings: dict[str, float] = field(default_factory=dict)
 
 
 def _stack(tracks: Sequence[Track], features: dict[Track, np.ndarray], genres: list[str]):
@@ -69,6 +75,23 @@ def _stack(tracks: Sequence[Track], features: dict[Track, np.ndarray], genres: l
     x = np.concatenate([features[t] for t in tracks])
     labels = np.concatenate([np.full(len(features[t]), index[t.genre]) for t in tracks])
     return x, np.eye(len(genres), dtype=np.float32)[labels]
+
+
+def _load_embeddings(
+    tracks: Sequence[Track],
+    cache: EmbeddingCache,
+    name: str,
+    *,
+    offset: int = 0,
+    progress: Callable[[float], None] | None = None,
+) -> dict[Track, np.ndarray]:
+    """Musicnn embeddings (``name``: penultimate or pool) of tracks, cached."""
+    result = {}
+    for i, track in enumerate(tracks):
+        result[track] = cache.embeddings(track.path, offset=offset)[name]
+        if progress:
+            progress((i + 1) / len(tracks))
+    return result
 
 
 def train_from_folder(
@@ -104,10 +127,27 @@ def train_from_folder(
     tracks = find_tracks(data_dir)
     keras = import_keras()
     fingerprint = dataset_fingerprint(data_dir)
-    cache = FeatureCache(options.cache_dir, feature_config)
+    # MFCCs are cached apart from the musicnn embeddings, so both recipes share them.
+    cache = FeatureCache(options.cache_dir, replace(feature_config, musicnn=False))
+    share = 0.5 if feature_config.musicnn else 1.0
+    features_started = time.perf_counter()
     report("features", 0.0)
-    features, skipped = load_features(tracks, cache, progress_bar=options.progress_bar)
+    features, skipped = load_features(
+        tracks,
+        cache,
+        progress_bar=options.progress_bar,
+        progress=lambda fraction: report("features", share * fraction),
+    )
     usable = [t for t in tracks if t in features]
+    embedding_cache = EmbeddingCache(options.cache_dir, feature_config)
+    embeddings: dict[Track, np.ndarray] = {}
+    if feature_config.musicnn:
+        embeddings = _load_embeddings(
+            usable,
+            embedding_cache,
+            options.embedding,
+            progress=lambda fraction: report("features", 0.5 + 0.5 * fraction),
+        )
     genres = sorted({t.genre for t in usable})
     if len(genres) < 2:
         raise DatasetError(f"{data_dir} needs at least two genre folders with readable audio.")
@@ -120,41 +160,64 @@ def train_from_folder(
             test_fraction=options.test_fraction,
             seed=options.seed,
         )
+    features_seconds = time.perf_counter() - features_started
     report("training", 0.0)
 
     keras.utils.set_random_seed(options.seed)
     x_train, y_train = _stack(parts["train"], features, genres)
+    e_train = _stack(parts["train"], embeddings, genres)[0] if embeddings else None
     if options.augment:
         # Half-segment-shifted segments of the training tracks only: new views of the same
         # songs, never of validation or test tracks.
+        offset = feature_config.samples_per_segment // 2
         shifted, _ = load_features(
-            parts["train"],
-            cache,
-            offset=feature_config.samples_per_segment // 2,
-            progress_bar=options.progress_bar,
+            parts["train"], cache, offset=offset, progress_bar=options.progress_bar
         )
         if shifted:
             x_more, y_more = _stack(list(shifted), shifted, genres)
             x_train, y_train = np.concatenate([x_train, x_more]), np.concatenate([y_train, y_more])
+            if e_train is not None:
+                e_more = _load_embeddings(
+                    list(shifted), embedding_cache, options.embedding, offset=offset
+                )
+                e_train = np.concatenate([e_train, *(e_more[t] for t in shifted)])
     x_valid, y_valid = _stack(parts["valid"], features, genres)
     flat = x_train.reshape(-1, x_train.shape[-1])
-    model = build_model(
-        x_train.shape[1:],
-        len(genres),
-        architecture=options.architecture,
-        feature_mean=flat.mean(axis=0) if options.normalize else None,
-        feature_var=flat.var(axis=0) if options.normalize else None,
-        learning_rate=options.learning_rate,
-    )
+    if e_train is None:
+        model = build_model(
+            x_train.shape[1:],
+            len(genres),
+            architecture=options.architecture,
+            feature_mean=flat.mean(axis=0) if options.normalize else None,
+            feature_var=flat.var(axis=0) if options.normalize else None,
+            learning_rate=options.learning_rate,
+        )
+        train_inputs: Any = x_train
+        valid_inputs: Any = x_valid
+    else:
+        model = build_fusion_head(
+            x_train.shape[1:],
+            e_train.shape[1],
+            len(genres),
+            architecture=options.architecture,
+            mfcc_mean=flat.mean(axis=0) if options.normalize else None,
+            mfcc_var=flat.var(axis=0) if options.normalize else None,
+            embedding_mean=e_train.mean(axis=0),
+            embedding_var=e_train.var(axis=0),
+            learning_rate=options.learning_rate,
+        )
+        train_inputs = [x_train, e_train]
+        valid_inputs = [x_valid, _stack(parts["valid"], embeddings, genres)[0]]
 
     class _Progress(keras.callbacks.Callback):
         def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
             report("training", (epoch + 1) / options.epochs)
 
+    started = time.perf_counter()
     history = model.fit(
-        x_train,
+        train_inputs,
         y_train,
-        validation_data=(x_valid, y_valid),
+        validation_data=(valid_inputs, y_valid),
         epochs=options.epochs,
         batch_size=options.batch_size,
         shuffle=True,
@@ -166,14 +229,22 @@ def train_from_folder(
             _Progress(),
         ],
     )
+    train_seconds = time.perf_counter() - started
     report("evaluating", 0.0)
     version = new_version()
     test = parts["test"]
     metrics = evaluate_probabilities(
-        [np.asarray(model.predict_on_batch(features[t])) for t in test],
+        [
+            np.asarray(
+                model.predict_on_batch([features[t], embeddings[t]] if embeddings else features[t])
+            )
+            for t in test
+        ],
         [t.genre for t in test],
         genres,
     )
+    if embeddings:
+        model = compose_served_model(model, embedding=options.embedding)
     out_dir = Path(out_dir)
     n_tracks = {name: len(part) for name, part in parts.items()}
     model_path = save_model(
@@ -197,6 +268,10 @@ def train_from_folder(
             "test_tracks": [t.relpath for t in test],
             "options": asdict(options),
             "epochs_run": len(history.history["loss"]),
+            "timings": {
+                "features_s": round(features_seconds, 1),
+                "training_s": round(train_seconds, 1),
+            },
         },
     )
     confusion = save_confusion_png(
@@ -215,6 +290,7 @@ def train_from_folder(
         data_fingerprint=fingerprint,
         skipped={t.relpath: reason for t, reason in skipped.items()},
         epochs_run=len(history.history["loss"]),
+        timings={"features_s": round(features_seconds, 1), "training_s": round(train_seconds, 1)},
     )
 
 
@@ -247,12 +323,20 @@ def evaluate_on_tracks(
     missing = [t.relpath for t in chosen if not t.path.is_file()]
     if missing:
         raise DatasetError(f"Test tracks missing from {data_dir}: {', '.join(missing[:5])}.")
+    config = model.feature_config
     features, _ = load_features(
-        chosen, FeatureCache(cache_dir, model.feature_config), progress_bar=progress_bar
+        chosen, FeatureCache(cache_dir, replace(config, musicnn=False)), progress_bar=progress_bar
     )
     usable = [t for t in chosen if t in features]
+
+    def inputs(track: Track) -> np.ndarray | dict[str, np.ndarray]:
+        if not config.musicnn:
+            return features[track]
+        y = decode_audio(track.path, sr=config.sample_rate, min_duration_s=config.segment_seconds)
+        return {"mfcc": features[track], "logmel": logmel_segments(y, config=config)}
+
     return evaluate_probabilities(
-        [model.predict_segments(features[t]) for t in usable],
+        [model.predict_segments(inputs(t)) for t in usable],
         [t.genre for t in usable],
         model.genres,
     )

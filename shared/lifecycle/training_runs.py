@@ -227,6 +227,7 @@ def _train(session: Session, run_id: str, settings: Settings) -> str | None:
         run.metrics = {
             **report.metrics,
             "epochs_run": report.epochs_run,
+            "timings": report.timings,
             "comparison": {
                 "active_version": comparison.get("version"),
                 "active_metrics": _summary(comparison.get("metrics")),

@@ -167,8 +167,11 @@ def sync_model_dir(session: Session, settings: Settings) -> SyncResult:
 
     Looks at the models shipped in ``shared/default_model/`` and at ``settings.model_dir``.
     Files whose card is missing or invalid are skipped with a warning; known versions are left
-    as they are. When no model is active afterwards, the newest shipped model is activated, or
-    else the newest registered one, so ``genreflow train DIR`` makes a usable service.
+    as they are. When no model is active afterwards, the newest model just found in the model
+    dir is activated, else the newest shipped one, else the newest registered one. An active
+    model is not replaced, with one exception: a model the user trained (``genreflow train DIR``
+    writes it into the model dir) takes over from the *shipped* model, unless
+    ``GENREFLOW_ACTIVATE_POLICY`` is ``never``; rolling back to the shipped one stays possible.
 
     Parameters
     ----------
@@ -184,16 +187,25 @@ def sync_model_dir(session: Session, settings: Settings) -> SyncResult:
     shipped = _register_files(session, _model_files(DEFAULT_MODEL_DIR))
     added = _register_files(session, _model_files(settings.model_dir))
     activated = None
-    if active_model(session) is None:
-        candidates = shipped or list_models(session)
-        if candidates:
-            newest = max(candidates, key=lambda row: (row.created_at, row.version))
-            try:
-                with session.begin_nested():
-                    activated = activate_version(session, newest.version).version
-            except IntegrityError:  # another process activated one at the same moment
-                log.info("another process activated a model first")
+    active = active_model(session)
+    candidates: list[ModelVersion] = []
+    if active is None:
+        candidates = added or shipped or list_models(session)
+    elif added and is_shipped(active) and settings.activate_policy != "never":
+        candidates = added
+    if candidates:
+        newest = max(candidates, key=lambda row: (row.created_at, row.version))
+        try:
+            with session.begin_nested():
+                activated = activate_version(session, newest.version).version
+        except IntegrityError:  # another process activated one at the same moment
+            log.info("another process activated a model first")
     return SyncResult(added=[row.version for row in [*shipped, *added]], activated=activated)
+
+
+def is_shipped(row: ModelVersion) -> bool:
+    """Whether a registered model is one shipped with genreflow (``shared/default_model/``)."""
+    return Path(row.path).resolve().parent == DEFAULT_MODEL_DIR.resolve()
 
 
 def active_model_file(settings: Settings) -> Path | None:

@@ -69,10 +69,20 @@ def test_bad_input_gives_one_clear_line_and_nonzero_exit(tmp_path, tiny_model_pa
     assert "does not exist" in done.stderr.splitlines()[-1]
 
 
-def test_predict_without_any_model_says_how_to_train(tmp_path, make_audio):
-    done = genreflow("predict", str(make_audio()), home=tmp_path / "empty-home", check=False)
-    assert done.returncode != 0
-    assert "genreflow train" in done.stderr
+def test_a_fresh_home_predicts_with_the_shipped_model(tmp_path, make_audio):
+    from shared.core.sidecar import read_sidecar
+    from shared.store.registry import DEFAULT_MODEL_DIR
+
+    shipped = read_sidecar(next(DEFAULT_MODEL_DIR.glob("*.keras")))
+    song = make_audio("metal", seconds=7.0, ext=".mp3")
+    done = genreflow("predict", "--json", str(song), home=tmp_path / "fresh-home")
+    result = json.loads(done.stdout)
+    assert result["model_version"] == shipped["version"]
+    assert set(result["probabilities"]) == set(shipped["genres"]) == {
+        "classical", "electronic", "pop", "rock",
+    }  # fmt: skip
+    assert result["n_segments"] == 2
+    assert result["genre"] in shipped["genres"]
 
 
 def test_missing_file_fails_before_any_model_or_tensorflow(tmp_path):

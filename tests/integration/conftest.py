@@ -106,7 +106,13 @@ def worker_env(
     }
     settings = Settings.from_env(env)
     upgrade_database(settings.database_url)
-    assert prepare_home(settings) is not None, "the tiny model should be active"
+    # the shipped model is registered and active on first start; these tests use the tiny one
+    assert prepare_home(settings) is not None, "the shipped model should be active"
+    from shared.store.db import session_scope
+    from shared.store.registry import activate_version
+
+    with session_scope(settings.database_url) as session:
+        activate_version(session, integration_model.stem)
     return env
 
 

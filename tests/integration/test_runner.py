@@ -19,6 +19,8 @@ import pytest
 import redis
 import requests
 
+from shared.core.sidecar import read_sidecar
+from shared.store.registry import DEFAULT_MODEL_DIR
 from tests.integration.helpers import PROJECT_ROOT, poll, write_song
 from tests.redis_server import free_port
 
@@ -97,6 +99,21 @@ def assert_redis_gone(url: str) -> None:
         client.ping()
 
 
+def classify(url: str, song: Path) -> dict:
+    """Upload ``song`` and wait for its job to end; return the done job."""
+    with song.open("rb") as handle:
+        created = requests.post(f"{url}/api/v1/jobs", files={"file": handle}, timeout=30)
+    assert created.status_code == 202, created.text
+    job = poll(
+        lambda: requests.get(f"{url}{created.headers['Location']}", timeout=10).json(),
+        done=lambda job: job["status"] in {"done", "failed"},
+        timeout_s=90,
+        interval_s=0.2,
+    )[-1]
+    assert job["status"] == "done", job
+    return job
+
+
 def test_run_serves_health_classifies_then_stops_on_sigint(
     runner: Runner, tmp_path: Path, integration_model: Path
 ) -> None:
@@ -106,9 +123,10 @@ def test_run_serves_health_classifies_then_stops_on_sigint(
 
     with urllib.request.urlopen(f"{url}/health", timeout=5) as response:
         assert response.status == 200
-    assert "No model is active yet" in runner.output
-    assert "demo-data var/demo" in runner.output
-    assert "train var/demo" in runner.output
+    # A fresh home needs no training step: the shipped model is registered and active.
+    shipped = read_sidecar(next(DEFAULT_MODEL_DIR.glob("*.keras")))
+    assert f"genreflow: active model {shipped['version']}" in runner.output
+    assert "No model is active yet" not in runner.output
     runner.wait_for_line("predict@")  # the workers came up too
     runner.wait_for_line("train@")
     assert (tmp_path / "home" / "genreflow.sqlite3").is_file()
@@ -117,8 +135,17 @@ def test_run_serves_health_classifies_then_stops_on_sigint(
     # Messages speak of what the user set: nothing here set GENREFLOW_MODEL_DIR.
     assert "GENREFLOW_MODEL_DIR" not in runner.output
     assert "SecurityWarning" not in runner.output  # JSON-only workers: Celery's root warning
+    job = classify(url, write_song(tmp_path / "first.mp3", style="disco", seed=400))
+    assert job["model_version"] == shipped["version"]
+    assert set(job["result"]["probabilities"]) == set(shipped["genres"])
+    models = requests.get(f"{url}/api/v1/models", timeout=10).json()
+    assert models["active_version"] == shipped["version"]
+    card = requests.get(f"{url}{models['items'][0]['links']['card']}", timeout=10)
+    assert card.status_code == 200
+    assert "Emotify" in card.text
 
-    # A model written into the model folder (as `genreflow train` does) is picked up...
+    # A model written into the model folder (as `genreflow train` does) takes over from the
+    # shipped one...
     for sibling in integration_model.parent.glob(f"{integration_model.stem}.*"):
         shutil.copy(sibling, tmp_path / "home" / "models" / sibling.name)
     runner.wait_for_line(f"genreflow: active model {integration_model.stem}", timeout_s=20)
@@ -131,18 +158,13 @@ def test_run_serves_health_classifies_then_stops_on_sigint(
     )
     assert "warm with model" in runner.output
     # ... and a song goes through the real server, Redis and worker processes.
-    song = write_song(tmp_path / "e2e.wav", style="disco", seed=401)
-    with song.open("rb") as handle:
-        created = requests.post(f"{url}/api/v1/jobs", files={"file": handle}, timeout=30)
-    assert created.status_code == 202, created.text
-    job = poll(
-        lambda: requests.get(f"{url}{created.headers['Location']}", timeout=10).json(),
-        done=lambda job: job["status"] in {"done", "failed"},
-        timeout_s=60,
-        interval_s=0.2,
-    )[-1]
-    assert job["status"] == "done", job
+    job = classify(url, write_song(tmp_path / "e2e.wav", style="disco", seed=401))
     assert job["model_version"] == integration_model.stem
+    # The user can roll back to the shipped model.
+    back = requests.post(f"{url}/api/v1/models/{shipped['version']}/activate", timeout=10)
+    assert back.status_code == 200, back.text
+    listing = requests.get(f"{url}/api/v1/models", timeout=10).json()
+    assert listing["active_version"] == shipped["version"]
 
     runner.process.send_signal(signal.SIGINT)
 

@@ -156,6 +156,37 @@ def test_shipped_default_model_does_not_replace_an_active_one(
     assert _active_versions(db_session) == ["mine"]
 
 
+def test_a_model_the_user_trains_takes_over_from_the_shipped_one(
+    settings: Settings, db_session: Session, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shipped = tmp_path / "shipped"
+    write_model_files(shipped, "default-1", created_at="2026-06-01T00:00:00Z")
+    monkeypatch.setattr(registry, "DEFAULT_MODEL_DIR", shipped)
+    assert sync_model_dir(db_session, settings).activated == "default-1"
+    # older than the shipped model, but the user's: it takes over
+    write_model_files(settings.model_dir, "mine", created_at="2026-01-01T00:00:00Z")
+    assert sync_model_dir(db_session, settings).activated == "mine"
+    activate_version(db_session, "default-1")  # roll back to the shipped model: it stays
+    assert sync_model_dir(db_session, settings) == registry.SyncResult()
+    assert _active_versions(db_session) == ["default-1"]
+    never = Settings.from_env(
+        {"GENREFLOW_HOME": str(settings.home), "GENREFLOW_ACTIVATE_POLICY": "never"}
+    )
+    write_model_files(never.model_dir, "later")
+    assert sync_model_dir(db_session, never).activated is None
+    assert _active_versions(db_session) == ["default-1"]
+
+
+def test_a_fresh_home_with_a_trained_model_uses_it_not_the_shipped_one(
+    settings: Settings, db_session: Session, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shipped = tmp_path / "shipped"
+    write_model_files(shipped, "default-1", created_at="2026-06-01T00:00:00Z")
+    monkeypatch.setattr(registry, "DEFAULT_MODEL_DIR", shipped)
+    write_model_files(settings.model_dir, "mine", created_at="2026-01-01T00:00:00Z")
+    assert sync_model_dir(db_session, settings).activated == "mine"
+
+
 def test_a_sync_that_loses_the_race_to_register_skips_the_file(
     settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -174,6 +174,7 @@ def test_extension_may_come_from_the_content_type(client: Any, active_model: str
     assert response.status_code == 202
 
 
+@pytest.mark.usefixtures("no_shipped_model")
 def test_an_active_model_trained_by_the_cli_is_found(
     client: Any, settings: Settings, redis_client: redis.Redis
 ) -> None:

@@ -1,7 +1,9 @@
 """GET/POST /api/v1/models: listing, activation, confusion matrices; GETs only read."""
 
+import json
 from typing import Any
 
+import pytest
 from sqlalchemy.orm import Session
 
 from shared.store.config import Settings
@@ -94,6 +96,25 @@ def test_confusion_matrix(client: Any, settings: Settings, db_session: Session) 
     )
 
 
+def test_model_card(client: Any, settings: Settings, db_session: Session) -> None:
+    carded = write_model_files(settings.model_dir, "carded")
+    sidecar = json.loads(carded.with_suffix(".json").read_text())
+    carded.with_suffix(".json").write_text(json.dumps({**sidecar, "card": "carded.md"}))
+    (settings.model_dir / "carded.md").write_text("# Model card\n\nFour broad genres.\n")
+    register_model(db_session, carded)
+    register_model(db_session, write_model_files(settings.model_dir, "plain"))
+    db_session.commit()
+    response = client.get("/api/v1/models/carded/card")
+    assert response.status_code == 200
+    assert response.mimetype == "text/markdown"
+    assert "Four broad genres" in response.get_data(as_text=True)
+    items = {m["version"]: m for m in client.get("/api/v1/models").get_json()["items"]}
+    assert items["carded"]["links"]["card"] == "/api/v1/models/carded/card"
+    assert "card" not in items["plain"]["links"]
+    assert_problem(client.get("/api/v1/models/plain/card"), 404, "model_card_not_found")
+
+
+@pytest.mark.usefixtures("no_shipped_model")
 def test_models_listing_is_a_pure_read_and_shows_synced_files(
     client: Any, settings: Settings
 ) -> None:

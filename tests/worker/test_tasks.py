@@ -91,6 +91,7 @@ def test_classify_song_waits_while_a_live_task_holds_the_job(
     retry.assert_called_once_with(countdown=JOB_STALE_S + 1, max_retries=None)
 
 
+@pytest.mark.usefixtures("no_shipped_model")
 def test_sync_models_registers_and_activates_what_training_wrote(task_settings: Settings) -> None:
     from shared.store.db import session_scope
     from shared.store.registry import active_model

@@ -9,7 +9,8 @@ from apiflask import APIBlueprint
 from flask import send_file
 from flask.typing import ResponseReturnValue
 
-from shared.errors import ConfusionMatrixNotFound, ModelFileMissing
+from shared.core.sidecar import model_card_path
+from shared.errors import ConfusionMatrixNotFound, ModelCardNotFound, ModelFileMissing
 from shared.store.orm import ModelVersion
 from shared.store.registry import activate_version, active_model, get_model, list_models
 from web.api import API_PREFIX
@@ -58,6 +59,20 @@ def activate_model_version(version: str) -> ModelVersion:
     activate_version(db, version)
     db.commit()
     return row
+
+
+@bp.get("/models/<version>/card")
+@bp.doc(
+    summary="The model's card (Markdown): genres, data and terms, method, accuracy, limits",
+    responses=[404],
+)
+def get_model_card(version: str) -> ResponseReturnValue:
+    """Send the model card that came with the model (the shipped model has one)."""
+    row = get_model(get_db(), version)
+    path = model_card_path(row.path)
+    if path is None:
+        raise ModelCardNotFound(f"Model {version!r} has no model card.")
+    return send_file(path, mimetype="text/markdown; charset=utf-8", max_age=3600)
 
 
 @bp.get("/models/<version>/confusion-matrix.png")

@@ -14,6 +14,7 @@ from apiflask.validators import Length, OneOf, Range
 from marshmallow import INCLUDE, pre_dump
 
 from shared.store.keys import MAX_NAME_CHARS as MAX_KEY_NAME_CHARS
+from shared.core.sidecar import model_card_path
 from shared.store.orm import (
     ApiKey,
     Job,
@@ -261,6 +262,7 @@ class ModelOut(Schema):
                 "self": base,
                 "activate": f"{base}/activate",
                 "confusion_matrix": f"{base}/confusion-matrix.png",
+                **({"card": f"{base}/card"} if model_card_path(data.path) else {}),
             },
         }
 

@@ -1,11 +1,13 @@
 // Genre colours and number / time formatting shared by every view.
 
-/** One fixed colour per GTZAN genre, chosen to stay apart from each other and to carry white text. */
+/** Fixed colours for the GTZAN genres and the shipped model's (electronic), chosen to stay apart
+ * and to carry white text. Any other genre gets a stable colour from its name. */
 export const GENRE_COLORS = Object.freeze({
   blues: "#2563eb",
   classical: "#a16207",
   country: "#c2410c",
   disco: "#c026d3",
+  electronic: "#0e7490",
   hiphop: "#7c3aed",
   jazz: "#0f766e",
   metal: "#475569",

@@ -74,12 +74,15 @@ function renderActive(model) {
       h("p", { class: "eyebrow" }, "Version"),
       h("p", { class: "model-id__version", dataset: { version: model.version } }, model.version),
       h("p", { class: "muted" }, "Trained ", h("time", { datetime: model.created_at, title: dateTime(model.created_at) }, timeAgo(model.created_at)),
-        ` · ${genres.length} genres`)),
+        ` · ${genres.length} genres`),
+      m.evaluation ? h("p", { class: "muted model-id__evaluation" }, `Figures: ${m.evaluation}.`) : null,
+      model.links?.card ? h("p", {}, h("a", { href: model.links.card, class: "model-card-link" }, "Model card"),
+        " — its data and terms, method, accuracy and limits") : null),
     h("dl", { class: "tiles" },
       tile("Track accuracy (vote)", metric(m, "track_accuracy_vote"), "songs whose slices voted for the right genre"),
       tile("Slice accuracy", metric(m, "segment_accuracy"), "3-second slices scored right"),
       tile("Track accuracy (mean)", metric(m, "track_accuracy_mean"), "by mean probability"),
-      tile("Test tracks", m.n_test_tracks ?? "—", "held out from training")),
+      tile("Test tracks", m.n_test_tracks ?? "—", m.evaluation ? "each scored by a model that never saw it" : "held out from training")),
     h("ul", { class: "genre-chips", "aria-label": "Genres this model knows" },
       genres.map((g) => h("li", { class: "chip", style: { "--genre": genreColor(g) } }, genreName(g)))),
     h("div", { class: "model-detail" },
@@ -169,8 +172,10 @@ const STAGES = {
 function runSummary(run) {
   if (run.status === "done") {
     const m = run.metrics || {};
+    const t = m.timings;
+    const took = t ? ` Features took ${Math.round(t.features_s)} s, training ${Math.round(t.training_s)} s.` : "";
     return `Trained ${run.model_version || "a model"}: track accuracy ${metric(m, "track_accuracy_vote")}, ` +
-      `slice accuracy ${metric(m, "segment_accuracy")}. ${run.activated ? "It is now the active model." : "It was not activated (the active model scores as well or better)."}`;
+      `slice accuracy ${metric(m, "segment_accuracy")}.${took} ${run.activated ? "It is now the active model." : "It was not activated (the active model scores as well or better)."}`;
   }
   if (run.status === "skipped") return run.error?.detail || "Skipped: the training data has not changed since the last model.";
   if (run.status === "failed") return run.error?.detail || "Training failed.";

@@ -1,0 +1,107 @@
+"""Models that read musicnn beside the MFCCs: log-mel patches, training, the shipped model."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from shared.core.features import (
+    FeatureConfig,
+    add_deltas,
+    logmel_segments,
+    mfcc_segments,
+    segment_features,
+)
+
+SR = 22_050
+
+
+def test_logmel_patches_are_musicnns_input_one_per_segment():
+    y = np.random.default_rng(0).standard_normal(10 * SR).astype(np.float32) * 0.1
+    patches = logmel_segments(y)
+    assert patches.shape == (3, 187, 96)
+    assert patches.dtype == np.float32
+    assert patches.min() >= 0.0  # log10(1 + 10000 x) of a power
+    # each segment on its own: the second segment's patch does not depend on the first's audio
+    alone = logmel_segments(y[SR * 3 : SR * 6])
+    np.testing.assert_allclose(patches[1], alone[0], rtol=1e-5, atol=1e-5)
+
+
+def test_segment_features_carry_every_model_input():
+    y = np.random.default_rng(1).standard_normal(7 * SR).astype(np.float32)
+    plain = segment_features(y, config=FeatureConfig())
+    assert set(plain) == {"mfcc"}
+    both = segment_features(y, config=FeatureConfig(musicnn=True))
+    assert both["mfcc"].shape == (2, 130, 13)
+    assert both["logmel"].shape == (2, 187, 96)
+    assert FeatureConfig(musicnn=True).input_shapes() == {"mfcc": (130, 13), "logmel": (187, 96)}
+
+
+def test_deltas_from_cached_mfccs_equal_deltas_computed_with_them():
+    y = np.random.default_rng(2).standard_normal(6 * SR).astype(np.float32)
+    np.testing.assert_allclose(
+        add_deltas(mfcc_segments(y)), mfcc_segments(y, config=FeatureConfig(deltas=True)),
+        rtol=1e-5, atol=1e-4,
+    )  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def musicnn_training(tiny_dataset, tmp_path_factory):
+    from shared.core.training import TrainOptions, train_from_folder
+
+    out = tmp_path_factory.mktemp("musicnn-model")
+    stages = []
+    report = train_from_folder(
+        tiny_dataset,
+        out,
+        options=TrainOptions(
+            epochs=3, valid_fraction=0.2, test_fraction=0.2, cache_dir=str(out / "cache"),
+            progress_bar=False,
+        ),
+        feature_config=FeatureConfig(musicnn=True),
+        progress=lambda stage, fraction: stages.append((stage, fraction)),
+    )  # fmt: skip
+    return report, stages
+
+
+def test_training_with_musicnn_saves_one_servable_model(musicnn_training, make_audio):
+    from shared.core.model import load_genre_model
+    from shared.core.predict import predict_file
+
+    report, stages = musicnn_training
+    sidecar = json.loads(report.model_path.with_suffix(".json").read_text())
+    assert sidecar["feature_config"]["musicnn"] is True
+    assert sidecar["architecture"] == "musicnn_baseline"
+    assert set(sidecar["timings"]) == {"features_s", "training_s"}
+    # progress went through features (MFCCs then embeddings), training and evaluation
+    feature_steps = [f for s, f in stages if s == "features"]
+    assert feature_steps == sorted(feature_steps)
+    assert feature_steps[-1] == pytest.approx(1.0)
+    assert {s for s, _ in stages} == {"features", "training", "evaluating"}
+
+    model = load_genre_model(report.model_path)
+    names = {t.name.split(":")[0] for t in model.keras_model.inputs}
+    assert names == {"mfcc", "logmel"}
+    prediction = predict_file(make_audio("metal", seconds=7.0), model)
+    assert prediction.n_segments == 2
+    assert set(prediction.probabilities) == set(report.metrics["genres"])
+
+
+def test_served_model_scores_like_the_head_on_cached_embeddings(musicnn_training, tiny_dataset):
+    from shared.core.dataset import find_tracks
+    from shared.core.embeddings import EmbeddingCache
+    from shared.core.model import load_genre_model
+    from shared.core.training import evaluate_on_tracks
+
+    report, _ = musicnn_training
+    model = load_genre_model(report.model_path)
+    # evaluate_on_tracks computes log-mel patches and runs musicnn inside the served model; the
+    # report's metrics came from the head on cached embeddings: the same tracks, the same answer
+    again = evaluate_on_tracks(model, tiny_dataset, report.test_tracks)
+    assert again["confusion_matrix"] == report.metrics["confusion_matrix"]
+    track = find_tracks(tiny_dataset)[0]
+    config = FeatureConfig(musicnn=True)
+    cached = EmbeddingCache(None, config).embeddings(track.path)["penultimate"]
+    assert cached.shape == (3, 200)
