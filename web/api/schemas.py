@@ -13,8 +13,8 @@ from apiflask import Schema, fields
 from apiflask.validators import Length, OneOf, Range
 from marshmallow import INCLUDE, pre_dump
 
-from shared.store.keys import MAX_NAME_CHARS as MAX_KEY_NAME_CHARS
 from shared.core.sidecar import model_card_path
+from shared.store.keys import MAX_NAME_CHARS as MAX_KEY_NAME_CHARS
 from shared.store.orm import (
     ApiKey,
     Job,
