@@ -139,4 +139,4 @@ def compose_served_model(
     plain = keras.models.clone_model(head)
     plain.set_weights(head.get_weights())
     outputs = plain([mfcc, embedded])
-    return keras.Model({"mfcc": mfcc, "logmel": logmel}, outputs, name=head.name)
+    return keras.Model([mfcc, logmel], outputs, name=head.name)

@@ -331,8 +331,12 @@ def _traced_scorer(model: keras.Model, shapes: dict[str, tuple[int, ...]]) -> An
             for name, shape in shapes.items()
         }
 
+    order = [tensor.name.split(":")[0] for tensor in model.inputs]
+
     @tf.function(input_signature=[signature], reduce_retracing=True)
     def score(batch: Any) -> tf.Tensor:
+        if isinstance(batch, dict):  # the model's inputs in its own order
+            batch = [batch[name] for name in order]
         return model(batch, training=False)
 
     return score

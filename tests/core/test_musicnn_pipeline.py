@@ -87,6 +87,18 @@ def test_training_with_musicnn_saves_one_servable_model(musicnn_training, make_a
     prediction = predict_file(make_audio("metal", seconds=7.0), model)
     assert prediction.n_segments == 2
     assert set(prediction.probabilities) == set(report.metrics["genres"])
+    # the worker serves the ONNX export of the whole model (musicnn included): same scores
+    from shared.core.features import segment_features
+    from shared.core.inference import load_served_model
+
+    assert sidecar["served"]["format"] == "onnx"
+    served = load_served_model(report.model_path)
+    assert served.runtime == "onnx"
+    y = np.random.default_rng(3).standard_normal(7 * SR).astype(np.float32) * 0.1
+    inputs = segment_features(y, config=FeatureConfig(musicnn=True))
+    np.testing.assert_allclose(
+        served.predict_segments(inputs), model.predict_segments(inputs), atol=1e-5
+    )
 
 
 def test_served_model_scores_like_the_head_on_cached_embeddings(musicnn_training, tiny_dataset):
