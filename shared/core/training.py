@@ -52,7 +52,7 @@ class TrainOptions:
     normalize: bool = True
     augment: bool = False
     progress_bar: bool = True
-    embedding: str = "penultimate"  # musicnn output fed beside the MFCCs (FeatureConfig.musicnn)
+    embedding: str = "pool"  # musicnn output fed beside the MFCCs (FeatureConfig.musicnn)
 
 
 @dataclass
