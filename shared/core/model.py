@@ -312,7 +312,8 @@ class GenreModel:
             if array is None or array.ndim != 1 + len(expected) or array.shape[1:] != expected:
                 got = None if array is None else array.shape[1:]
                 raise FeatureMismatch(
-                    f"Model {self.version} expects {name} segments of shape {expected}, got {got}."
+                    f"Model {self.version} expects segments of shape {expected} "
+                    f"(input {name}), got {got}."
                 )
         if self._score is None:
             self._score = _traced_scorer(self.keras_model, shapes)

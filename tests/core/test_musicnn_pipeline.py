@@ -96,9 +96,11 @@ def test_training_with_musicnn_saves_one_servable_model(musicnn_training, make_a
     assert served.runtime == "onnx"
     y = np.random.default_rng(3).standard_normal(7 * SR).astype(np.float32) * 0.1
     inputs = segment_features(y, config=FeatureConfig(musicnn=True))
-    np.testing.assert_allclose(
-        served.predict_segments(inputs), model.predict_segments(inputs), atol=1e-5
-    )
+    onnx, keras = served.predict_segments(inputs), model.predict_segments(inputs)
+    # float32 sums in musicnn's wide convolutions run in another order in ONNX Runtime; the
+    # embedding's standardisation (by per-dimension training sd) magnifies that to ~1e-3
+    np.testing.assert_allclose(onnx, keras, atol=5e-3)
+    assert (onnx.argmax(axis=1) == keras.argmax(axis=1)).all()
 
 
 def test_served_model_scores_like_the_head_on_cached_embeddings(musicnn_training, tiny_dataset):

@@ -160,11 +160,6 @@ def test_run_serves_health_classifies_then_stops_on_sigint(
     # ... and a song goes through the real server, Redis and worker processes.
     job = classify(url, write_song(tmp_path / "e2e.wav", style="disco", seed=401))
     assert job["model_version"] == integration_model.stem
-    # The user can roll back to the shipped model.
-    back = requests.post(f"{url}/api/v1/models/{shipped['version']}/activate", timeout=10)
-    assert back.status_code == 200, back.text
-    listing = requests.get(f"{url}/api/v1/models", timeout=10).json()
-    assert listing["active_version"] == shipped["version"]
 
     runner.process.send_signal(signal.SIGINT)
 
