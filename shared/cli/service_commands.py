@@ -71,7 +71,7 @@ def prepare_command() -> None:
 
     ``genreflow run`` does this itself; containers run it once before the other services.
     """
-    from shared.cli.services import prepare_home
+    from shared.cli.home import prepare_home
     from shared.store.config import Settings
 
     settings = Settings.from_env()

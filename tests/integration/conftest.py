@@ -83,7 +83,7 @@ def worker_env(
     train_data_dir: Path,
 ) -> dict[str, str]:
     """Return the worker's environment (also the app's settings): one home per session."""
-    from shared.cli.services import prepare_home
+    from shared.cli.home import prepare_home
 
     home = tmp_path_factory.mktemp("home")
     models = home / "models"

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import redis
 
-from shared.cli.services import redis_server_executable, write_redis_config
+from shared.cli.private_redis import redis_server_executable, write_redis_config
 from shared.lifecycle.queues import QUEUE_PREDICT, TASK_CLASSIFY_SONG, celery_config
 from tests.redis_server import free_port
 

@@ -1,0 +1,83 @@
+"""A home for ``genreflow run`` and ``genreflow prepare``: its folders, database, models and keys.
+
+Also the advice printed while no model is active, in the user's own terms.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Final
+
+from shared.store.keys import ADMIN_KEY_FILE
+
+if TYPE_CHECKING:
+    from shared.store.config import Settings
+
+#: Under ``GENREFLOW_HOME``: prometheus_client's multiprocess files of the web workers.
+METRICS_DIR: Final = "metrics"
+
+
+def prepare_home(settings: Settings) -> str | None:
+    """Create the directories, migrate the database and sync the model registry.
+
+    Returns
+    -------
+    str or None
+        The active model version, or ``None`` when no model is active.
+    """
+    from shared.store.db import session_scope, upgrade_database
+    from shared.store.registry import active_model, sync_model_dir
+
+    settings.ensure_dirs()
+    upgrade_database(settings.database_url)
+    with session_scope(settings.database_url) as session:
+        sync_model_dir(session, settings)
+        active = active_model(session)
+        return active.version if active is not None else None
+
+
+def prepare_admin_key(settings: Settings) -> tuple[Path, bool]:
+    """Make sure an admin key exists for this home and reset the metrics directory.
+
+    Returns
+    -------
+    tuple of (Path, bool)
+        The file holding the admin key, and whether it was just made.
+    """
+    from shared.store.db import session_scope
+    from shared.store.keys import ensure_admin_key
+
+    metrics_dir = settings.home / METRICS_DIR
+    shutil.rmtree(metrics_dir, ignore_errors=True)  # counts of an earlier run's processes
+    metrics_dir.mkdir(parents=True, exist_ok=True)
+    with session_scope(settings.database_url) as session:
+        return ensure_admin_key(session, settings.home)
+
+
+def genreflow_command() -> str:
+    """Return how to call ``genreflow`` from this shell: its name if on PATH, else its path."""
+    if shutil.which("genreflow"):
+        return "genreflow"
+    script = Path(sys.executable).parent / "genreflow"
+    with contextlib.suppress(ValueError):
+        return str(script.relative_to(Path.cwd()))
+    return str(script)
+
+
+def no_model_message(settings: Settings, base_url: str) -> str:
+    """Return the plain advice printed when no model is active yet."""
+    command = genreflow_command()
+    return (
+        "No model is active yet, so uploads are refused (503) until there is one. To get one:\n"
+        f"  {command} demo-data var/demo && {command} train var/demo"
+        "   # a synthetic demo, about a minute\n"
+        f"  {command} train /path/to/gtzan   # real music, <genre>/<file>\n"
+        f"The model lands in {settings.model_dir}; this service picks it\n"
+        "up within seconds and activates it. Or set GENREFLOW_TRAIN_DATA_DIR and\n"
+        f'  curl -X POST -H "Authorization: Bearer $(cat {settings.home / ADMIN_KEY_FILE})" '
+        f"{base_url}/api/v1/models/train\n"
+        "to train and activate one while the service runs."
+    )
