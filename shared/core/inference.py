@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from shared.core.features import FeatureConfig
-from shared.core.model import GenreModel
+from shared.core.model import GenreModel, assemble_model, open_sidecar
 from shared.core.sidecar import onnx_path, read_sidecar
 from shared.errors import FeatureMismatch, ModelError
 
@@ -102,10 +102,7 @@ def load_served_model(
     FeatureMismatch
         The stored feature config differs from ``expected_features`` or from the graph's input.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise ModelError(f"No model file at {path}.")
-    sidecar = read_sidecar(path)
+    path, sidecar, config = open_sidecar(path, expected_features=expected_features)
     artefact = served_artefact(path, sidecar)
     if artefact is None:
         from shared.core.model import load_genre_model
@@ -115,49 +112,18 @@ def load_served_model(
             path.name,
         )
         return load_genre_model(path, expected_features=expected_features, warm_up=warm_up)
-    config = FeatureConfig.from_dict(sidecar["feature_config"])
-    if expected_features is not None and config != expected_features:
-        raise FeatureMismatch(
-            f"Model {sidecar.get('version')} was trained on features {config.to_dict()}, "
-            f"not {expected_features.to_dict()}."
-        )
     score, input_shapes, n_outputs = _onnx_scorer(artefact, threads=threads)
-    expected = expected_input_shapes(config)
-    if len(input_shapes) == 1:  # a single input is the MFCC input, whatever its name
-        input_shapes = {MFCC_INPUT: next(iter(input_shapes.values()))}
-    if input_shapes != expected:
-        raise FeatureMismatch(
-            f"Model {artefact.name} takes inputs {input_shapes} but its sidecar describes "
-            f"{expected}."
-        )
-    genres = list(sidecar["genres"])
-    if n_outputs != len(genres):
-        raise ModelError(f"Model {artefact.name} has {n_outputs} outputs for {len(genres)} genres.")
-    model = GenreModel(
-        path=path,
-        version=str(sidecar["version"]),
-        genres=genres,
-        feature_config=config,
-        metadata=sidecar,
+    return assemble_model(
+        path,
+        sidecar,
+        config,
+        network_name=artefact.name,
+        input_shapes=input_shapes,
+        n_outputs=n_outputs,
+        warm_up=warm_up,
         runtime="onnx",
         _score=score,
     )
-    if warm_up:
-        zeros = {name: np.zeros((1, *shape), np.float32) for name, shape in expected.items()}
-        model.predict_segments(zeros[MFCC_INPUT] if len(zeros) == 1 else zeros)
-    return model
-
-
-def expected_input_shapes(config: FeatureConfig) -> dict[str, tuple[int, ...]]:
-    """Return the per-segment shape of every input the feature config describes, by name.
-
-    A config that describes several inputs says so with ``input_shapes()``; otherwise the one
-    input is the MFCC sequence, ``(n_frames, n_features)``.
-    """
-    described = getattr(config, "input_shapes", None)
-    if callable(described):
-        return {name: tuple(shape) for name, shape in described().items()}
-    return {MFCC_INPUT: (config.n_frames, config.n_features)}
 
 
 def _onnx_scorer(

@@ -343,6 +343,97 @@ def _traced_scorer(model: keras.Model, shapes: dict[str, tuple[int, ...]]) -> An
     return score
 
 
+def open_sidecar(
+    path: str | Path, *, expected_features: FeatureConfig | None = None
+) -> tuple[Path, dict[str, Any], FeatureConfig]:
+    """Check that a model file exists and read its sidecar, whatever will score it.
+
+    Returns
+    -------
+    tuple of (Path, dict, FeatureConfig)
+        The model file, its sidecar, and the feature config stored there.
+
+    Raises
+    ------
+    ModelError
+        The file or sidecar is missing or unreadable.
+    FeatureMismatch
+        The stored feature config differs from ``expected_features``.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ModelError(f"No model file at {path}.")
+    sidecar = read_sidecar(path)
+    config = FeatureConfig.from_dict(sidecar["feature_config"])
+    if expected_features is not None and config != expected_features:
+        raise FeatureMismatch(
+            f"Model {sidecar.get('version')} was trained on features {config.to_dict()}, "
+            f"not {expected_features.to_dict()}."
+        )
+    return path, sidecar, config
+
+
+def assemble_model(
+    path: Path,
+    sidecar: dict[str, Any],
+    config: FeatureConfig,
+    *,
+    network_name: str,
+    input_shapes: dict[str, tuple[Any, ...]],
+    n_outputs: int,
+    warm_up: bool,
+    **scoring: Any,
+) -> GenreModel:
+    """Check a loaded network against its sidecar and wrap it as a :class:`GenreModel`.
+
+    Parameters
+    ----------
+    path, sidecar, config
+        As :func:`open_sidecar` returns them.
+    network_name : str
+        The file the network came from, for error messages.
+    input_shapes : dict
+        The network's per-segment input shapes by input name; a single input is the MFCC
+        input, whatever its name.
+    n_outputs : int
+        The network's output width.
+    warm_up : bool
+        Score one zero segment now, so the first song pays no set-up.
+    **scoring
+        What scores: ``keras_model=`` or ``runtime=`` and ``_score=`` (see :class:`GenreModel`).
+
+    Raises
+    ------
+    FeatureMismatch
+        The network's inputs differ from those the sidecar's feature config describes.
+    ModelError
+        Its outputs do not match the sidecar's genres.
+    """
+    shapes = config.input_shapes()
+    if len(input_shapes) == 1:
+        input_shapes = {"mfcc": next(iter(input_shapes.values()))}
+    if input_shapes != shapes:
+        raise FeatureMismatch(
+            f"Model {network_name} takes inputs {input_shapes} but its sidecar describes {shapes}."
+        )
+    genres = list(sidecar["genres"])
+    if n_outputs != len(genres):
+        raise ModelError(f"Model {network_name} has {n_outputs} outputs for {len(genres)} genres.")
+    model = GenreModel(
+        path=path,
+        version=str(sidecar["version"]),
+        genres=genres,
+        feature_config=config,
+        metadata=sidecar,
+        **scoring,
+    )
+    if warm_up:
+        model.predict_segments(
+            {n: np.zeros((1, *shape), np.float32) for n, shape in shapes.items()}
+        )
+    return model
+
+
 def load_genre_model(
     path: str | Path, *, expected_features: FeatureConfig | None = None, warm_up: bool = True
 ) -> GenreModel:
@@ -365,45 +456,19 @@ def load_genre_model(
         The stored feature config differs from ``expected_features`` or from the network's
         input shape.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise ModelError(f"No model file at {path}.")
-    sidecar = read_sidecar(path)
-    config = FeatureConfig.from_dict(sidecar["feature_config"])
-    if expected_features is not None and config != expected_features:
-        raise FeatureMismatch(
-            f"Model {sidecar.get('version')} was trained on features {config.to_dict()}, "
-            f"not {expected_features.to_dict()}."
-        )
+    path, sidecar, config = open_sidecar(path, expected_features=expected_features)
     keras = import_keras()
     try:
         keras_model = keras.saving.load_model(path, compile=False)
     except Exception as exc:
         raise ModelError(f"Cannot load model {path.name}: {exc}") from exc
-    shapes = config.input_shapes()
-    inputs = {tensor.name.split(":")[0]: tuple(tensor.shape[1:]) for tensor in keras_model.inputs}
-    if len(inputs) == 1:
-        inputs = {"mfcc": next(iter(inputs.values()))}
-    if inputs != shapes:
-        raise FeatureMismatch(
-            f"Model {path.name} takes inputs {inputs} but its sidecar describes {shapes}."
-        )
-    genres = list(sidecar["genres"])
-    if keras_model.output_shape[-1] != len(genres):
-        raise ModelError(
-            f"Model {path.name} has {keras_model.output_shape[-1]} outputs "
-            f"for {len(genres)} genres."
-        )
-    model = GenreModel(
-        path=path,
-        version=str(sidecar["version"]),
-        genres=genres,
-        feature_config=config,
-        metadata=sidecar,
+    return assemble_model(
+        path,
+        sidecar,
+        config,
+        network_name=path.name,
+        input_shapes={t.name.split(":")[0]: tuple(t.shape[1:]) for t in keras_model.inputs},
+        n_outputs=keras_model.output_shape[-1],
+        warm_up=warm_up,
         keras_model=keras_model,
     )
-    if warm_up:
-        model.predict_segments(
-            {n: np.zeros((1, *shape), np.float32) for n, shape in shapes.items()}
-        )
-    return model
