@@ -20,7 +20,7 @@ from shared.errors import ModelError
 from shared.store.registry import active_model
 
 if TYPE_CHECKING:
-    from shared.core.model import GenreModel
+    from shared.core.genre_model import GenreModel
     from shared.store.config import Settings
 
 log = logging.getLogger(__name__)

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from shared.core.features import FeatureConfig
-from shared.core.model import GenreModel, assemble_model, open_sidecar
+from shared.core.genre_model import GenreModel, assemble_model, open_sidecar
 from shared.core.sidecar import onnx_path, read_sidecar
 from shared.errors import FeatureMismatch, ModelError
 

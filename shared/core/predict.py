@@ -11,7 +11,7 @@ import numpy as np
 
 from shared.core.audio import MAX_DURATION_S, stream_audio
 from shared.core.features import segment_features
-from shared.core.model import GenreModel
+from shared.core.genre_model import GenreModel
 
 ProgressCallback = Callable[[float], None]
 

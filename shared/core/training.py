@@ -26,7 +26,8 @@ from shared.core.embeddings import EmbeddingCache
 from shared.core.evaluation import evaluate_probabilities, save_confusion_png
 from shared.core.features import DEFAULT_FEATURES, FeatureConfig, logmel_segments
 from shared.core.fusion_model import build_fusion_head, compose_served_model
-from shared.core.model import GenreModel, build_model, import_keras, new_version, save_model
+from shared.core.genre_model import GenreModel
+from shared.core.model import build_model, import_keras, new_version, save_model
 from shared.core.sidecar import confusion_png_path, model_path_for
 from shared.errors import DatasetError
 

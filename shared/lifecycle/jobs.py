@@ -42,7 +42,7 @@ from shared.store.orm import (
 from shared.store.registry import active_model
 
 if TYPE_CHECKING:
-    from shared.core.model import GenreModel
+    from shared.core.genre_model import GenreModel
     from shared.store.config import Settings
 
 log = logging.getLogger(__name__)
