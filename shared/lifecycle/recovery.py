@@ -34,6 +34,7 @@ from typing import Any, Final
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
+from shared.lifecycle.base import mark_failed
 from shared.lifecycle.queues import (
     QUEUE_PREDICT,
     QUEUE_TRAIN,
@@ -196,13 +197,14 @@ def _find_lost_runs(
         if last >= cutoff:
             alive += 1
             continue
-        run.status = RunStatus.FAILED.value
-        run.error_code = "interrupted"
-        run.error_detail = (
-            f"The training worker stopped during this run (no sign of life for "
-            f"{int((now - last).total_seconds())} s). Start a new run to train again."
+        mark_failed(
+            run,
+            code="interrupted",
+            detail=(
+                f"The training worker stopped during this run (no sign of life for "
+                f"{int((now - last).total_seconds())} s). Start a new run to train again."
+            ),
         )
-        run.finished_at = now
         found.runs_failed.append(run.id)
         log.warning("training run %s: its worker stopped; marked failed", run.id)
     found.release_training_lock = bool(found.runs_failed) and alive == 0
