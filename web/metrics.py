@@ -103,19 +103,10 @@ class ServiceCollector:
         )
 
         dialect = session.get_bind().dialect.name
-        jobs = CounterMetricFamily(
-            "genreflow_jobs", "Jobs that ended, by final status", labels=["status"]
-        )
-        counts = dict(
-            session.execute(
-                select(Job.status, func.count())
-                .where(Job.status.in_(FINAL_JOB_STATUSES))
-                .group_by(Job.status)
-            ).all()
-        )
-        for status in FINAL_JOB_STATUSES:
-            jobs.add_metric([status], counts.get(status, 0))
-        yield jobs
+        yield self._status_counter(
+            session, "genreflow_jobs", "Jobs that ended, by final status",
+            Job.status, FINAL_JOB_STATUSES,
+        )  # fmt: skip
 
         ended = (Job.status.in_(FINAL_JOB_STATUSES), Job.started_at.is_not(None))
         yield self._histogram(
@@ -160,19 +151,10 @@ class ServiceCollector:
             deliveries.add_metric([name], by_outcome.get(name, 0))
         yield deliveries
 
-        runs = CounterMetricFamily(
-            "genreflow_training_runs", "Training runs that ended, by status", labels=["status"]
-        )
-        run_counts = dict(
-            session.execute(
-                select(TrainingRun.status, func.count())
-                .where(TrainingRun.status.in_(FINAL_RUN_STATUSES))
-                .group_by(TrainingRun.status)
-            ).all()
-        )
-        for status in FINAL_RUN_STATUSES:
-            runs.add_metric([status], run_counts.get(status, 0))
-        yield runs
+        yield self._status_counter(
+            session, "genreflow_training_runs", "Training runs that ended, by status",
+            TrainingRun.status, FINAL_RUN_STATUSES,
+        )  # fmt: skip
         yield self._histogram(
             session,
             "genreflow_training_duration_seconds",
@@ -185,6 +167,27 @@ class ServiceCollector:
             ),
             TRAIN_BUCKETS_S,
         )
+
+    @staticmethod
+    def _status_counter(
+        session: Session,
+        name: str,
+        documentation: str,
+        status: ColumnElement[str],
+        statuses: Sequence[str],
+    ) -> Metric:
+        """Count the rows in each of ``statuses`` (every one listed, zero included)."""
+        from prometheus_client.core import CounterMetricFamily
+
+        counter = CounterMetricFamily(name, documentation, labels=["status"])
+        counts = dict(
+            session.execute(
+                select(status, func.count()).where(status.in_(statuses)).group_by(status)
+            ).all()
+        )
+        for value in statuses:
+            counter.add_metric([value], counts.get(value, 0))
+        return counter
 
     @staticmethod
     def _histogram(
