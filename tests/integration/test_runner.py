@@ -68,6 +68,15 @@ class Runner:
             time.sleep(0.1)
         raise AssertionError(f"no line with {text!r}; output:\n{self.output[-6000:]}")
 
+    def stop(self, sig: signal.Signals, *, timeout_s: float) -> None:
+        """Send ``sig`` if it still runs; kill it if it has not ended within ``timeout_s``."""
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+            try:
+                self.process.wait(timeout=timeout_s)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+
     def wait(self, timeout_s: float = 60.0) -> int:
         code = self.process.wait(timeout=timeout_s)
         self._reader.join(timeout=5)
@@ -78,12 +87,7 @@ class Runner:
 def runner(tmp_path: Path) -> Iterator[Runner]:
     started = Runner(tmp_path / "home", free_port())
     yield started
-    if started.process.poll() is None:
-        started.process.send_signal(signal.SIGTERM)
-        try:
-            started.process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            started.process.kill()
+    started.stop(signal.SIGTERM, timeout_s=60)
 
 
 def redis_url_of(runner: Runner) -> str:
@@ -182,12 +186,7 @@ def healing_runner(
     started = Runner(home, free_port())
     started.home = home  # type: ignore[attr-defined]
     yield started
-    if started.process.poll() is None:
-        started.process.send_signal(signal.SIGINT)
-        try:
-            started.process.wait(timeout=90)
-        except subprocess.TimeoutExpired:
-            started.process.kill()
+    started.stop(signal.SIGINT, timeout_s=90)
 
 
 def supervised_pid(home: Path, program: str, *, timeout_s: float = 60.0) -> int:
