@@ -39,6 +39,8 @@ class EmbeddingCache:
     ) -> None:
         self.config = config
         key = f"{weights}-{config.sample_rate}-{config.segment_seconds:g}"
+        if config.loudness_db is not None:
+            key += f"-{config.loudness_db:g}dB"
         self.directory = Path(cache_dir) / "musicnn" / key if cache_dir else None
         self.weights = weights
         self._network: Any = None

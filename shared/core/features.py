@@ -25,6 +25,10 @@ MUSICNN_N_FFT = 512
 MUSICNN_HOP_LENGTH = 256
 MUSICNN_MELS = 96
 MUSICNN_FRAMES = 187
+# Loudness normalisation: segments quieter than this are left alone (silence is not boosted),
+# and no segment is raised by more than MAX_GAIN_DB.
+SILENCE_DB = -60.0
+MAX_GAIN_DB = 30.0
 
 
 @dataclass(frozen=True)
@@ -38,6 +42,10 @@ class FeatureConfig:
     hop_length: int = 512
     deltas: bool = False
     musicnn: bool = False
+    #: Scale every segment to this RMS level (dBFS) before any feature, or ``None``: as decoded.
+    #: Songs from different sources are mastered at different levels; a model that reads the
+    #: raw level can learn the source instead of the genre.
+    loudness_db: float | None = None
 
     @property
     def samples_per_segment(self) -> int:
@@ -113,6 +121,29 @@ def segment_audio(y: np.ndarray, *, config: FeatureConfig = DEFAULT_FEATURES) ->
     return y[: n_segments * length].reshape(n_segments, length)
 
 
+def normalise_loudness(segments: np.ndarray, *, target_db: float | None) -> np.ndarray:
+    """Scale each segment to an RMS level of ``target_db`` dBFS.
+
+    Parameters
+    ----------
+    segments : np.ndarray, shape (n_segments, n_samples)
+    target_db : float or None
+        Target RMS level in dBFS (e.g. ``-20.0``); ``None`` returns ``segments`` unchanged.
+
+    Returns
+    -------
+    np.ndarray, shape (n_segments, n_samples), float32
+        Segments quieter than :data:`SILENCE_DB` are unchanged, and no segment gains more than
+        :data:`MAX_GAIN_DB`.
+    """
+    if target_db is None:
+        return segments
+    rms = np.sqrt(np.mean(np.square(segments, dtype=np.float64), axis=1))
+    level_db = 20.0 * np.log10(np.maximum(rms, 1e-12))
+    gain_db = np.where(level_db < SILENCE_DB, 0.0, np.minimum(target_db - level_db, MAX_GAIN_DB))
+    return (segments * (10.0 ** (gain_db / 20.0))[:, None]).astype(np.float32)
+
+
 def mfcc_segments(y: np.ndarray, *, config: FeatureConfig = DEFAULT_FEATURES) -> np.ndarray:
     """Return the MFCC sequence of every segment of ``y``, computed in batched librosa calls.
 
@@ -131,6 +162,7 @@ def mfcc_segments(y: np.ndarray, *, config: FeatureConfig = DEFAULT_FEATURES) ->
     import librosa
 
     segments = segment_audio(np.asarray(y, dtype=np.float32), config=config)
+    segments = normalise_loudness(segments, target_db=config.loudness_db)
     parts = []
     for start in range(0, len(segments), MAX_SEGMENTS_PER_CALL):
         batch = segments[start : start + MAX_SEGMENTS_PER_CALL]
@@ -192,6 +224,7 @@ def logmel_segments(y: np.ndarray, *, config: FeatureConfig = DEFAULT_FEATURES) 
     import librosa
 
     segments = segment_audio(np.asarray(y, dtype=np.float32), config=config)
+    segments = normalise_loudness(segments, target_db=config.loudness_db)
     resampled = librosa.resample(
         segments, orig_sr=config.sample_rate, target_sr=MUSICNN_SAMPLE_RATE, res_type="soxr_hq"
     )
