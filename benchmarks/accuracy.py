@@ -1,17 +1,25 @@
-"""Accuracy on real music: cross-validate model variants by track on any ``<genre>/<file>`` folder.
+"""Accuracy on real music: cross-validate model variants by artist (else by track) on real songs.
 
-    python benchmarks/accuracy.py ../shared/data/emotify [--variants seed musicnn ...]
+    python benchmarks/accuracy.py ../shared/data/emotify ../shared/data/4q [--variants ...]
     python benchmarks/accuracy.py /path/to/gtzan --split-dir ../shared/data/gtzan/splits
 
-Stratified k-fold cross-validation (5 folds, seeded) over *tracks*, never segments: every fold
-trains on the other folds' tracks (15 % of them, again by track, kept aside for early stopping)
-and is scored on its own tracks. With ``--split-dir`` the fixed train/valid/test lists are used
-instead (GTZAN's artist-filtered split), as one "fold". For each variant it prints, side by side,
-mean ± sd over folds of track accuracy by vote (what the service answers) and by mean
-probability, segment accuracy and training time; then per-genre F1 and the confusion matrix
-pooled over folds. The seed recipe (LSTM(64) → Dense(64, relu) → softmax, Adam 1e-3, batch 32)
-is always the first row. Features (MFCCs, musicnn embeddings) are cached on disk by file content
-hash + settings, so variants and reruns reuse them; the first run's feature time is reported.
+Each folder is ``<genre>/<file>`` and is one *source*; an ``artists.csv`` (file, genre, artist)
+in a folder groups its tracks by artist, and a folder without one is grouped by track. Stratified
+group k-fold cross-validation (5 folds, seeded, ``--repeats`` times with other seeds) over
+*artists*, never segments: every fold trains on the other folds' artists (15 % of them kept
+aside for early stopping) and is scored on its own tracks. With ``--split-dir`` the fixed
+train/valid/test lists are used instead (GTZAN's artist-filtered split), as one "fold".
+
+For each variant it prints, side by side, mean ± sd over folds of track accuracy by vote and by
+mean probability, segment accuracy and training time; pooled accuracy by each song rule (vote,
+mean, geometric mean) and per source (a model that learns which source a clip came from instead
+of its genre shows it there, and in the source probe); then per-genre F1 and the confusion
+matrix pooled over folds. Every held-out track's song-level scores are kept in the JSON, so the
+song rule, calibration and the "not sure" threshold are chosen on songs the models never saw
+(``scripts/train_default_model.py``). The seed recipe (LSTM(64) → Dense(64, relu) → softmax,
+Adam 1e-3, batch 32) is always the first row. Features (MFCCs, musicnn embeddings) are cached on
+disk by file content hash + settings, so variants and reruns reuse them; the first run's feature
+time is reported.
 """
 
 from __future__ import annotations
@@ -45,6 +53,8 @@ class Variant:
     augment: bool = False
     embedding: str | None = None  # musicnn output beside the MFCCs: "penultimate" or "pool"
     networks: tuple[str, ...] = ("MSD_musicnn",)  # pretrained musicnn weights, concatenated
+    balanced: bool = False  # class weights: every genre weighs the same, however many segments
+    loudness_db: float | None = None  # every segment scaled to this RMS level first
 
     def describe(self) -> str:
         """One line for the table's legend."""
@@ -57,6 +67,10 @@ class Variant:
         if self.embedding:
             nets = " + ".join(n.removesuffix("_musicnn") for n in self.networks)
             parts.append(f"musicnn ({nets}) {self.embedding} embedding beside the LSTM")
+        if self.balanced:
+            parts.append("genres weighted equally")
+        if self.loudness_db is not None:
+            parts.append(f"segments normalised to {self.loudness_db:g} dBFS RMS")
         return ", ".join(parts)
 
 
@@ -74,42 +88,101 @@ VARIANTS = {
         Variant(
             "musicnn-msd+mtt", embedding="penultimate", networks=("MSD_musicnn", "MTT_musicnn")
         ),
+        Variant("musicnn-pool+balanced", embedding="pool", balanced=True),
+        Variant(
+            "musicnn-pool+balanced+loudness", embedding="pool", balanced=True, loudness_db=-20.0
+        ),
     )
 }
 
 
+@dataclass(frozen=True)
+class Collection:
+    """Tracks from one or more source folders, with each track's source and artist group."""
+
+    tracks: list[Any]
+    source: dict[Any, str]
+    group: dict[Any, str]
+
+    @classmethod
+    def load(cls, folders: list[Path]) -> Collection:
+        """Read ``<genre>/<file>`` folders; a folder's ``artists.csv`` groups it by artist."""
+        from shared.core.dataset import find_tracks, read_artists
+
+        tracks, source, group = [], {}, {}
+        for folder in folders:
+            artists = read_artists(folder)
+            for track in find_tracks(folder):
+                tracks.append(track)
+                source[track] = folder.name
+                artist = artists.get(track.relpath)
+                group[track] = (
+                    f"{folder.name}:{artist}" if artist else f"{folder.name}:{track.relpath}"
+                )
+        return cls(tracks, source, group)
+
+    @property
+    def by_artist(self) -> bool:
+        """Whether any folder named its artists (else every group is one track)."""
+        return len(set(self.group.values())) < len(self.tracks)
+
+
 def _folds(
-    tracks: list[Any], *, n_folds: int, seed: int, split_dir: Path | None
+    tracks: list[Any],
+    *,
+    n_folds: int,
+    seed: int,
+    split_dir: Path | None,
+    groups: dict[Any, str] | None = None,
 ) -> list[dict[str, list[Any]]]:
-    from sklearn.model_selection import StratifiedKFold, train_test_split
+    """Split into folds; tracks of one group (artist) always stay on one side of every split."""
+    from sklearn.model_selection import StratifiedGroupKFold
 
     from shared.core.dataset import split_from_lists
 
     if split_dir is not None:
         return [split_from_lists(tracks, split_dir)]
     labels = [t.genre for t in tracks]
-    n_genres = len(set(labels))
+    group_of = [groups[t] if groups else t.relpath for t in tracks]
     folds = []
-    splitter = StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=seed)
-    for fold, (train_idx, test_idx) in enumerate(splitter.split(np.zeros(len(tracks)), labels)):
-        train, valid = train_test_split(
-            [tracks[i] for i in train_idx],
-            test_size=max(n_genres, round(VALID_FRACTION * len(train_idx))),
-            stratify=[labels[i] for i in train_idx],
-            random_state=seed + fold,
+    splitter = StratifiedGroupKFold(n_splits=n_folds, shuffle=True, random_state=seed)
+    for fold, (train_idx, test_idx) in enumerate(
+        splitter.split(np.zeros(len(tracks)), labels, group_of)
+    ):
+        fit, valid = _hold_out(
+            [tracks[i] for i in train_idx], [group_of[i] for i in train_idx], seed=seed + fold
         )
-        folds.append({"train": train, "valid": valid, "test": [tracks[i] for i in test_idx]})
+        folds.append({"train": fit, "valid": valid, "test": [tracks[i] for i in test_idx]})
     return folds
+
+
+def _hold_out(tracks: list[Any], groups: list[str], *, seed: int) -> tuple[list[Any], list[Any]]:
+    """Keep about :data:`VALID_FRACTION` of the groups (artists) aside for early stopping."""
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    genres = [t.genre for t in tracks]
+    smallest = min(genres.count(g) for g in set(genres))
+    n_splits = max(2, min(round(1 / VALID_FRACTION), len(set(groups)), smallest))
+    splitter = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
+    fit_idx, valid_idx = next(splitter.split(np.zeros(len(tracks)), genres, groups))
+    return [tracks[i] for i in fit_idx], [tracks[i] for i in valid_idx]
 
 
 class TrackData:
     """Every track's cached features, loaded once per benchmark run."""
 
-    def __init__(self, tracks: list[Any], cache_dir: Path, *, progress: bool) -> None:
+    def __init__(
+        self,
+        tracks: list[Any],
+        cache_dir: Path,
+        *,
+        progress: bool,
+        loudness_db: float | None = None,
+    ) -> None:
         from shared.core.dataset import FeatureCache, load_features
         from shared.core.features import FeatureConfig
 
-        self.config = FeatureConfig()
+        self.config = FeatureConfig(loudness_db=loudness_db)
         self.tracks = tracks
         self.cache = FeatureCache(cache_dir, self.config)
         self.cache_dir = cache_dir
@@ -164,7 +237,7 @@ def _inputs(
 
     index = {g: i for i, g in enumerate(genres)}
     mfcc = [data.mfcc[t] for t in tracks]
-    labels = [index[t.genre] for t in tracks]
+    labels = [index.get(t.genre, 0) for t in tracks]  # a left-out genre's tests: unused label
     counts = [len(m) for m in mfcc]
     x = np.concatenate(mfcc)
     y = np.repeat(labels, counts)
@@ -226,8 +299,12 @@ def run_fold(
     seed: int,
     verbose: int,
 ) -> dict[str, Any]:
-    """Train one variant on one fold's training tracks and score its test tracks."""
-    from shared.core.evaluation import evaluate_probabilities
+    """Train one variant on one fold's training tracks and score its test tracks.
+
+    Besides the fold's metrics, ``tracks`` holds every test track's song-level scores: the
+    mean of its segments' probabilities, their geometric mean and the vote shares.
+    """
+    from shared.core.evaluation import evaluate_probabilities, song_scores
     from shared.core.model import import_keras
 
     keras = import_keras()
@@ -247,6 +324,7 @@ def run_fold(
         batch_size=BATCH_SIZE,
         shuffle=True,
         verbose=verbose,
+        class_weight=balanced_class_weights(y_train) if variant.balanced else None,
         callbacks=[
             keras.callbacks.EarlyStopping(
                 monitor="val_loss", patience=patience, restore_best_weights=True
@@ -259,11 +337,78 @@ def run_fold(
     metrics = evaluate_probabilities(per_track, [t.genre for t in fold["test"]], genres)
     metrics["train_seconds"] = round(train_seconds, 1)
     metrics["epochs_run"] = len(history.history["loss"])
+    metrics["tracks"] = [
+        {"track": t.relpath, "genre": t.genre, **song_scores(p)}
+        for t, p in zip(fold["test"], per_track, strict=True)
+    ]
     return metrics
 
 
-def summarise(variant: Variant, folds: list[dict[str, Any]], genres: list[str]) -> dict[str, Any]:
-    """Mean ± sd over folds, and per-genre F1 and confusion pooled over folds."""
+def balanced_class_weights(one_hot: np.ndarray) -> dict[int, float]:
+    """Keras ``class_weight`` that gives every genre the same total weight."""
+    counts = one_hot.sum(axis=0)
+    return {i: float(len(one_hot) / (len(counts) * n)) for i, n in enumerate(counts) if n > 0}
+
+
+def open_set(
+    data: TrackData,
+    collection: Collection,
+    variant: Variant,
+    genres: list[str],
+    *,
+    epochs: int,
+    patience: int,
+    seed: int,
+    verbose: int,
+) -> list[dict[str, Any]]:
+    """Songs of a genre the model does not know: leave each genre out of training in turn.
+
+    For every genre, a model of the other genres is trained (15 % of its artists kept for
+    early stopping) and scores every track of the left-out genre. Those song-level scores show
+    how an answer looks for music of none of a model's genres, which is what the "not sure"
+    threshold must catch.
+    """
+    records = []
+    for number, left_out in enumerate(genres):
+        known = [g for g in genres if g != left_out]
+        train = [t for t in data.usable if t.genre != left_out]
+        fit, valid = _hold_out(train, [collection.group[t] for t in train], seed=seed + number)
+        fold = {
+            "train": fit,
+            "valid": valid,
+            "test": [t for t in data.usable if t.genre == left_out],
+        }
+        metrics = run_fold(
+            data,
+            fold,
+            variant,
+            known,
+            epochs=epochs,
+            patience=patience,
+            seed=seed + number,
+            verbose=verbose,
+        )
+        for record in metrics["tracks"]:
+            records.append({**record, "known": known})
+        top = np.mean([max(r["mean"]) for r in metrics["tracks"]])
+        print(
+            f"open set: {left_out} unknown, mean top probability {top:.2f}",
+            file=sys.stderr,
+            flush=True,
+        )
+    return records
+
+
+RULES = ("vote", "mean", "geometric")
+
+
+def summarise(
+    variant: Variant,
+    folds: list[dict[str, Any]],
+    genres: list[str],
+    sources: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """Mean ± sd over folds, per-source accuracy, and per-genre F1 and confusion pooled."""
     confusion = np.sum([f["confusion_matrix"] for f in folds], axis=0)
     tp = np.diag(confusion).astype(float)
     precision = tp / np.maximum(confusion.sum(axis=0), 1)
@@ -274,6 +419,27 @@ def summarise(variant: Variant, folds: list[dict[str, Any]], genres: list[str]) 
         values = np.array([f[key] for f in folds], dtype=float)
         return [round(float(values.mean()), 4), round(float(values.std()), 4)]
 
+    records = [r for f in folds for r in f.get("tracks", [])]
+    by_rule = {}
+    for rule in RULES:
+        hits = [genres[int(np.argmax(r[rule]))] == r["genre"] for r in records]
+        by_rule[rule] = round(float(np.mean(hits)), 4) if hits else None
+    per_source: dict[str, dict[str, Any]] = {}
+    for record in records:
+        source = (sources or {}).get(record["track"], "all")
+        for key in (
+            source,
+            f"{source}:{record['genre']}" if record["genre"] == "electronic" else None,
+        ):
+            if key is None:
+                continue
+            entry = per_source.setdefault(key, {"n": 0, "mean": 0, "vote": 0})
+            entry["n"] += 1
+            entry["mean"] += int(genres[int(np.argmax(record["mean"]))] == record["genre"])
+            entry["vote"] += int(genres[int(np.argmax(record["vote"]))] == record["genre"])
+    for entry in per_source.values():
+        entry["mean"] = round(entry["mean"] / entry["n"], 4)
+        entry["vote"] = round(entry["vote"] / entry["n"], 4)
     return {
         "variant": asdict(variant),
         "description": variant.describe(),
@@ -283,6 +449,8 @@ def summarise(variant: Variant, folds: list[dict[str, Any]], genres: list[str]) 
         "train_seconds": stat("train_seconds"),
         "epochs_run": [f["epochs_run"] for f in folds],
         "per_genre_f1": {g: round(float(v), 3) for g, v in zip(genres, f1, strict=True)},
+        "pooled_by_rule": by_rule,
+        "per_source": per_source,
         "confusion_matrix": confusion.tolist(),
         "folds": folds,
     }
@@ -311,6 +479,27 @@ def format_report(summaries: list[dict[str, Any]], genres: list[str], header: st
         )
     lines.append("")
     lines += [f"- **{s['variant']['name']}**: {s['description']}" for s in summaries]
+    keys = sorted({k for s in summaries for k in s.get("per_source", {})})
+    if keys:
+        lines += ["", "Song rule and source, pooled over all held-out tracks (track accuracy):", ""]
+        lines.append(
+            "| variant | "
+            + " | ".join(f"by {r}" for r in RULES)
+            + " | "
+            + " | ".join(f"{k} (n)" for k in keys)
+            + " |"
+        )
+        lines.append("|---|" + "---|" * (len(RULES) + len(keys)))
+        for s in summaries:
+            rules = " | ".join(
+                f"{s['pooled_by_rule'][r]:.1%}" if s["pooled_by_rule"].get(r) is not None else "-"
+                for r in RULES
+            )
+            per = s["per_source"]
+            cells = " | ".join(
+                f"{per[k]['mean']:.1%} ({per[k]['n']})" if k in per else "-" for k in keys
+            )
+            lines.append(f"| {s['variant']['name']} | {rules} | {cells} |")
     for s in summaries:
         lines += ["", f"Confusion of **{s['variant']['name']}** (rows true, columns vote), pooled:"]
         lines.append("")
@@ -321,10 +510,55 @@ def format_report(summaries: list[dict[str, Any]], genres: list[str], header: st
     return "\n".join(lines)
 
 
+def source_probe(data: TrackData, collection: Collection, *, seed: int) -> dict[str, float]:
+    """How well the *source* can be told from what a model sees, within one genre.
+
+    Only genres found in more than one source are used (electronic in the kit): a logistic
+    regression on each track's mean features predicts its source, cross-validated by group;
+    balanced accuracy 0.5 means the features carry no source, 1.0 that they give it away.
+    """
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import balanced_accuracy_score
+    from sklearn.model_selection import StratifiedGroupKFold, cross_val_predict
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    sources_of: dict[str, set[str]] = {}
+    for track in data.usable:
+        sources_of.setdefault(track.genre, set()).add(collection.source[track])
+    shared_genres = [g for g, found in sources_of.items() if len(found) > 1]
+    tracks = [t for t in data.usable if t.genre in shared_genres]
+    if not tracks:
+        return {}
+    y = [collection.source[t] for t in tracks]
+    groups = [collection.group[t] for t in tracks]
+    views = {
+        "MFCC mean+sd": np.stack(
+            [
+                np.concatenate([data.mfcc[t].mean(axis=(0, 1)), data.mfcc[t].std(axis=(0, 1))])
+                for t in tracks
+            ]
+        ),
+        "musicnn pool": np.stack([data.embeddings()[t]["pool"].mean(axis=0) for t in tracks]),
+    }
+    n_splits = min(5, min(y.count(v) for v in set(y)))
+    result = {}
+    for name, x in views.items():
+        model = make_pipeline(
+            StandardScaler(), LogisticRegression(C=0.1, class_weight="balanced", max_iter=2000)
+        )
+        splitter = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
+        predicted = cross_val_predict(model, x, y, groups=groups, cv=splitter)
+        result[name] = round(float(balanced_accuracy_score(y, predicted)), 3)
+    return result
+
+
 def main(argv: list[str] | None = None) -> int:
     """Cross-validate the chosen variants and print (and save) the comparison."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("data_dir", type=Path, help="<genre>/<file> folder")
+    parser.add_argument(
+        "data_dirs", type=Path, nargs="+", help="<genre>/<file> folders, one per source"
+    )
     parser.add_argument(
         "--variants",
         nargs="+",
@@ -333,6 +567,7 @@ def main(argv: list[str] | None = None) -> int:
         help="the seed recipe is always run first",
     )
     parser.add_argument("--folds", type=int, default=N_FOLDS)
+    parser.add_argument("--repeats", type=int, default=1, help="cross-validations, other seeds")
     parser.add_argument("--seed", type=int, default=SEED)
     parser.add_argument("--epochs", type=int, default=EPOCHS, help="cap; early stopping ends most")
     parser.add_argument("--patience", type=int, default=PATIENCE)
@@ -341,33 +576,68 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, help="write the report (.md) and figures (.json) here")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.add_argument(
+        "--open-set",
+        choices=list(VARIANTS),
+        help="also leave each genre out of this variant's training and score it (for the "
+        '"not sure" threshold)',
+    )
+    parser.add_argument(
         "--resume",
         action="store_true",
         help="keep the variants already in --out's JSON (same folds and settings), run the rest",
     )
     args = parser.parse_args(argv)
 
-    from shared.core.dataset import find_tracks
-
     names = ["seed", *[n for n in args.variants if n != "seed"]]
-    tracks = find_tracks(args.data_dir)
+    collection = Collection.load(args.data_dirs)
     started = time.perf_counter()
-    data = TrackData(tracks, args.cache_dir, progress=not args.quiet)
+    datas: dict[float | None, TrackData] = {}
+
+    def data_for(variant: Variant) -> TrackData:
+        if variant.loudness_db not in datas:
+            datas[variant.loudness_db] = TrackData(
+                collection.tracks,
+                args.cache_dir,
+                progress=not args.quiet,
+                loudness_db=variant.loudness_db,
+            )
+        return datas[variant.loudness_db]
+
+    data = data_for(VARIANTS["seed"])
     usable = data.usable
     genres = sorted({t.genre for t in usable})
-    folds = _folds(usable, n_folds=args.folds, seed=args.seed, split_dir=args.split_dir)
+    folds = [
+        fold
+        for repeat in range(args.repeats)
+        for fold in _folds(
+            usable,
+            n_folds=args.folds,
+            seed=args.seed + 1000 * repeat,
+            split_dir=args.split_dir,
+            groups=collection.group,
+        )
+    ]
+    unit = "artist" if collection.by_artist else "track"
     split = (
         f"fixed split {args.split_dir}"
         if args.split_dir
-        else f"stratified {args.folds}-fold CV by track, seed {args.seed}"
+        else f"stratified {args.folds}-fold CV by {unit}, seed {args.seed}"
+        + (f", {args.repeats} repeats" if args.repeats > 1 else "")
     )
+    sources = {t.relpath: collection.source[t] for t in usable}
+    name = "+".join(d.name for d in args.data_dirs)
 
     def header() -> str:
+        seconds = {
+            f"{key}{'' if level is None else f' ({level:g} dB)'}": value
+            for level, d in datas.items()
+            for key, value in d.seconds.items()
+        }
         return (
-            f"{args.data_dir.name}: {len(usable)} tracks, {len(genres)} genres, {split}; "
+            f"{name}: {len(usable)} tracks, {len(genres)} genres, {split}; "
             f"epochs ≤ {args.epochs}, early stopping (patience {args.patience}) on 15 % of the "
-            "training tracks; features "
-            + ", ".join(f"{k} {v:.0f} s" for k, v in data.seconds.items())
+            "training artists; features "
+            + ", ".join(f"{k} {v:.0f} s" for k, v in seconds.items())
             + f" (0 s when cached); total {time.perf_counter() - started:.0f} s"
         )
 
@@ -380,12 +650,20 @@ def main(argv: list[str] | None = None) -> int:
         done = {s["variant"]["name"]: s for s in previous["variants"]}
         summaries = [done[n] for n in names if n in done]
         names = [n for n in names if n not in done]
-    for name in names:
-        variant = VARIANTS[name]
+    probes = {}
+    for variant_name in names:
+        variant = VARIANTS[variant_name]
+        variant_data = data_for(variant)
+        if variant.embedding and variant.loudness_db not in probes and len(args.data_dirs) > 1:
+            probes[variant.loudness_db] = source_probe(variant_data, collection, seed=args.seed)
+            print(
+                f"source probe ({variant.loudness_db} dB): {probes[variant.loudness_db]}",
+                file=sys.stderr,
+            )
         results = []
         for number, fold in enumerate(folds):
             metrics = run_fold(
-                data,
+                variant_data,
                 fold,
                 variant,
                 genres,
@@ -396,22 +674,52 @@ def main(argv: list[str] | None = None) -> int:
             )
             results.append(metrics)
             print(
-                f"{name} fold {number + 1}/{len(folds)}: vote {metrics['track_accuracy_vote']:.1%}"
+                f"{variant_name} fold {number + 1}/{len(folds)}: "
+                f"vote {metrics['track_accuracy_vote']:.1%}"
                 f" mean {metrics['track_accuracy_mean']:.1%}"
                 f" segment {metrics['segment_accuracy']:.1%}"
                 f" ({metrics['train_seconds']:.0f} s, {metrics['epochs_run']} epochs)",
                 file=sys.stderr,
                 flush=True,
             )
-        summaries.append(summarise(variant, results, genres))
+        summaries.append(summarise(variant, results, genres, sources))
         if args.out:  # after every variant, so a long run can be read as it goes
-            _write(args.out, header(), summaries, genres, args)
+            _write(args.out, header(), summaries, genres, args, probes)
+    if args.open_set:
+        variant = VARIANTS[args.open_set]
+        open_records = open_set(
+            data_for(variant),
+            collection,
+            variant,
+            genres,
+            epochs=args.epochs,
+            patience=args.patience,
+            seed=args.seed,
+            verbose=0 if args.quiet else 2,
+        )
+        if args.out:
+            _write(args.out, header(), summaries, genres, args, probes, open_records)
     print(format_report(summaries, genres, header()))
+    if probes:
+        print(
+            "\nSource probe (balanced accuracy of telling the source from track-mean features "
+            "within genres found in both sources; 0.5 = no source information):"
+        )
+        for loudness, probe in probes.items():
+            print(
+                f"- loudness {'as decoded' if loudness is None else f'{loudness:g} dBFS'}: {probe}"
+            )
     return 0
 
 
 def _write(
-    out: Path, header: str, summaries: list[dict[str, Any]], genres: list[str], args: Any
+    out: Path,
+    header: str,
+    summaries: list[dict[str, Any]],
+    genres: list[str],
+    args: Any,
+    probes: dict[Any, dict[str, float]] | None = None,
+    open_records: list[dict[str, Any]] | None = None,
 ) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".md").write_text(format_report(summaries, genres, header) + "\n")
@@ -421,7 +729,10 @@ def _write(
         "patience": args.patience,
         "epochs": args.epochs,
         "variants": summaries,
+        "source_probe": {str(k): v for k, v in (probes or {}).items()},
     }
+    if open_records:
+        document["open_set"] = {"variant": args.open_set, "tracks": open_records}
     out.with_suffix(".json").write_text(json.dumps(document, indent=1))
 
 

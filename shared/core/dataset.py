@@ -70,6 +70,28 @@ def find_tracks(root: str | Path) -> list[Track]:
     return tracks
 
 
+ARTISTS_FILE = "artists.csv"
+
+
+def read_artists(root: str | Path) -> dict[str, str]:
+    """Return ``{"<genre>/<file name>": artist}`` from ``<root>/artists.csv``, if there is one.
+
+    The file has a header row with at least ``file``, ``genre`` and ``artist``. Tracks of one
+    artist sound alike, so evaluation keeps an artist's tracks on one side of every split.
+    """
+    import csv
+
+    path = Path(root) / ARTISTS_FILE
+    if not path.is_file():
+        return {}
+    with path.open(newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    missing = {"file", "genre", "artist"} - set(rows[0] if rows else {})
+    if missing:
+        raise DatasetError(f"{path} lacks the column(s) {', '.join(sorted(missing))}.")
+    return {f"{row['genre']}/{row['file']}": row["artist"].strip() for row in rows}
+
+
 def dataset_fingerprint(root: str | Path) -> str:
     """Return a hash that changes when any track is added, removed, renamed or rewritten."""
     digest = hashlib.sha256()

@@ -76,6 +76,27 @@ def evaluate_probabilities(
     }
 
 
+def song_scores(probabilities: np.ndarray) -> dict[str, list[float]]:
+    """Summarise one song's segment probabilities ``(n_segments, n_genres)`` three ways.
+
+    Returns
+    -------
+    dict
+        ``mean``: the mean probability per genre; ``geometric``: the normalised geometric mean
+        (mean log-probability); ``vote``: the share of segments whose top genre it is. Rounded
+        to 5 decimals, JSON-ready.
+    """
+    probabilities = np.asarray(probabilities, dtype=np.float64)
+    log_mean = np.log(np.clip(probabilities, 1e-7, 1.0)).mean(axis=0)
+    geometric = np.exp(log_mean - log_mean.max())
+    votes = np.bincount(probabilities.argmax(axis=1), minlength=probabilities.shape[1])
+    return {
+        "mean": np.round(probabilities.mean(axis=0), 5).tolist(),
+        "geometric": np.round(geometric / geometric.sum(), 5).tolist(),
+        "vote": np.round(votes / votes.sum(), 5).tolist(),
+    }
+
+
 def save_confusion_png(
     matrix: Sequence[Sequence[int]], genres: Sequence[str], path: str | Path, *, title: str
 ) -> Path:
