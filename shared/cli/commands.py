@@ -312,12 +312,20 @@ def format_metrics(metrics: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+#: How the table explains an uncertain answer (see shared.core.predict).
+UNCERTAIN_WORDS = {
+    "low_confidence": "",
+    "unfamiliar_sound": " (it sounds unlike the music this model knows)",
+}
+
+
 def format_prediction(path: Path, result: dict[str, Any], *, with_segments: bool) -> str:
     """Render one prediction as a human table, most probable genre first."""
-    lines = [
-        f"{path}: {result['genre']} ({result['confidence']:.0%}), "
-        f"{result['n_segments']} segments, {result['duration_s']:.1f} s"
-    ]
+    answer = f"{result['genre']} ({result['confidence']:.0%})"
+    if result.get("uncertain"):
+        why = UNCERTAIN_WORDS.get(result.get("uncertain_reason") or "", "")
+        answer = f"not sure{why} — closest: {answer}"
+    lines = [f"{path}: {answer}, {result['n_segments']} segments, {result['duration_s']:.1f} s"]
     ranked = sorted(result["probabilities"].items(), key=lambda item: -item[1])
     for genre, probability in ranked:
         bar = "█" * round(probability * 30)

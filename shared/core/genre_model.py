@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from shared.core.calibration import AnswerPolicy
 from shared.core.features import FeatureConfig
 from shared.core.sidecar import read_sidecar
 from shared.errors import FeatureMismatch, ModelError
@@ -38,6 +39,11 @@ class GenreModel:
     keras_model: keras.Model | None = field(default=None, repr=False)
     runtime: str = "keras"
     _score: Any = field(default=None, repr=False)  # batch (array or dict by input) -> probabilities
+
+    @property
+    def answer_policy(self) -> AnswerPolicy:
+        """How this model turns segment scores into a song's answer (sidecar ``"answer"``)."""
+        return AnswerPolicy.from_dict(self.metadata.get("answer"))
 
     def predict_segments(self, features: np.ndarray | dict[str, np.ndarray]) -> np.ndarray:
         """Score segments.

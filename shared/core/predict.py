@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from shared.core.audio import MAX_DURATION_S, stream_audio
+from shared.core.calibration import apply_temperature, song_statistics
 from shared.core.features import segment_features
 from shared.core.genre_model import GenreModel
 
@@ -30,9 +31,20 @@ class SegmentPrediction:
     probabilities: dict[str, float]
 
 
+#: Why an answer is flagged ``uncertain``.
+LOW_CONFIDENCE = "low_confidence"  # its calibrated probability is under the model's threshold
+UNFAMILIAR_SOUND = "unfamiliar_sound"  # it sounds unlike any song the model was trained on
+
+
 @dataclass(frozen=True)
 class Prediction:
-    """A song's genre, how sure the model is, and how each segment voted."""
+    """A song's genre, how sure the model is, and how each segment voted.
+
+    ``probabilities`` are the song's calibrated probabilities (the mean of its segments',
+    temperature-scaled as the model's sidecar says); ``confidence`` is the answer's. When
+    ``uncertain``, ``genre`` is only the closest of the model's genres, and ``uncertain_reason``
+    says why. Segment probabilities are the network's own, uncalibrated.
+    """
 
     genre: str
     confidence: float
@@ -41,6 +53,8 @@ class Prediction:
     segments: list[SegmentPrediction]
     duration_s: float
     model_version: str
+    uncertain: bool = False
+    uncertain_reason: str | None = None
 
     @property
     def n_segments(self) -> int:
@@ -88,9 +102,27 @@ def predict_audio(y: np.ndarray, model: GenreModel) -> Prediction:
 def predict_features(
     features: np.ndarray | dict[str, np.ndarray], model: GenreModel, *, duration_s: float
 ) -> Prediction:
-    """Score segments (MFCCs, or every model input by name) with ``model`` and let them vote."""
+    """Score segments (MFCCs, or every model input by name) with ``model``; answer by its rule.
+
+    The model's answer policy (:class:`shared.core.calibration.AnswerPolicy`, from its sidecar)
+    picks the genre (most votes, or highest mean probability), calibrates the probabilities and
+    flags the answer ``uncertain`` when its probability is under the threshold, or when the
+    song's MFCC statistics lie outside those of the songs it was trained on.
+    """
     probabilities = model.predict_segments(features)
     winner, votes, mean = vote_genre(probabilities, model.genres)
+    policy = model.answer_policy
+    calibrated = apply_temperature(mean, policy.temperature)
+    if policy.rule == "mean":
+        winner = int(calibrated.argmax())
+    reason = None
+    if policy.novelty is not None:
+        mfcc = features["mfcc"] if isinstance(features, dict) else features
+        stats = song_statistics(mfcc, n_mfcc=model.feature_config.n_mfcc)
+        if policy.novelty.is_strange(stats):
+            reason = UNFAMILIAR_SOUND
+    if reason is None and calibrated[winner] < policy.uncertain_below:
+        reason = LOW_CONFIDENCE
     genres = model.genres
     step = model.feature_config.segment_seconds
     segments = [
@@ -105,12 +137,14 @@ def predict_features(
     ]
     return Prediction(
         genre=genres[winner],
-        confidence=round(float(mean[winner]), 4),
-        probabilities=_by_genre(mean, genres),
+        confidence=round(float(calibrated[winner]), 4),
+        probabilities=_by_genre(calibrated, genres),
         votes={genre: int(n) for genre, n in zip(genres, votes, strict=True)},
         segments=segments,
         duration_s=round(duration_s, 3),
         model_version=model.version,
+        uncertain=reason is not None,
+        uncertain_reason=reason,
     )
 
 

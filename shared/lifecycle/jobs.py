@@ -196,6 +196,8 @@ def _copy_prediction(source: StoredPrediction, job_id: str) -> StoredPrediction:
         segments=source.segments,
         duration_s=source.duration_s,
         n_segments=source.n_segments,
+        uncertain=source.uncertain,
+        uncertain_reason=source.uncertain_reason,
     )
 
 

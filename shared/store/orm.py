@@ -25,6 +25,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    false,
     text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -192,6 +193,9 @@ class StoredPrediction(Base):
     segments: Mapped[list[Any]]
     duration_s: Mapped[float] = mapped_column(Float)
     n_segments: Mapped[int] = mapped_column(Integer)
+    #: The model is not sure: the genre is only the closest one (see shared.core.calibration).
+    uncertain: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    uncertain_reason: Mapped[str | None] = mapped_column(String(32))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     job: Mapped[Job] = relationship(back_populates="prediction")
@@ -208,6 +212,8 @@ class StoredPrediction(Base):
             segments=list(result["segments"]),
             duration_s=float(result["duration_s"]),
             n_segments=int(result["n_segments"]),
+            uncertain=bool(result.get("uncertain", False)),
+            uncertain_reason=result.get("uncertain_reason"),
         )
 
 

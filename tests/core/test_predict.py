@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -75,3 +77,43 @@ def test_streamed_prediction_equals_whole_signal_prediction(model, make_audio):
     for a, b in zip(streamed["segments"], whole["segments"], strict=True):
         assert a["probabilities"] == pytest.approx(b["probabilities"], abs=1e-3)
     assert streamed["genre"] == whole["genre"]
+
+
+def with_answer(model, **answer):
+    """Return the same loaded model with another answer policy in its sidecar."""
+    return dataclasses.replace(model, metadata={**model.metadata, "answer": answer})
+
+
+def test_answers_under_the_threshold_are_flagged_not_sure(model, make_audio):
+    path = make_audio("disco", seconds=9.0)
+    result = predict_file(path, with_answer(model, uncertain_below=1.01)).to_dict()
+    assert result["uncertain"] is True
+    assert result["uncertain_reason"] == "low_confidence"
+    assert result["genre"] in model.genres  # still the closest genre
+    confident = predict_file(path, with_answer(model, uncertain_below=0.0)).to_dict()
+    assert (confident["uncertain"], confident["uncertain_reason"]) == (False, None)
+
+
+def test_sounds_unlike_the_training_songs_are_flagged_unfamiliar(model, make_audio):
+    n_stats = 2 * model.feature_config.n_mfcc
+    far_away = {
+        "mean": [1e4] * n_stats,
+        "precision": np.eye(n_stats).tolist(),
+        "threshold": 1.0,
+    }
+    path = make_audio("disco", seconds=9.0)
+    result = predict_file(path, with_answer(model, uncertain_below=0.0, novelty=far_away))
+    assert (result.uncertain, result.uncertain_reason) == (True, "unfamiliar_sound")
+
+
+def test_probabilities_are_calibrated_and_the_rule_picks_the_genre(model, make_audio):
+    path = make_audio("disco", seconds=12.0)
+    raw = predict_file(path, model)
+    hot = predict_file(path, with_answer(model, rule="mean", temperature=4.0))
+    raw_p = np.array([raw.probabilities[g] for g in model.genres])
+    hot_p = np.array([hot.probabilities[g] for g in model.genres])
+    assert hot_p.max() < raw_p.max()  # softened, the ranking kept
+    assert hot.genre == model.genres[int(raw_p.argmax())]  # "mean" rule: highest mean
+    assert hot.confidence == hot.probabilities[hot.genre]
+    assert hot.votes == raw.votes  # the timeline and votes are the network's own
+    assert [s.probabilities for s in hot.segments] == [s.probabilities for s in raw.segments]

@@ -17,7 +17,7 @@ from worker.celery_app import make_celery
 
 RESULT_KEYS = {
     "genre", "confidence", "model_version", "duration_s", "n_segments", "probabilities", "votes",
-    "segments",
+    "segments", "uncertain", "uncertain_reason",
 }  # fmt: skip
 
 

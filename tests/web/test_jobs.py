@@ -19,6 +19,8 @@ from worker.tasks import sync_registry
 RESULT = {
     "genre": "rock",
     "confidence": 0.71,
+    "uncertain": True,
+    "uncertain_reason": "low_confidence",
     "model_version": "m-2026-01-01",
     "duration_s": 3.0,
     "n_segments": 1,

@@ -74,10 +74,23 @@ class SegmentOut(Schema):
 
 
 class PredictionOut(Schema):
-    """A song's predicted genre: segment mean, votes and the per-segment detail."""
+    """A song's predicted genre: calibrated probabilities, votes and the per-segment detail."""
 
-    genre = fields.String()
-    confidence = fields.Float()
+    genre = fields.String(
+        metadata={"description": "The answer; when `uncertain`, only the closest genre."}
+    )
+    confidence = fields.Float(metadata={"description": "Calibrated probability of `genre`."})
+    uncertain = fields.Boolean(
+        metadata={
+            "description": "The model is not sure: the probability is under the model's "
+            "threshold, or the audio sounds unlike anything it was trained on."
+        }
+    )
+    uncertain_reason = fields.String(
+        allow_none=True,
+        validate=OneOf(["low_confidence", "unfamiliar_sound"]),
+        metadata={"description": "Why the answer is uncertain (null when it is not)."},
+    )
     model_version = fields.String(allow_none=True)
     duration_s = fields.Float()
     n_segments = fields.Integer()
@@ -124,6 +137,8 @@ def _job_fields(job: Job) -> dict[str, Any]:
         result = {
             "genre": stored.genre,
             "confidence": stored.confidence,
+            "uncertain": stored.uncertain,
+            "uncertain_reason": stored.uncertain_reason,
             "model_version": job.model_version,
             "duration_s": stored.duration_s,
             "n_segments": stored.n_segments,

@@ -28,6 +28,18 @@ export function genreColor(genre) {
   return FALLBACK_COLORS[hash % FALLBACK_COLORS.length];
 }
 
+/** Why a result is flagged "not sure", in words (the API's `uncertain_reason`). */
+export const UNSURE_REASONS = Object.freeze({
+  low_confidence: "No genre this model knows fits the song well, so this is only the closest one.",
+  unfamiliar_sound: "This does not sound like the music the model was trained on (speech, noise, a test tone?), so its answer means little.",
+});
+
+/** "Not sure — closest: Jazz" for an uncertain result, else the genre's name. */
+export function answerName(result) {
+  const name = genreName(result.genre);
+  return result.uncertain ? `Not sure — closest: ${name}` : name;
+}
+
 /** "hiphop" → "Hip-hop", "rock" → "Rock". */
 export function genreName(genre) {
   if (!genre) return "—";

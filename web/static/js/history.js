@@ -2,7 +2,7 @@
 
 import { getJSON, jobPageUrl } from "./api.js";
 import { h, replace } from "./dom.js";
-import { dateTime, genreColor, genreName, percent, timeAgo } from "./format.js";
+import { answerName, dateTime, genreColor, percent, timeAgo } from "./format.js";
 
 const PER_PAGE = 8;
 
@@ -67,7 +67,7 @@ export class HistoryView {
     const genre = job.result?.genre;
     let badge;
     if (job.status === "done" && genre) {
-      badge = h("span", { class: "chip", style: { "--genre": genreColor(genre) } }, genreName(genre));
+      badge = h("span", { class: job.result.uncertain ? "chip chip--unsure" : "chip", style: { "--genre": genreColor(genre) } }, answerName(job.result));
     } else {
       badge = h("span", { class: `badge badge--${job.status}` }, job.status === "processing" ? `processing ${percent(job.progress)}` : job.status);
     }

@@ -3,7 +3,7 @@
 
 import { audioUrl } from "./api.js";
 import { h, replace } from "./dom.js";
-import { bytes, clock, dateTime, genreColor, genreName, percent, ranked } from "./format.js";
+import { UNSURE_REASONS, bytes, clock, dateTime, genreColor, genreName, percent, ranked } from "./format.js";
 import { keepLoading } from "./player.js";
 import { createTimeline } from "./timeline.js";
 
@@ -137,9 +137,14 @@ export class ResultView {
 
     const copyButton = h("button", { type: "button", class: "button button--ghost button--small", onclick: () => copyLink(copyButton) }, "Copy link");
 
-    const verdict = h("section", { class: "verdict", style: { "--genre": colour }, "aria-label": "Verdict" },
-      h("p", { class: "eyebrow" }, "Genre"),
+    const unsure = result.uncertain === true;
+    const verdict = h("section", { class: unsure ? "verdict verdict--unsure" : "verdict", style: { "--genre": colour }, "aria-label": "Verdict" },
+      h("p", { class: "eyebrow" }, unsure ? "Not sure — closest genre" : "Genre"),
       h("p", { class: "verdict__genre", dataset: { genre } }, genreName(genre)),
+      unsure
+        ? h("p", { class: "verdict__unsure", role: "note" },
+          UNSURE_REASONS[result.uncertain_reason] || UNSURE_REASONS.low_confidence)
+        : null,
       h("p", { class: "verdict__confidence" },
         h("span", { class: "verdict__value" }, percent(result.confidence)),
         h("span", { class: "verdict__label" }, " confidence")),

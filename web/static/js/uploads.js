@@ -3,7 +3,7 @@
 
 import { ApiError, jobPageUrl, poll, uploadFile } from "./api.js";
 import { announce, h, replace, svg } from "./dom.js";
-import { bytes, genreColor, genreName, percent } from "./format.js";
+import { answerName, bytes, genreColor, percent } from "./format.js";
 import { statusText } from "./result.js";
 
 const NOTE_ICON = () => svg("svg", { viewBox: "0 0 24 24", "aria-hidden": "true", focusable: "false" },
@@ -81,13 +81,14 @@ class UploadItem {
     }
     if (job.status === "done" && job.result) {
       const { genre, confidence } = job.result;
+      const answer = answerName(job.result);
       this.setState("done", "");
       replace(this.status,
-        h("span", { class: "chip", style: { "--genre": genreColor(genre) } }, genreName(genre)),
+        h("span", { class: job.result.uncertain ? "chip chip--unsure" : "chip", style: { "--genre": genreColor(genre) } }, answer),
         ` ${percent(confidence)} confidence`);
       this.progress.value = 1;
       replace(this.action, this.linkTo(job, h("a", { class: "button button--small", href: jobPageUrl(job.id) }, "View result")));
-      if (previous !== "done") announce(`${job.filename}: ${genreName(genre)}, ${percent(confidence)} confidence.`);
+      if (previous !== "done") announce(`${job.filename}: ${answer}, ${percent(confidence)} confidence.`);
     } else if (job.status === "failed") {
       this.setState("failed", "Could not classify");
       const error = job.error || {};
