@@ -55,6 +55,8 @@ class Variant:
     networks: tuple[str, ...] = ("MSD_musicnn",)  # pretrained musicnn weights, concatenated
     balanced: bool = False  # class weights: every genre weighs the same, however many segments
     loudness_db: float | None = None  # every segment scaled to this RMS level first
+    l2: float | None = None  # the head's weight decay, when not the default
+    embedding_dropout: float | None = None  # dropout on the embedding, when not the default
 
     def describe(self) -> str:
         """One line for the table's legend."""
@@ -71,6 +73,8 @@ class Variant:
             parts.append("genres weighted equally")
         if self.loudness_db is not None:
             parts.append(f"segments normalised to {self.loudness_db:g} dBFS RMS")
+        if self.l2 is not None or self.embedding_dropout is not None:
+            parts.append(f"head L2 {self.l2}, embedding dropout {self.embedding_dropout}")
         return ", ".join(parts)
 
 
@@ -285,6 +289,12 @@ def _build(variant: Variant, inputs: list[np.ndarray], n_classes: int) -> Any:
         mfcc_var=flat.var(axis=0),
         embedding_mean=inputs[1].mean(axis=0),
         embedding_var=inputs[1].var(axis=0),
+        **({"l2": variant.l2} if variant.l2 is not None else {}),
+        **(
+            {"embedding_dropout": variant.embedding_dropout}
+            if variant.embedding_dropout is not None
+            else {}
+        ),
     )
 
 

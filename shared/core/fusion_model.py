@@ -35,6 +35,8 @@ def build_fusion_head(
     embedding_mean: np.ndarray | None = None,
     embedding_var: np.ndarray | None = None,
     learning_rate: float = 1e-3,
+    l2: float = L2,
+    embedding_dropout: float = EMBEDDING_DROPOUT,
 ) -> keras.Model:
     """Build and compile the trainable head.
 
@@ -51,6 +53,10 @@ def build_fusion_head(
         Training statistics; when given, ``Normalization`` layers standardise inside the model.
     learning_rate : float > 0
         Adam's learning rate.
+    l2 : float >= 0
+        Weight decay of the dense layers.
+    embedding_dropout : float in [0, 1)
+        Dropout on the (standardised) embedding before its dense layer.
 
     Returns
     -------
@@ -73,19 +79,19 @@ def build_fusion_head(
     else:
         raise ValueError(f"Unknown architecture {architecture!r}; choose baseline or bilstm.")
     x = layers.Dropout(LSTM_DROPOUT, name="lstm_dropout")(x)
-    l2 = keras.regularizers.L2(L2)
+    decay = keras.regularizers.L2(l2)
     e = embedding
     if embedding_mean is not None and embedding_var is not None:
         e = layers.Normalization(
             axis=-1, mean=embedding_mean, variance=embedding_var, name="embedding_norm"
         )(e)
-    e = layers.Dropout(EMBEDDING_DROPOUT, name="embedding_dropout")(e)
+    e = layers.Dropout(embedding_dropout, name="embedding_dropout")(e)
     e = layers.Dense(
-        EMBEDDING_UNITS, activation="relu", kernel_regularizer=l2, name="embedding_dense"
+        EMBEDDING_UNITS, activation="relu", kernel_regularizer=decay, name="embedding_dense"
     )(e)
     x = layers.Concatenate(name="fuse")([x, e])
     x = layers.Dropout(HEAD_DROPOUT, name="fuse_dropout")(x)
-    x = layers.Dense(64, activation="relu", kernel_regularizer=l2, name="dense")(x)
+    x = layers.Dense(64, activation="relu", kernel_regularizer=decay, name="dense")(x)
     outputs = layers.Dense(n_classes, activation="softmax", name="genre")(x)
     model = keras.Model([mfcc, embedding], outputs, name=f"genreflow_musicnn_{architecture}")
     model.compile(
