@@ -20,11 +20,13 @@ import argparse
 import json
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from shared.core.recipe import RECIPES, Recipe
 
 DEFAULT_CACHE = Path("benchmarks/out/cache")
 SEED = 42
@@ -35,47 +37,9 @@ PATIENCE = 6
 BATCH_SIZE = 32
 
 
-@dataclass(frozen=True)
-class Variant:
-    """One model recipe to cross-validate."""
-
-    name: str
-    architecture: str = "baseline"
-    deltas: bool = False
-    augment: bool = False
-    embedding: str | None = None  # musicnn output beside the MFCCs: "penultimate" or "pool"
-    networks: tuple[str, ...] = ("MSD_musicnn",)  # pretrained musicnn weights, concatenated
-
-    def describe(self) -> str:
-        """One line for the table's legend."""
-        parts = [
-            "LSTM(64)" if self.architecture == "baseline" else "BiLSTM",
-            "13 MFCC + Δ + ΔΔ" if self.deltas else "13 MFCC",
-        ]
-        if self.augment:
-            parts.append("half-segment augmentation")
-        if self.embedding:
-            nets = " + ".join(n.removesuffix("_musicnn") for n in self.networks)
-            parts.append(f"musicnn ({nets}) {self.embedding} embedding beside the LSTM")
-        return ", ".join(parts)
-
-
-VARIANTS = {
-    v.name: v
-    for v in (
-        Variant("seed"),
-        Variant("bilstm+deltas+augment", architecture="bilstm", deltas=True, augment=True),
-        Variant("musicnn", embedding="penultimate"),
-        Variant("musicnn-pool", embedding="pool"),
-        Variant(
-            "musicnn+bilstm+deltas", architecture="bilstm", deltas=True, embedding="penultimate"
-        ),
-        Variant("musicnn-mtt", embedding="penultimate", networks=("MTT_musicnn",)),
-        Variant(
-            "musicnn-msd+mtt", embedding="penultimate", networks=("MSD_musicnn", "MTT_musicnn")
-        ),
-    )
-}
+#: A variant is a training recipe; the service trains the same recipes (``shared/core/recipe.py``).
+Variant = Recipe
+VARIANTS = RECIPES
 
 
 def _folds(

@@ -248,6 +248,9 @@ def main() -> int:
                 "split": "all tracks (figures from cross-validation)",
             },
             "options": {"variant": variant.name, "epochs": epochs, "batch_size": 32},
+            # what a service training run copies from the active model (shared/core/recipe.py):
+            # the variant, with early stopping on validation tracks in place of fixed epochs
+            "recipe": variant.to_dict(),
             "epochs_run": epochs,
             "timings": {
                 "features_s": round(features_seconds, 1),

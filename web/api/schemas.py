@@ -289,6 +289,20 @@ class RunErrorOut(Schema):
     detail = fields.String(allow_none=True)
 
 
+class TrainIn(Schema):
+    """The optional JSON body of ``POST /api/v1/models/train``."""
+
+    recipe = fields.Raw(
+        metadata={
+            "description": "the recipe to train with: a name (seed, musicnn-pool, ...) or a "
+            "recipe object (architecture, n_mfcc, deltas, augment, normalize, embedding, "
+            "networks, epochs, batch_size, learning_rate, patience); by default the active "
+            "model's recipe",
+            "example": "musicnn-pool",
+        }
+    )
+
+
 class TrainingRunOut(Schema):
     """A training run."""
 
