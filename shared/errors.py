@@ -239,6 +239,14 @@ class InvalidRecipe(GenreflowError):
     code = "invalid_recipe"
 
 
+class RecipeUnavailable(GenreflowError):
+    """A valid training recipe this installation cannot train (its musicnn weights are missing)."""
+
+    status = 409
+    title = "Training recipe unavailable"
+    code = "recipe_unavailable"
+
+
 class TrainingBusy(GenreflowError):
     """Another training is queued, running or holds the training lock."""
 

@@ -14,12 +14,13 @@ cross-validates, so a benchmark row and a service run mean the same thing.
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any, Final
 
 from shared.core import hparams
-from shared.errors import InvalidRecipe
+from shared.errors import InvalidRecipe, RecipeUnavailable
 
 #: The sidecar's member that holds the recipe.
 RECIPE_KEY: Final = "recipe"
@@ -31,7 +32,9 @@ NETWORKS: Final = ("MSD_musicnn", "MTT_musicnn")
 WEIGHTS_DIR: Final = Path(__file__).resolve().parent / "musicnn_weights"
 #: The fields that decide what kind of model comes out (the rest is the training schedule).
 MODEL_FIELDS: Final = ("architecture", "n_mfcc", "deltas", "augment", "normalize", "embedding")
+INTEGER_FIELDS: Final = ("n_mfcc", "epochs", "batch_size", "patience")
 MAX_EPOCHS: Final = 10_000
+MAX_BATCH_SIZE: Final = 4096
 MAX_N_MFCC: Final = 128
 MAX_NAME_CHARS: Final = 64
 
@@ -88,7 +91,7 @@ class Recipe:
                 raise InvalidRecipe(f"Recipe field {name!r} must be true or false.")
         _check_int("n_mfcc", self.n_mfcc, MAX_N_MFCC)
         _check_int("epochs", self.epochs, MAX_EPOCHS)
-        _check_int("batch_size", self.batch_size, 4096)
+        _check_int("batch_size", self.batch_size, MAX_BATCH_SIZE)
         _check_int("patience", self.patience, MAX_EPOCHS)
         rate = self.learning_rate
         if isinstance(rate, bool) or not isinstance(rate, int | float) or not 0 < rate < 1:
@@ -151,6 +154,10 @@ class Recipe:
         values = dict(data)
         if isinstance(values.get("networks"), list):
             values["networks"] = tuple(values["networks"])
+        for name in INTEGER_FIELDS:  # JSON's 70.0 is the integer 70
+            value = values.get(name)
+            if isinstance(value, float) and value.is_integer():
+                values[name] = int(value)
         recipe = cls(**values)
         return recipe if "name" in values else recipe.named()
 
@@ -169,7 +176,7 @@ class Recipe:
 
 
 def _check_name(name: Any) -> None:
-    if not isinstance(name, str) or not name.strip() or len(name) > MAX_NAME_CHARS:
+    if not isinstance(name, str) or not re.search(r"\S", name) or len(name) > MAX_NAME_CHARS:
         raise InvalidRecipe(
             f"Recipe field 'name' must be 1 to {MAX_NAME_CHARS} characters, got {name!r}."
         )
@@ -212,7 +219,9 @@ def parse_recipe(value: Any) -> Recipe:
     Raises
     ------
     InvalidRecipe
-        An unknown name, an invalid object, or musicnn weights that are not installed.
+        An unknown name, or an invalid object.
+    RecipeUnavailable
+        It reads musicnn weights that this installation does not have.
     """
     if isinstance(value, str):
         try:
@@ -226,7 +235,7 @@ def parse_recipe(value: Any) -> Recipe:
         recipe = Recipe.from_dict(value)
     missing = [n for n in recipe.networks if not (WEIGHTS_DIR / f"{n}.npz").is_file()]
     if recipe.musicnn and missing:
-        raise InvalidRecipe(
+        raise RecipeUnavailable(
             f"The musicnn weights {', '.join(missing)} are not installed in {WEIGHTS_DIR} "
             "(convert them with scripts/convert_musicnn.py)."
         )
@@ -267,3 +276,46 @@ def recipe_from_sidecar(card: dict[str, Any]) -> Recipe:
     if isinstance(options.get("networks"), list | tuple):
         derived["networks"] = tuple(options["networks"])
     return Recipe(**derived).named()
+
+
+def recipe_json_schema() -> dict[str, Any]:
+    """Return the OpenAPI 3.1 schema of what :func:`parse_recipe` accepts: a name or an object."""
+    flag = {"type": "boolean"}
+    return {
+        "oneOf": [
+            {"type": "string", "enum": list(RECIPES)},
+            {
+                "type": "object",
+                "additionalProperties": False,
+                "properties": {
+                    "name": {
+                        "type": "string",
+                        "minLength": 1,
+                        "maxLength": MAX_NAME_CHARS,
+                        "pattern": r"\S",
+                    },
+                    "architecture": {"type": "string", "enum": list(hparams.ARCHITECTURES)},
+                    "n_mfcc": {"type": "integer", "minimum": 1, "maximum": MAX_N_MFCC},
+                    "deltas": flag,
+                    "augment": flag,
+                    "normalize": flag,
+                    "embedding": {"type": ["string", "null"], "enum": [*EMBEDDINGS, None]},
+                    "networks": {
+                        "type": "array",
+                        "items": {"type": "string", "enum": list(NETWORKS)},
+                        "minItems": 1,
+                        "uniqueItems": True,
+                    },
+                    "epochs": {"type": "integer", "minimum": 1, "maximum": MAX_EPOCHS},
+                    "batch_size": {"type": "integer", "minimum": 1, "maximum": MAX_BATCH_SIZE},
+                    "learning_rate": {
+                        "type": "number",
+                        "exclusiveMinimum": 0,
+                        "exclusiveMaximum": 1,
+                    },
+                    "patience": {"type": "integer", "minimum": 1, "maximum": MAX_EPOCHS},
+                },
+            },
+            {"type": "null"},
+        ],
+    }

@@ -19,7 +19,7 @@ from shared.core.recipe import (
     parse_recipe,
     recipe_from_sidecar,
 )
-from shared.errors import InvalidRecipe
+from shared.errors import InvalidRecipe, RecipeUnavailable
 
 ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = ROOT / "shared" / "default_model"
@@ -44,6 +44,7 @@ def test_a_request_names_a_recipe_or_sends_one() -> None:
     named = parse_recipe({"embedding": "pool", "epochs": 5})
     assert (named.name, named.epochs) == ("musicnn-pool", 5)
     assert parse_recipe({"name": "mine", "deltas": True}).name == "mine"
+    assert parse_recipe({"epochs": 70.0}).epochs == 70  # JSON's 70.0 is an integer
 
 
 @pytest.mark.parametrize(
@@ -81,8 +82,9 @@ def test_a_request_for_musicnn_weights_that_are_not_installed_is_refused() -> No
     if (WEIGHTS_DIR / "MTT_musicnn.npz").is_file():
         assert parse_recipe(both).networks == tuple(NETWORKS)
     else:
-        with pytest.raises(InvalidRecipe, match="MTT_musicnn are not installed"):
+        with pytest.raises(RecipeUnavailable, match="MTT_musicnn are not installed") as caught:
             parse_recipe(both)
+        assert (caught.value.status, caught.value.code) == (409, "recipe_unavailable")
     # without an embedding the networks are not read
     assert parse_recipe({"networks": ["MTT_musicnn"]}).musicnn is False
 

@@ -8,7 +8,7 @@ import pytest
 import redis
 from sqlalchemy.orm import Session
 
-from shared.core.recipe import RECIPES
+from shared.core.recipe import RECIPES, WEIGHTS_DIR
 from shared.store.config import Settings
 from shared.store.orm import TrainingRun
 from tests.web.conftest import make_app, write_model_files
@@ -226,3 +226,18 @@ def test_a_body_that_is_not_json_is_400_and_starts_nothing(
     assert_problem(response, 400)
     assert queued_tasks(redis_client, "train") == []
     assert client.get("/api/v1/training-runs").get_json()["total"] == 0
+
+
+@pytest.mark.skipif(
+    (WEIGHTS_DIR / "MTT_musicnn.npz").is_file(), reason="the MTT_musicnn weights are installed"
+)
+def test_a_recipe_whose_musicnn_weights_are_missing_is_409(
+    settings: Settings, redis_client: redis.Redis, tmp_path: Path, admin_headers: dict[str, str]
+) -> None:
+    client = _training_client(settings, tmp_path)
+    response = client.post(
+        "/api/v1/models/train", json={"recipe": "musicnn-mtt"}, headers=admin_headers
+    )
+    problem = assert_problem(response, 409, "recipe_unavailable")
+    assert "scripts/convert_musicnn.py" in problem["detail"]
+    assert queued_tasks(redis_client, "train") == []

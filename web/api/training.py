@@ -35,11 +35,11 @@ bp = APIBlueprint("training", __name__, url_prefix=API_PREFIX, tag="Training")
 @bp.doc(
     summary="Train a new model from GENREFLOW_TRAIN_DATA_DIR",
     description=(
-        'The body is optional: `{"recipe": NAME or OBJECT}` trains with that recipe, else '
-        "the run uses the active model's recipe (kept in the run's `metrics.recipe`). "
-        "409 when GENREFLOW_TRAIN_DATA_DIR is not set or a run is already queued or running; "
-        "422 when the folder does not exist or the recipe is invalid; 503 when the task "
-        "queue is unreachable."
+        '`{"recipe": NAME or OBJECT}` trains with that recipe; `{}` (or no body at all) uses '
+        "the active model's recipe. The run keeps it in `metrics.recipe`. "
+        "409 when GENREFLOW_TRAIN_DATA_DIR is not set, a run is already queued or running, or "
+        "the recipe needs musicnn weights this installation lacks; 422 when the folder does "
+        "not exist or the recipe is invalid; 503 when the task queue is unreachable."
     ),
     responses=[409, 422, 503],
 )
