@@ -133,13 +133,18 @@ def _training_client(settings: Settings, tmp_path: Path) -> Any:
     return make_app(settings.replace(train_data_dir=data_dir)).test_client()
 
 
+def _post_train(
+    settings: Settings, tmp_path: Path, headers: dict[str, str], body: Any
+) -> tuple[Any, Any]:
+    """POST ``body`` to the train endpoint of an app with a training folder: (client, response)."""
+    client = _training_client(settings, tmp_path)
+    return client, client.post("/api/v1/models/train", json=body, headers=headers)
+
+
 def test_training_with_a_named_recipe_keeps_it_on_the_run(
     settings: Settings, redis_client: redis.Redis, tmp_path: Path, admin_headers: dict[str, str]
 ) -> None:
-    client = _training_client(settings, tmp_path)
-    response = client.post(
-        "/api/v1/models/train", json={"recipe": "musicnn-pool"}, headers=admin_headers
-    )
+    _, response = _post_train(settings, tmp_path, admin_headers, {"recipe": "musicnn-pool"})
     assert response.status_code == 202, response.get_data(as_text=True)
     metrics = response.get_json()["metrics"]
     assert metrics == {"recipe": RECIPES["musicnn-pool"].to_dict(), "recipe_source": "request"}
@@ -151,9 +156,8 @@ def test_training_with_a_named_recipe_keeps_it_on_the_run(
 def test_training_with_a_recipe_object(
     settings: Settings, redis_client: redis.Redis, tmp_path: Path, admin_headers: dict[str, str]
 ) -> None:
-    client = _training_client(settings, tmp_path)
     body = {"recipe": {"embedding": "pool", "deltas": True, "epochs": 20}}
-    response = client.post("/api/v1/models/train", json=body, headers=admin_headers)
+    _, response = _post_train(settings, tmp_path, admin_headers, body)
     assert response.status_code == 202, response.get_data(as_text=True)
     recipe = response.get_json()["metrics"]["recipe"]
     assert (recipe["name"], recipe["embedding"], recipe["deltas"], recipe["epochs"]) == (
@@ -207,8 +211,7 @@ def test_an_invalid_recipe_is_422_and_starts_nothing(
     body: Any,
     words: str,
 ) -> None:
-    client = _training_client(settings, tmp_path)
-    response = client.post("/api/v1/models/train", json=body, headers=admin_headers)
+    client, response = _post_train(settings, tmp_path, admin_headers, body)
     problem = assert_problem(response, 422, "invalid_recipe")
     assert words in problem["detail"]
     assert queued_tasks(redis_client, "train") == []
@@ -234,10 +237,7 @@ def test_a_body_that_is_not_json_is_400_and_starts_nothing(
 def test_a_recipe_whose_musicnn_weights_are_missing_is_409(
     settings: Settings, redis_client: redis.Redis, tmp_path: Path, admin_headers: dict[str, str]
 ) -> None:
-    client = _training_client(settings, tmp_path)
-    response = client.post(
-        "/api/v1/models/train", json={"recipe": "musicnn-mtt"}, headers=admin_headers
-    )
+    _, response = _post_train(settings, tmp_path, admin_headers, {"recipe": "musicnn-mtt"})
     problem = assert_problem(response, 409, "recipe_unavailable")
     assert "scripts/convert_musicnn.py" in problem["detail"]
     assert queued_tasks(redis_client, "train") == []
