@@ -34,6 +34,8 @@ from typing import Any
 
 import numpy as np
 
+from shared.core.recipe import RECIPES, Recipe
+
 DEFAULT_CACHE = Path("benchmarks/out/cache")
 SEED = 42
 N_FOLDS = 5
@@ -43,61 +45,9 @@ PATIENCE = 6
 BATCH_SIZE = 32
 
 
-@dataclass(frozen=True)
-class Variant:
-    """One model recipe to cross-validate."""
-
-    name: str
-    architecture: str = "baseline"
-    deltas: bool = False
-    augment: bool = False
-    embedding: str | None = None  # musicnn output beside the MFCCs: "penultimate" or "pool"
-    networks: tuple[str, ...] = ("MSD_musicnn",)  # pretrained musicnn weights, concatenated
-    balanced: bool = False  # class weights: every genre weighs the same, however many segments
-    loudness_db: float | None = None  # every segment scaled to this RMS level first
-    l2: float | None = None  # the head's weight decay, when not the default
-    embedding_dropout: float | None = None  # dropout on the embedding, when not the default
-
-    def describe(self) -> str:
-        """One line for the table's legend."""
-        parts = [
-            "LSTM(64)" if self.architecture == "baseline" else "BiLSTM",
-            "13 MFCC + Δ + ΔΔ" if self.deltas else "13 MFCC",
-        ]
-        if self.augment:
-            parts.append("half-segment augmentation")
-        if self.embedding:
-            nets = " + ".join(n.removesuffix("_musicnn") for n in self.networks)
-            parts.append(f"musicnn ({nets}) {self.embedding} embedding beside the LSTM")
-        if self.balanced:
-            parts.append("genres weighted equally")
-        if self.loudness_db is not None:
-            parts.append(f"segments normalised to {self.loudness_db:g} dBFS RMS")
-        if self.l2 is not None or self.embedding_dropout is not None:
-            parts.append(f"head L2 {self.l2}, embedding dropout {self.embedding_dropout}")
-        return ", ".join(parts)
-
-
-VARIANTS = {
-    v.name: v
-    for v in (
-        Variant("seed"),
-        Variant("bilstm+deltas+augment", architecture="bilstm", deltas=True, augment=True),
-        Variant("musicnn", embedding="penultimate"),
-        Variant("musicnn-pool", embedding="pool"),
-        Variant(
-            "musicnn+bilstm+deltas", architecture="bilstm", deltas=True, embedding="penultimate"
-        ),
-        Variant("musicnn-mtt", embedding="penultimate", networks=("MTT_musicnn",)),
-        Variant(
-            "musicnn-msd+mtt", embedding="penultimate", networks=("MSD_musicnn", "MTT_musicnn")
-        ),
-        Variant("musicnn-pool+balanced", embedding="pool", balanced=True),
-        Variant(
-            "musicnn-pool+balanced+loudness", embedding="pool", balanced=True, loudness_db=-20.0
-        ),
-    )
-}
+#: A variant is a training recipe; the service trains the same recipes (``shared/core/recipe.py``).
+Variant = Recipe
+VARIANTS = RECIPES
 
 
 @dataclass(frozen=True)
@@ -316,6 +266,7 @@ def run_fold(
     """
     from shared.core.evaluation import evaluate_probabilities, song_scores
     from shared.core.model import import_keras
+    from shared.core.training import balanced_class_weights
 
     keras = import_keras()
     keras.utils.set_random_seed(seed)
@@ -352,12 +303,6 @@ def run_fold(
         for t, p in zip(fold["test"], per_track, strict=True)
     ]
     return metrics
-
-
-def balanced_class_weights(one_hot: np.ndarray) -> dict[int, float]:
-    """Keras ``class_weight`` that gives every genre the same total weight."""
-    counts = one_hot.sum(axis=0)
-    return {i: float(len(one_hot) / (len(counts) * n)) for i, n in enumerate(counts) if n > 0}
 
 
 def open_set(

@@ -281,6 +281,7 @@ def main() -> int:
 
     from shared.core.features import FeatureConfig
     from shared.core.model import import_keras, new_version, save_model
+    from shared.core.training import balanced_class_weights
 
     benchmark = json.loads(args.benchmark.read_text())
     summary = _variant(benchmark, args.variant)
@@ -315,7 +316,7 @@ def main() -> int:
         batch_size=accuracy.BATCH_SIZE,
         shuffle=True,
         verbose=2,
-        class_weight=accuracy.balanced_class_weights(labels) if variant.balanced else None,
+        class_weight=balanced_class_weights(labels) if variant.balanced else None,
     )
     train_seconds = time.perf_counter() - started
     if variant.embedding:
@@ -381,6 +382,9 @@ def main() -> int:
                 "batch_size": accuracy.BATCH_SIZE,
                 "balanced": variant.balanced,
             },
+            # what a service training run copies from the active model (shared/core/recipe.py):
+            # the variant, with early stopping on validation tracks in place of fixed epochs
+            "recipe": variant.to_dict(),
             "epochs_run": epochs,
             "timings": {
                 "features_s": round(features_seconds, 1),

@@ -231,6 +231,22 @@ class TrainingDataMissing(GenreflowError):
     code = "training_data_missing"
 
 
+class InvalidRecipe(GenreflowError):
+    """A training recipe that is not a known name nor a valid recipe object."""
+
+    status = 422
+    title = "Invalid training recipe"
+    code = "invalid_recipe"
+
+
+class RecipeUnavailable(GenreflowError):
+    """A valid training recipe this installation cannot train (its musicnn weights are missing)."""
+
+    status = 409
+    title = "Training recipe unavailable"
+    code = "recipe_unavailable"
+
+
 class TrainingBusy(GenreflowError):
     """Another training is queued, running or holds the training lock."""
 

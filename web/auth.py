@@ -205,7 +205,8 @@ def document_security(app: Flask) -> None:
 def _errors_are_problems(spec: dict[str, Any]) -> None:
     """Document every 4xx/5xx body as ``application/problem+json``, the type actually sent.
 
-    Every request body is also marked required: no operation accepts a request without one.
+    Every request body is also marked required (``POST /models/train`` takes a missing one as
+    ``{}``, for older clients).
     """
     for operations in spec.get("paths", {}).values():
         for operation in operations.values():

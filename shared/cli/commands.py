@@ -15,6 +15,7 @@ from typing import Any
 import click
 
 from shared.core import hparams
+from shared.core.recipe import RECIPES
 from shared.errors import GenreflowError
 
 
@@ -117,6 +118,13 @@ def _stderr_progress() -> Any:
     help="Feed the pretrained musicnn network's embedding of each segment beside the MFCCs "
     "(the shipped model's recipe).",
 )
+@click.option(
+    "--recipe",
+    "recipe_name",
+    type=click.Choice(list(RECIPES)),
+    help="Start from a named recipe (the benchmark's variants; a service run uses the active "
+    "model's); the options given beside it change it.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def train(
     data_dir: Path,
@@ -133,6 +141,7 @@ def train(
     no_normalize: bool,
     augment: bool,
     musicnn: bool,
+    recipe_name: str | None,
     as_json: bool,
 ) -> None:
     """Train a model on DATA_DIR (<genre>/<audio file>) and evaluate it on held-out tracks.
@@ -140,21 +149,44 @@ def train(
     Progress goes to stderr (bars, or one line per step with --json); the report, with the
     feature and training times, to stdout.
     """
-    from shared.core.features import FeatureConfig
-    from shared.core.training import TrainOptions, train_from_folder
+    from shared.core.training import TrainOptions, recipe_features, train_from_folder
 
     settings = _settings()
-    options = TrainOptions(
-        epochs=epochs,
-        batch_size=batch_size,
-        learning_rate=learning_rate,
-        architecture=architecture,
-        patience=patience,
+    context = click.get_current_context()
+    given = {
+        name
+        for name in context.params
+        if context.get_parameter_source(name) is click.core.ParameterSource.COMMANDLINE
+    }
+    recipe = RECIPES[recipe_name] if recipe_name else RECIPES["seed"]
+    chosen = {
+        "epochs": epochs,
+        "batch_size": batch_size,
+        "learning_rate": learning_rate,
+        "architecture": architecture,
+        "patience": patience,
+        "n_mfcc": n_mfcc,
+        "deltas": deltas,
+        "normalize": not no_normalize,
+        "augment": augment,
+    }
+    changes = {
+        field: value
+        for field, value in chosen.items()
+        if not recipe_name or field in given or (field == "normalize" and "no_normalize" in given)
+    }
+    if musicnn and not recipe.musicnn:
+        changes["embedding"] = TrainOptions.embedding
+    if changes:
+        try:
+            recipe = replace(recipe, **changes).named()
+        except GenreflowError as exc:
+            raise _fail(exc) from exc
+    options = TrainOptions.from_recipe(
+        recipe,
         seed=seed,
         split_dir=split_dir,
         cache_dir=str(settings.cache_dir),
-        normalize=not no_normalize,
-        augment=augment,
         progress_bar=not as_json,
     )
     try:
@@ -162,8 +194,9 @@ def train(
             data_dir,
             out_dir or settings.model_dir,
             options=options,
-            feature_config=replace(FeatureConfig(), n_mfcc=n_mfcc, deltas=deltas, musicnn=musicnn),
+            feature_config=recipe_features(recipe),
             progress=_stderr_progress() if as_json else None,
+            recipe=recipe,
         )
     except GenreflowError as exc:
         raise _fail(exc) from exc

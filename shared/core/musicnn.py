@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from shared.core.recipe import WEIGHTS_DIR
 from shared.errors import ModelError
 
 if TYPE_CHECKING:
@@ -36,7 +37,6 @@ N_FFT = 512
 HOP_LENGTH = 256
 N_MELS = 96
 N_FRAMES = 187  # 3 s, as musicnn's extractor computes it
-WEIGHTS_DIR = Path(__file__).resolve().parent / "musicnn_weights"
 DEFAULT_WEIGHTS = WEIGHTS_DIR / "MSD_musicnn.npz"
 EMBEDDINGS = {"penultimate": 200, "pool": 1506}
 BN_EPSILON = 1e-3  # tf.compat.v1.layers.batch_normalization's default

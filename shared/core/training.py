@@ -28,6 +28,7 @@ from shared.core.features import DEFAULT_FEATURES, FeatureConfig, logmel_segment
 from shared.core.fusion_model import build_fusion_head, compose_served_model
 from shared.core.genre_model import GenreModel
 from shared.core.model import build_model, import_keras, new_version, save_model
+from shared.core.recipe import RECIPE_KEY, Recipe
 from shared.core.sidecar import confusion_png_path, model_path_for
 from shared.errors import DatasetError
 
@@ -54,6 +55,67 @@ class TrainOptions:
     augment: bool = False
     progress_bar: bool = True
     embedding: str = "pool"  # musicnn output fed beside the MFCCs (FeatureConfig.musicnn)
+    networks: tuple[str, ...] = ("MSD_musicnn",)  # musicnn weights whose embeddings are joined
+    balanced: bool = False  # every genre weighs the same in the loss
+    l2: float | None = None  # the musicnn head's weight decay (None: its default)
+    embedding_dropout: float | None = None  # dropout on the embedding (None: the default)
+
+    @classmethod
+    def from_recipe(cls, recipe: Recipe, **settings: Any) -> TrainOptions:
+        """Return the options of ``recipe``; ``settings`` (cache, split, progress...) override."""
+        values: dict[str, Any] = {
+            "epochs": recipe.epochs,
+            "batch_size": recipe.batch_size,
+            "learning_rate": recipe.learning_rate,
+            "architecture": recipe.architecture,
+            "patience": recipe.patience,
+            "normalize": recipe.normalize,
+            "augment": recipe.augment,
+            "embedding": recipe.embedding or cls.embedding,
+            "networks": recipe.networks,
+            "balanced": recipe.balanced,
+            "l2": recipe.l2,
+            "embedding_dropout": recipe.embedding_dropout,
+        }
+        return cls(**{**values, **settings})
+
+
+def recipe_features(recipe: Recipe, base: FeatureConfig = DEFAULT_FEATURES) -> FeatureConfig:
+    """Return the feature config a model of ``recipe`` reads (``base`` for the rest)."""
+    return replace(
+        base,
+        n_mfcc=recipe.n_mfcc,
+        deltas=recipe.deltas,
+        musicnn=recipe.musicnn,
+        loudness_db=recipe.loudness_db,
+    )
+
+
+def recipe_of(options: TrainOptions, feature_config: FeatureConfig) -> Recipe:
+    """Return the recipe that ``options`` and ``feature_config`` train (named after its preset)."""
+    return Recipe(
+        architecture=options.architecture,
+        n_mfcc=feature_config.n_mfcc,
+        deltas=feature_config.deltas,
+        augment=options.augment,
+        normalize=options.normalize,
+        embedding=options.embedding if feature_config.musicnn else None,
+        networks=tuple(options.networks),
+        epochs=options.epochs,
+        batch_size=options.batch_size,
+        learning_rate=options.learning_rate,
+        patience=options.patience,
+        balanced=options.balanced,
+        loudness_db=feature_config.loudness_db,
+        l2=options.l2,
+        embedding_dropout=options.embedding_dropout,
+    ).named()
+
+
+def balanced_class_weights(one_hot: np.ndarray) -> dict[int, float]:
+    """Return Keras ``class_weight`` that gives every genre the same total weight."""
+    counts = one_hot.sum(axis=0)
+    return {i: float(len(one_hot) / (len(counts) * n)) for i, n in enumerate(counts) if n > 0}
 
 
 @dataclass
@@ -80,16 +142,17 @@ def _stack(tracks: Sequence[Track], features: dict[Track, np.ndarray], genres: l
 
 def _load_embeddings(
     tracks: Sequence[Track],
-    cache: EmbeddingCache,
+    caches: Sequence[EmbeddingCache],
     name: str,
     *,
     offset: int = 0,
     progress: Callable[[float], None] | None = None,
 ) -> dict[Track, np.ndarray]:
-    """Musicnn embeddings (``name``: penultimate or pool) of tracks, cached."""
+    """Musicnn embeddings (``name``) of tracks, cached; several networks' joined per segment."""
     result = {}
     for i, track in enumerate(tracks):
-        result[track] = cache.embeddings(track.path, offset=offset)[name]
+        parts = [cache.embeddings(track.path, offset=offset)[name] for cache in caches]
+        result[track] = parts[0] if len(parts) == 1 else np.concatenate(parts, axis=1)
         if progress:
             progress((i + 1) / len(tracks))
     return result
@@ -102,6 +165,7 @@ def train_from_folder(
     options: TrainOptions = TrainOptions(),
     feature_config: FeatureConfig = DEFAULT_FEATURES,
     progress: TrainingProgress | None = None,
+    recipe: Recipe | None = None,
 ) -> TrainingReport:
     """Train, evaluate by track, and save a model with its sidecar and confusion matrix.
 
@@ -117,6 +181,10 @@ def train_from_folder(
         MFCC settings; stored in the sidecar.
     progress : callable(stage, fraction), optional
         Called as work advances (stages ``features``, ``training``, ``evaluating``).
+    recipe : Recipe, optional
+        Recorded in the sidecar as the model's recipe; by default the one ``options`` and
+        ``feature_config`` make (:func:`recipe_of`). A service run passes the recipe it was
+        asked for, whose ``epochs`` it may have capped in ``options``.
 
     Raises
     ------
@@ -140,12 +208,15 @@ def train_from_folder(
         progress=lambda fraction: report("features", share * fraction),
     )
     usable = [t for t in tracks if t in features]
-    embedding_cache = EmbeddingCache(options.cache_dir, feature_config)
+    embedding_caches = [
+        EmbeddingCache(options.cache_dir, feature_config, weights=network)
+        for network in options.networks
+    ]
     embeddings: dict[Track, np.ndarray] = {}
     if feature_config.musicnn:
         embeddings = _load_embeddings(
             usable,
-            embedding_cache,
+            embedding_caches,
             options.embedding,
             progress=lambda fraction: report("features", 0.5 + 0.5 * fraction),
         )
@@ -179,7 +250,7 @@ def train_from_folder(
             x_train, y_train = np.concatenate([x_train, x_more]), np.concatenate([y_train, y_more])
             if e_train is not None:
                 e_more = _load_embeddings(
-                    list(shifted), embedding_cache, options.embedding, offset=offset
+                    list(shifted), embedding_caches, options.embedding, offset=offset
                 )
                 e_train = np.concatenate([e_train, *(e_more[t] for t in shifted)])
     x_valid, y_valid = _stack(parts["valid"], features, genres)
@@ -206,6 +277,11 @@ def train_from_folder(
             embedding_mean=e_train.mean(axis=0),
             embedding_var=e_train.var(axis=0),
             learning_rate=options.learning_rate,
+            **{
+                name: value
+                for name in ("l2", "embedding_dropout")
+                if (value := getattr(options, name)) is not None
+            },
         )
         train_inputs = [x_train, e_train]
         valid_inputs = [x_valid, _stack(parts["valid"], embeddings, genres)[0]]
@@ -223,6 +299,7 @@ def train_from_folder(
         batch_size=options.batch_size,
         shuffle=True,
         verbose=1 if options.progress_bar else 0,
+        class_weight=balanced_class_weights(y_train) if options.balanced else None,
         callbacks=[
             keras.callbacks.EarlyStopping(
                 monitor="val_loss", patience=options.patience, restore_best_weights=True
@@ -245,7 +322,9 @@ def train_from_folder(
         genres,
     )
     if embeddings:
-        model = compose_served_model(model, embedding=options.embedding)
+        model = compose_served_model(
+            model, embedding=options.embedding, networks=tuple(options.networks)
+        )
     out_dir = Path(out_dir)
     n_tracks = {name: len(part) for name, part in parts.items()}
     model_path = save_model(
@@ -268,6 +347,7 @@ def train_from_folder(
             },
             "test_tracks": [t.relpath for t in test],
             "options": asdict(options),
+            RECIPE_KEY: (recipe or recipe_of(options, feature_config)).to_dict(),
             "epochs_run": len(history.history["loss"]),
             "timings": {
                 "features_s": round(features_seconds, 1),

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from shared.errors import GenreflowError, TrainingBusy
 from shared.lifecycle.base import mark_failed
 from shared.lifecycle.training_lock import training_lock
-from shared.lifecycle.training_runs import run_training
+from shared.lifecycle.training_runs import recipe_record, run_training
 from shared.store.orm import RunStatus, RunTrigger, TrainingRun, utcnow
 from shared.store.registry import active_model
 
@@ -49,7 +49,8 @@ def plan_scheduled_run(session: Session, settings: Settings) -> TrainingRun:
 
     The run is skipped (with the reason in ``error_detail``) when no training folder is
     configured, or when :func:`shared.core.dataset.dataset_fingerprint` of the folder equals the
-    active model's ``data_fingerprint``.
+    active model's ``data_fingerprint``. A queued run keeps the active model's recipe in its
+    ``metrics`` (:func:`shared.lifecycle.training_runs.recipe_record`).
 
     Returns
     -------
@@ -75,6 +76,7 @@ def plan_scheduled_run(session: Session, settings: Settings) -> TrainingRun:
             "data_unchanged",
             f"The training data has not changed since model {active.version} was trained.",
         )
+    run.metrics = recipe_record(session)
     session.flush()
     return run
 

@@ -1,22 +1,31 @@
 """A training run's life: start (API), run with progress, finish or fail (the ``train`` worker).
 
-A run trains on a GTZAN-layout folder (:func:`shared.core.training.train_from_folder`), registers
-the new model, evaluates the active model on the *same* held-out test tracks, and activates the
-new one according to ``GENREFLOW_ACTIVATE_POLICY``. The Redis training lock is in
+A run trains on a GTZAN-layout folder (:func:`shared.core.training.train_from_folder`) with a
+recipe (:mod:`shared.core.recipe`): the one the request names, else the active model's, so that
+retraining makes the same kind of model as the one in service. It scores the new model and the
+active one on the *same* held-out test tracks, registers the new model, and activates it
+according to ``GENREFLOW_ACTIVATE_POLICY`` (:func:`decide_activation`). The recipe and the
+decision, with its reason, are kept in the run's ``metrics``. The Redis training lock is in
 :mod:`shared.lifecycle.training_lock`; the scheduled retrain in :mod:`shared.lifecycle.retrain`.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
+from shared.core.recipe import RECIPE_KEY, RECIPES, Recipe, recipe_from_sidecar
+from shared.core.sidecar import read_sidecar
 from shared.errors import (
     GenreflowError,
+    InvalidRecipe,
+    ModelError,
     QueueUnavailable,
     TrainingBusy,
     TrainingDataMissing,
@@ -26,7 +35,7 @@ from shared.errors import (
 from shared.lifecycle.base import describe, mark_failed, progress_writer
 from shared.lifecycle.queues import QUEUE_TRAIN, TASK_TRAIN_MODEL
 from shared.store.orm import RUN_FINAL_STATUSES, RunStatus, RunTrigger, TrainingRun, utcnow
-from shared.store.registry import activate_version, active_model, register_model
+from shared.store.registry import DEFAULT_MODEL_DIR, activate_version, active_model, register_model
 
 if TYPE_CHECKING:
     from shared.lifecycle.jobs import TaskSender
@@ -35,18 +44,22 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 COMPARE_METRIC: Final = "track_accuracy_vote"
+#: The run's ``metrics`` member naming where its recipe came from.
+RECIPE_SOURCE_KEY: Final = "recipe_source"
 #: Where each stage of ``train_from_folder`` sits on the run's 0..1 progress bar.
 _STAGE_SPANS: Final = {
     "features": (0.0, 0.3),
-    "training": (0.3, 0.9),
-    "evaluating": (0.9, 0.95),
-    "comparing": (0.95, 1.0),
+    "training": (0.3, 0.85),
+    "evaluating": (0.85, 0.9),
+    "comparing": (0.9, 1.0),
 }
 
 _PROGRESS_INTERVAL_S: Final = 0.5
 
 
-def start_training_run(session: Session, settings: Settings, *, queue: TaskSender) -> TrainingRun:
+def start_training_run(
+    session: Session, settings: Settings, *, queue: TaskSender, recipe: Recipe | None = None
+) -> TrainingRun:
     """Create an API training run on ``GENREFLOW_TRAIN_DATA_DIR``, commit it, then send it.
 
     Parameters
@@ -56,6 +69,9 @@ def start_training_run(session: Session, settings: Settings, *, queue: TaskSende
     settings : Settings
         ``train_data_dir``.
     queue : TaskSender
+    recipe : Recipe, optional
+        The recipe the request names; by default the active model's (:func:`choose_recipe`).
+        Kept in the run's ``metrics`` (``recipe``, ``recipe_source``).
 
     Returns
     -------
@@ -97,6 +113,7 @@ def start_training_run(session: Session, settings: Settings, *, queue: TaskSende
         data_dir=str(data_dir),
         progress=0.0,
         activated=False,
+        metrics=recipe_record(session, recipe),
     )
     session.add(run)
     session.commit()
@@ -109,12 +126,42 @@ def start_training_run(session: Session, settings: Settings, *, queue: TaskSende
     return run
 
 
+def choose_recipe(session: Session, requested: Recipe | None = None) -> tuple[Recipe, str]:
+    """Return the recipe of a service training run, and where it came from, in words.
+
+    The requested recipe wins; else the active model's (from its sidecar); else, when no model
+    is active or its sidecar cannot be read, the shipped model's; else the seed recipe.
+    """
+    if requested is not None:
+        return requested, "request"
+    active = active_model(session)
+    if active is not None:
+        try:
+            return recipe_from_sidecar(read_sidecar(active.path)), f"active model {active.version}"
+        except (ModelError, InvalidRecipe) as exc:
+            log.warning("no recipe in active model %s (%s)", active.version, exc.detail)
+    for path in sorted(DEFAULT_MODEL_DIR.glob("*.keras")):
+        try:
+            return recipe_from_sidecar(read_sidecar(path)), f"shipped model {path.stem}"
+        except (ModelError, InvalidRecipe) as exc:
+            log.warning("no recipe in shipped model %s (%s)", path.stem, exc.detail)
+    return RECIPES["seed"], "seed recipe (no model to copy)"
+
+
+def recipe_record(session: Session, requested: Recipe | None = None) -> dict[str, Any]:
+    """Return a new run's ``metrics``: its recipe and where it came from (:func:`choose_recipe`)."""
+    recipe, source = choose_recipe(session, requested)
+    return {RECIPE_KEY: recipe.to_dict(), RECIPE_SOURCE_KEY: source}
+
+
 def decide_activation(
     policy: str,
     new_metrics: dict[str, Any],
     active_metrics: dict[str, Any] | None,
     *,
     compare_error: str | None = None,
+    genres: Sequence[str] | None = None,
+    active_genres: Sequence[str] | None = None,
 ) -> tuple[bool, str]:
     """Decide whether a new model replaces the active one.
 
@@ -122,24 +169,41 @@ def decide_activation(
     ----------
     policy : {"if_better", "always", "never"}
     new_metrics : dict
-        The new model's metrics on its held-out test tracks.
+        The new model's metrics on the run's held-out test tracks.
     active_metrics : dict or None
         The active model's metrics on the same tracks; ``None`` when no model is active.
     compare_error : str, optional
         Why the active model could not be evaluated; under ``if_better`` the new model then
         wins (a model that cannot score the current data should not stay in service).
+    genres, active_genres : sequence of str, optional
+        The genres of the new and of the active model. Under ``if_better`` a new model whose
+        set of genres differs is never activated: it answers another question, so a score on
+        the same tracks does not say it is the better one. Activate it by hand if it should be.
 
     Returns
     -------
     (bool, str)
         Whether to activate, and why, in words.
     """
+    new_set, active_set = set(genres or ()), set(active_genres or ())
+    differ = genres is not None and active_genres is not None and new_set != active_set
     if policy == "never":
         return False, "GENREFLOW_ACTIVATE_POLICY is 'never'"
     if policy == "always":
-        return True, "GENREFLOW_ACTIVATE_POLICY is 'always'"
+        note = " (its genres differ from the active model's)" if differ else ""
+        return True, f"GENREFLOW_ACTIVATE_POLICY is 'always'{note}"
     if policy != "if_better":
         raise ValueError(f"unknown activation policy {policy!r}")
+    if differ:
+        changes = [
+            f"{label} {', '.join(sorted(names))}"
+            for label, names in (("adds", new_set - active_set), ("lacks", active_set - new_set))
+            if names
+        ]
+        return False, (
+            f"its genres differ from the active model's (it {' and '.join(changes)}); a model "
+            "of other genres is never activated automatically: activate it by hand"
+        )
     if compare_error is not None:
         return True, f"the active model could not be evaluated ({compare_error})"
     if active_metrics is None:
@@ -151,7 +215,12 @@ def decide_activation(
 
 
 def run_training(session: Session, run_id: str, settings: Settings) -> str | None:
-    """Train, register, compare and maybe activate, for training run ``run_id``.
+    """Train with the run's recipe, score, register, compare and maybe activate, for ``run_id``.
+
+    The recipe is the one kept on the run when it was created (:func:`recipe_record`), with its
+    ``epochs`` capped at ``GENREFLOW_TRAIN_EPOCHS``. The new model, as saved, and the active
+    model are scored on the same held-out test tracks; :func:`decide_activation` decides, and
+    ``metrics["comparison"]`` keeps both scores, the decision and its reason.
 
     Idempotent: a run already ``done``, ``failed`` or ``skipped`` is left alone. A run found
     ``running`` was interrupted (its worker stopped mid-way and the task was redelivered); it is
@@ -194,7 +263,13 @@ def _train(session: Session, run_id: str, settings: Settings) -> str | None:
         mark_failed(run, code="no_training_data", detail="GENREFLOW_TRAIN_DATA_DIR is not set.")
         return run.status
 
+    try:
+        recipe, source = _run_recipe(session, run)
+    except InvalidRecipe as exc:
+        mark_failed(run, code=exc.code, detail=exc.detail)
+        return run.status
     run.data_dir = data_dir
+    run.metrics = {RECIPE_KEY: recipe.to_dict(), RECIPE_SOURCE_KEY: source}
     run.status = RunStatus.RUNNING.value
     run.started_at = run.heartbeat_at = utcnow()
     run.stage, run.progress = "features", 0.0
@@ -203,23 +278,39 @@ def _train(session: Session, run_id: str, settings: Settings) -> str | None:
         session, run, spans=_STAGE_SPANS, min_interval_s=_PROGRESS_INTERVAL_S
     )
     try:
-        from shared.core.training import TrainOptions, train_from_folder
+        from shared.core.training import TrainOptions, recipe_features, train_from_folder
 
-        options = TrainOptions(
-            epochs=settings.train_epochs, cache_dir=str(settings.cache_dir), progress_bar=False
+        options = TrainOptions.from_recipe(
+            recipe,
+            epochs=min(recipe.epochs, settings.train_epochs),
+            cache_dir=str(settings.cache_dir),
+            progress_bar=False,
         )
-        report = train_from_folder(data_dir, settings.model_dir, options=options, progress=progress)
+        report = train_from_folder(
+            data_dir,
+            settings.model_dir,
+            options=options,
+            feature_config=recipe_features(recipe),
+            progress=progress,
+            recipe=recipe,
+        )
         run.data_fingerprint = report.data_fingerprint
-        row = register_model(session, report.model_path, training_run_id=run.id)
-        run.model_version = row.version
         progress("comparing", 0.0)
+        # The candidate is scored as it was saved, by the same code and on the same tracks as
+        # the active model; a saved model that cannot score them fails the run here.
+        candidate = _score_model(report.model_path, data_dir, report.test_tracks, settings)
+        progress("comparing", 0.5)
         active = active_model(session)
         comparison = _compare_with_active(active, report, data_dir, settings)
+        row = register_model(session, report.model_path, training_run_id=run.id)
+        run.model_version = row.version
         activate, reason = decide_activation(
             settings.activate_policy,
-            report.metrics,
+            candidate,
             comparison.get("metrics"),
             compare_error=comparison.get("error"),
+            genres=row.genres,
+            active_genres=comparison.get("genres"),
         )
         if activate:
             activate_version(session, row.version)
@@ -228,8 +319,13 @@ def _train(session: Session, run_id: str, settings: Settings) -> str | None:
             **report.metrics,
             "epochs_run": report.epochs_run,
             "timings": report.timings,
+            RECIPE_KEY: recipe.to_dict(),
+            RECIPE_SOURCE_KEY: source,
             "comparison": {
+                "test_tracks": len(report.test_tracks),
+                "candidate_metrics": _summary(candidate),
                 "active_version": comparison.get("version"),
+                "active_genres": comparison.get("genres"),
                 "active_metrics": _summary(comparison.get("metrics")),
                 "error": comparison.get("error"),
                 "policy": settings.activate_policy,
@@ -257,28 +353,52 @@ def _train(session: Session, run_id: str, settings: Settings) -> str | None:
     run.stage, run.progress = "done", 1.0
     run.finished_at = utcnow()
     session.flush()
-    log.info("training run %s done: model %s, activated=%s", run_id, run.model_version, activate)
+    log.info(
+        "training run %s done: model %s (recipe %s), activated=%s: %s",
+        run_id,
+        run.model_version,
+        recipe.name,
+        activate,
+        reason,
+    )
     return run.status
+
+
+def _run_recipe(session: Session, run: TrainingRun) -> tuple[Recipe, str]:
+    """Return the recipe kept on the run when it was created, else (older runs) choose one."""
+    kept = (run.metrics or {}).get(RECIPE_KEY)
+    if kept is None:
+        return choose_recipe(session)
+    return Recipe.from_dict(kept), str((run.metrics or {}).get(RECIPE_SOURCE_KEY) or "request")
+
+
+def _score_model(
+    model_path: str | Path, data_dir: str, tracks: Sequence[str], settings: Settings
+) -> dict[str, Any]:
+    """Load a saved model and score it on ``tracks`` of ``data_dir`` (by its own features)."""
+    from shared.core.model import load_genre_model
+    from shared.core.training import evaluate_on_tracks
+
+    model = load_genre_model(model_path, warm_up=False)
+    return evaluate_on_tracks(model, data_dir, tracks, cache_dir=settings.cache_dir)
 
 
 def _compare_with_active(
     active: Any, report: Any, data_dir: str, settings: Settings
 ) -> dict[str, Any]:
-    """Evaluate the active model (if another one) on the new model's test tracks."""
+    """Score the active model (if another one) on the new model's test tracks.
+
+    A track of a genre the active model does not know counts as wrong for it.
+    """
     if active is None or active.version == report.version:
         return {}
-    from shared.core.model import load_genre_model
-    from shared.core.training import evaluate_on_tracks
-
+    found: dict[str, Any] = {"version": active.version, "genres": list(active.genres)}
     try:
-        model = load_genre_model(active.path, warm_up=False)
-        metrics = evaluate_on_tracks(
-            model, data_dir, report.test_tracks, cache_dir=settings.cache_dir
-        )
+        metrics = _score_model(active.path, data_dir, report.test_tracks, settings)
     except Exception as exc:  # any failure means "cannot compare", recorded on the run
         log.warning("could not evaluate active model %s: %s", active.version, exc)
-        return {"version": active.version, "error": describe(exc)}
-    return {"version": active.version, "metrics": metrics}
+        return {**found, "error": describe(exc)}
+    return {**found, "metrics": metrics}
 
 
 def _summary(metrics: dict[str, Any] | None) -> dict[str, Any] | None:

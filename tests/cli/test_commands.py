@@ -56,6 +56,30 @@ def test_demo_data_train_predict(tmp_path):
     assert json.loads(evaluated.stdout)["n_test_tracks"] == 16
 
 
+def test_train_starts_from_a_named_recipe_and_records_it(tmp_path):
+    from shared.core.demo_data import write_demo_dataset
+
+    data = tmp_path / "demo"
+    write_demo_dataset(data, genres=("classical", "metal"), tracks_per_genre=4, seconds=6.0)
+    trained = genreflow(
+        "train", str(data), "--recipe", "bilstm+deltas+augment", "--epochs", "1", "--json",
+        home=tmp_path,
+    )  # fmt: skip
+    version = json.loads(trained.stdout)["version"]
+    card = json.loads((tmp_path / "models" / f"{version}.json").read_text())
+    assert card["recipe"]["name"] == "bilstm+deltas+augment"
+    assert (card["recipe"]["architecture"], card["recipe"]["epochs"]) == ("bilstm", 1)
+    assert card["feature_config"]["deltas"] is True
+    assert card["options"]["augment"] is True
+
+    refused = genreflow("train", str(data), "--recipe", "nope", home=tmp_path, check=False)
+    assert refused.returncode == 2
+    assert "'nope' is not one of 'seed'" in refused.stderr
+    bad_rate = genreflow("train", str(data), "--learning-rate", "5", home=tmp_path, check=False)
+    assert bad_rate.returncode == 1
+    assert "'learning_rate' must be in (0, 1)" in bad_rate.stderr.splitlines()[-1]
+
+
 def test_bad_input_gives_one_clear_line_and_nonzero_exit(tmp_path, tiny_model_path):
     junk = tmp_path / "junk.mp3"
     junk.write_bytes(b"\x00" * 3000)

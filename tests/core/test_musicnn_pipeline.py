@@ -74,6 +74,8 @@ def test_training_with_musicnn_saves_one_servable_model(musicnn_training, make_a
     sidecar = json.loads(report.model_path.with_suffix(".json").read_text())
     assert sidecar["feature_config"]["musicnn"] is True
     assert sidecar["architecture"] == "musicnn_baseline"
+    assert sidecar["recipe"]["name"] == "musicnn-pool"
+    assert sidecar["recipe"]["embedding"] == "pool"
     assert set(sidecar["timings"]) == {"features_s", "training_s"}
     # progress went through features (MFCCs then embeddings), training and evaluation
     feature_steps = [f for s, f in stages if s == "features"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -17,6 +18,7 @@ from shared.core.dataset import (
 from shared.core.features import FeatureConfig
 from shared.core.model import build_model, load_genre_model
 from shared.core.predict import predict_file
+from shared.core.recipe import RECIPES
 from shared.core.sidecar import read_sidecar
 from shared.errors import DatasetError, FeatureMismatch, ModelError
 from tests.conftest import TINY_GENRES
@@ -105,6 +107,21 @@ def test_training_writes_model_sidecar_and_evaluation(tiny_training):
         assert 0.0 <= metrics[key] <= 1.0
     assert set(metrics["per_genre"]) == set(TINY_GENRES)
     assert np.asarray(metrics["confusion_matrix"]).sum() == 3
+    # the recipe that made it, for a service run to make the same kind again
+    assert sidecar["recipe"] == replace(RECIPES["seed"], epochs=25, patience=25).to_dict()
+
+
+@pytest.mark.parametrize("name", list(RECIPES))
+def test_a_recipe_gives_the_options_and_features_that_give_it_back(name):
+    from shared.core.training import TrainOptions, recipe_features, recipe_of
+
+    recipe = RECIPES[name]
+    options = TrainOptions.from_recipe(recipe, epochs=3, cache_dir="/tmp/cache")
+    config = recipe_features(recipe)
+    assert (options.epochs, options.cache_dir) == (3, "/tmp/cache")
+    assert config.musicnn is recipe.musicnn
+    assert config.deltas is recipe.deltas
+    assert recipe_of(options, config) == replace(recipe, epochs=3)
 
 
 def test_trained_model_classifies_held_out_synthetic_tracks(tiny_model_path, make_audio):
@@ -177,5 +194,7 @@ def test_augmentation_adds_shifted_segments_of_training_tracks_only(tiny_dataset
     n_aug = read_sidecar(augmented.model_path)["training_data"]["n_segments_train"]
     # 9 training tracks of 9 s: 3 segments each, plus 2 shifted ones (1.5 s .. 7.5 s).
     assert (n_plain, n_aug) == (27, 27 + 18)
+    recipe = read_sidecar(augmented.model_path)["recipe"]
+    assert (recipe["name"], recipe["augment"]) == ("custom", True)
     assert augmented.metrics["n_test_tracks"] == plain.metrics["n_test_tracks"] == 3
     assert len(list((tmp_path / "cache").rglob("*+33075.npy"))) == 9

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 from typing import Any
@@ -101,3 +102,36 @@ def test_scheduled_retrain_skips_unchanged_data_and_trains_on_changed_data(
     assert trained["status"] == "done", trained
     assert trained["model_version"]
     assert client.get("/api/v1/models").get_json()["active_version"] == trained["model_version"]
+
+
+def test_training_run_with_the_musicnn_recipe_trains_and_serves_a_musicnn_model(
+    client: Any, tmp_path: Path, admin_headers: dict[str, str], integration_settings: Settings
+) -> None:
+    before = client.get("/api/v1/models").get_json()["active_version"]
+    response = client.post(
+        "/api/v1/models/train", json={"recipe": "musicnn-pool"}, headers=admin_headers
+    )
+    assert response.status_code == 202, response.get_data(as_text=True)
+    try:
+        run = wait_for_run(client, response.get_json()["id"], timeout_s=600)
+        assert run["status"] == "done", run
+        assert run["metrics"]["recipe"]["name"] == "musicnn-pool"
+        assert run["metrics"]["recipe_source"] == "request"
+        version = run["model_version"]
+        card = json.loads((integration_settings.model_dir / f"{version}.json").read_text())
+        assert card["feature_config"]["musicnn"] is True
+        assert card["recipe"] == run["metrics"]["recipe"]
+        assert card["served"]["format"] == "onnx"  # musicnn and the head in one served graph
+        comparison = run["metrics"]["comparison"]
+        assert comparison["active_version"] == before
+        assert comparison["candidate_metrics"]["n_test_tracks"] == run["metrics"]["n_test_tracks"]
+        assert comparison["active_metrics"]["n_test_tracks"] == run["metrics"]["n_test_tracks"]
+        assert run["activated"] is True  # same genres, GENREFLOW_ACTIVATE_POLICY=always
+
+        # the predict worker answers with it (musicnn runs inside the served model)
+        song = write_song(tmp_path / "musicnn.wav", style="metal", seed=302)
+        job = wait_for_job(client, upload(client, song).get_json()["id"])[-1]
+        assert job["status"] == "done", job
+        assert job["model_version"] == version
+    finally:  # the other tests expect the small MFCC model
+        client.post(f"/api/v1/models/{before}/activate", headers=admin_headers)

@@ -42,3 +42,25 @@ def test_scheduled_run_is_skipped_when_data_is_unchanged(
     (data / "metal" / "metal.00000.wav").touch()  # any change to a track counts
     planned = plan_scheduled_run(db_session, settings)
     assert planned.status == "queued"
+
+
+def test_a_scheduled_run_keeps_the_active_models_recipe(
+    db_session: Session, settings: Settings, tmp_path: Path
+) -> None:
+    from shared.core.demo_data import write_demo_dataset
+    from shared.core.recipe import RECIPES
+    from shared.core.sidecar import write_sidecar
+    from shared.store.registry import register_model
+
+    data = tmp_path / "data"
+    write_demo_dataset(data, genres=("metal", "reggae"), tracks_per_genre=1, seconds=3.5)
+    model = settings.model_dir / "v2.keras"
+    model.write_bytes(b"PK\x03\x04 placeholder")
+    recipe = RECIPES["musicnn-pool"].to_dict()
+    write_sidecar(model, {"version": "v2", "genres": ["metal", "reggae"], "recipe": recipe})
+    register_model(db_session, model, activate=True)
+
+    planned = plan_scheduled_run(db_session, settings.replace(train_data_dir=data))
+
+    assert planned.status == "queued"
+    assert planned.metrics == {"recipe": recipe, "recipe_source": "active model v2"}

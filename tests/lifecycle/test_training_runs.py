@@ -1,13 +1,26 @@
-"""Activation policy and scheduled-retrain planning (no training happens here)."""
+"""Training runs: the activation policy, the recipe a run uses, and real runs on tiny data."""
 
 from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy.orm import Session
 
-from shared.lifecycle.training_runs import decide_activation, run_training
+from shared.core.recipe import RECIPES, Recipe, recipe_from_sidecar
+from shared.core.sidecar import read_sidecar, write_sidecar
+from shared.lifecycle import training_runs
+from shared.lifecycle.training_runs import (
+    choose_recipe,
+    decide_activation,
+    recipe_record,
+    run_training,
+)
 from shared.store.config import Settings
-from shared.store.orm import TrainingRun
+from shared.store.orm import ModelVersion, TrainingRun
+from shared.store.registry import active_model, register_model, sync_model_dir
 
 NEW = {"track_accuracy_vote": 0.8}
 
@@ -51,3 +64,184 @@ def test_finished_run_is_left_alone(db_session: Session, settings: Settings) -> 
 
     assert run_training(db_session, run.id, settings) == "done"
     assert run.model_version == "v9"
+
+
+# --- activation across genre sets ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("error", [None, "it could not be loaded"])
+def test_if_better_never_activates_a_model_of_other_genres(error: str | None) -> None:
+    activate, reason = decide_activation(
+        "if_better",
+        {"track_accuracy_vote": 0.99},
+        {"track_accuracy_vote": 0.2} if error is None else None,
+        compare_error=error,
+        genres=["blues", "jazz", "rock"],
+        active_genres=["classical", "rock"],
+    )
+
+    assert activate is False
+    assert "adds blues, jazz and lacks classical" in reason
+    assert "never activated automatically" in reason
+
+
+def test_same_genres_in_another_order_compare_by_score() -> None:
+    assert decide_activation(
+        "if_better", NEW, {"track_accuracy_vote": 0.5}, genres=["b", "a"], active_genres=["a", "b"]
+    ) == (True, "track_accuracy_vote 0.800 >= active model's 0.500")
+
+
+def test_always_activates_other_genres_and_says_so() -> None:
+    activate, reason = decide_activation(
+        "always", NEW, None, genres=["a", "b"], active_genres=["a", "c"]
+    )
+    assert activate is True
+    assert reason.endswith("'always' (its genres differ from the active model's)")
+
+
+# --- which recipe a run uses -----------------------------------------------------------------
+
+
+def _placeholder_model(folder: Path, version: str, card: dict[str, Any]) -> Path:
+    """Write a model file and its sidecar (``card``); the registry and recipes read the card."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{version}.keras"
+    path.write_bytes(b"PK\x03\x04 placeholder")
+    write_sidecar(path, {"version": version, "genres": ["a", "b"], **card})
+    return path
+
+
+def test_a_run_uses_the_requested_recipe_else_the_active_models(
+    db_session: Session, settings: Settings
+) -> None:
+    sync_model_dir(db_session, settings)  # the shipped model, active
+    shipped = active_model(db_session)
+    assert shipped is not None
+    recipe, source = choose_recipe(db_session)
+    assert source == f"active model {shipped.version}"
+    assert recipe == recipe_from_sidecar(read_sidecar(shipped.path))
+    assert recipe.musicnn  # the shipped model reads musicnn beside the MFCCs
+
+    assert choose_recipe(db_session, RECIPES["seed"]) == (RECIPES["seed"], "request")
+
+    mine = replace(RECIPES["musicnn"], name="mine", epochs=7)
+    path = _placeholder_model(settings.model_dir, "v-mine", {"recipe": mine.to_dict()})
+    register_model(db_session, path, activate=True)
+    assert choose_recipe(db_session) == (mine, "active model v-mine")
+    record = recipe_record(db_session)
+    assert record == {"recipe": mine.to_dict(), "recipe_source": "active model v-mine"}
+
+
+def test_without_a_readable_active_model_the_shipped_recipe_then_the_seed_is_used(
+    db_session: Session, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = _placeholder_model(settings.model_dir, "v-gone", {})
+    register_model(db_session, path, activate=True)
+    path.with_suffix(".json").unlink()
+    recipe, source = choose_recipe(db_session)
+    assert source.startswith("shipped model ")
+    assert recipe.musicnn
+
+    from shared.store import registry
+
+    monkeypatch.setattr(training_runs, "DEFAULT_MODEL_DIR", registry.DEFAULT_MODEL_DIR / "none")
+    assert choose_recipe(db_session) == (RECIPES["seed"], "seed recipe (no model to copy)")
+
+
+def test_a_run_whose_kept_recipe_is_invalid_fails_with_the_reason(
+    db_session: Session, settings: Settings, tmp_path: Path
+) -> None:
+    run = TrainingRun(
+        status="queued", trigger="api", data_dir=str(tmp_path),
+        metrics={"recipe": {"architecture": "gru"}},
+    )  # fmt: skip
+    db_session.add(run)
+    db_session.flush()
+
+    assert run_training(db_session, run.id, settings) == "failed"
+    assert run.error_code == "invalid_recipe"
+    assert "gru" in (run.error_detail or "")
+
+
+# --- real training runs on tiny generated data -----------------------------------------------
+
+
+def _run(session: Session, settings: Settings, recipe: Recipe | None = None) -> TrainingRun:
+    run = TrainingRun(
+        status="queued", trigger="api", data_dir=str(settings.train_data_dir),
+        metrics=recipe_record(session, recipe),
+    )  # fmt: skip
+    session.add(run)
+    session.commit()
+    assert run_training(session, run.id, settings) == "done", (run.error_code, run.error_detail)
+    return run
+
+
+@pytest.mark.slow
+def test_retraining_copies_the_shipped_musicnn_recipe_and_keeps_a_model_of_other_genres_out(
+    db_session: Session, settings: Settings, tiny_dataset: Path
+) -> None:
+    settings = settings.replace(
+        train_data_dir=tiny_dataset, train_epochs=2, activate_policy="if_better"
+    )
+    sync_model_dir(db_session, settings)
+    shipped = active_model(db_session)
+    assert shipped is not None
+    db_session.commit()
+
+    run = _run(db_session, settings)
+
+    metrics = run.metrics or {}
+    assert metrics["recipe_source"] == f"active model {shipped.version}"
+    assert metrics["recipe"]["embedding"] == "pool"
+    card = read_sidecar(settings.model_dir / f"{run.model_version}.keras")
+    assert card["feature_config"]["musicnn"] is True  # musicnn beside the LSTM, as shipped
+    assert card["recipe"] == metrics["recipe"]
+    assert card["options"]["epochs"] == 2  # GENREFLOW_TRAIN_EPOCHS caps the recipe's 60
+    # Its genres (classical, disco, metal) are not the shipped model's: never activated
+    # automatically, whatever the scores, and the run says why.
+    comparison = metrics["comparison"]
+    assert run.activated is False
+    assert comparison["activated"] is False
+    assert "adds disco, metal and lacks electronic, pop, rock" in comparison["reason"]
+    assert comparison["active_version"] == shipped.version
+    assert comparison["active_genres"] == shipped.genres
+    # both were scored on the run's 3 test tracks
+    assert comparison["test_tracks"] == 3
+    assert comparison["candidate_metrics"]["n_test_tracks"] == 3
+    assert comparison["active_metrics"]["n_test_tracks"] == 3
+    assert active_model(db_session).version == shipped.version  # type: ignore[union-attr]
+    registered = db_session.get(ModelVersion, run.model_version)
+    assert registered is not None
+    assert registered.active is False
+
+
+@pytest.mark.slow
+def test_if_better_scores_the_new_and_the_active_model_on_the_same_tracks(
+    db_session: Session, settings: Settings, tiny_dataset: Path, tiny_model_path: Path
+) -> None:
+    from shared.core.model import load_genre_model
+    from shared.core.training import evaluate_on_tracks
+
+    settings = settings.replace(
+        train_data_dir=tiny_dataset, train_epochs=2, activate_policy="if_better"
+    )
+    active = register_model(db_session, tiny_model_path, activate=True)
+    db_session.commit()
+
+    run = _run(db_session, settings, RECIPES["seed"])
+
+    comparison = (run.metrics or {})["comparison"]
+    new_path = settings.model_dir / f"{run.model_version}.keras"
+    test_tracks = read_sidecar(new_path)["test_tracks"]
+    keys = comparison["candidate_metrics"].keys()
+    # what the run recorded is what each model, loaded from its file, scores on those tracks
+    for path, recorded in ((new_path, "candidate_metrics"), (tiny_model_path, "active_metrics")):
+        again = evaluate_on_tracks(load_genre_model(path), tiny_dataset, test_tracks)
+        assert {k: again[k] for k in keys} == comparison[recorded]
+    assert comparison["active_version"] == active.version
+    new = comparison["candidate_metrics"]["track_accuracy_vote"]
+    old = comparison["active_metrics"]["track_accuracy_vote"]
+    assert run.activated is (new >= old)
+    assert comparison["reason"].startswith(f"track_accuracy_vote {new:.3f} ")
+    assert (active_model(db_session).version == run.model_version) is run.activated  # type: ignore[union-attr]

@@ -11,8 +11,9 @@ from typing import Any
 
 from apiflask import Schema, fields
 from apiflask.validators import Length, OneOf, Range
-from marshmallow import INCLUDE, pre_dump
+from marshmallow import INCLUDE, RAISE, pre_dump
 
+from shared.core.recipe import recipe_json_schema
 from shared.core.sidecar import model_card_path
 from shared.store.keys import MAX_NAME_CHARS as MAX_KEY_NAME_CHARS
 from shared.store.orm import (
@@ -302,6 +303,26 @@ class RunErrorOut(Schema):
 
     code = fields.String(allow_none=True)
     detail = fields.String(allow_none=True)
+
+
+class TrainIn(Schema):
+    """The optional JSON body of ``POST /api/v1/models/train``; only ``recipe`` is read."""
+
+    class Meta:
+        """Members other than ``recipe`` are refused (``additionalProperties: false``)."""
+
+        unknown = RAISE
+
+    recipe = fields.Raw(
+        allow_none=True,
+        metadata={
+            "description": "the recipe to train with: a name (the benchmark's variants) or a "
+            "recipe object (absent members take the seed recipe's values); absent or null: the "
+            "active model's recipe",
+            "example": "musicnn-pool",
+            **recipe_json_schema(),
+        },
+    )
 
 
 class TrainingRunOut(Schema):

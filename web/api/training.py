@@ -5,15 +5,23 @@ from __future__ import annotations
 from typing import Any
 
 from apiflask import APIBlueprint
+from flask import request
 from flask.typing import ResponseReturnValue
 from sqlalchemy import select
 
-from shared.errors import TrainingBusy, TrainingRunNotFound
+from shared.core.recipe import Recipe, parse_recipe
+from shared.errors import InvalidRecipe, TrainingBusy, TrainingRunNotFound
 from shared.lifecycle.training_runs import start_training_run
 from shared.store.orm import TrainingRun
 from web.api import API_PREFIX
 from web.api.pagination import paginate
-from web.api.schemas import PageQuery, TrainingRunOut, TrainingRunPageOut, training_run_link
+from web.api.schemas import (
+    PageQuery,
+    TrainIn,
+    TrainingRunOut,
+    TrainingRunPageOut,
+    training_run_link,
+)
 from web.auth import Access, requires
 from web.context import get_db, get_queue, get_settings
 
@@ -22,19 +30,25 @@ bp = APIBlueprint("training", __name__, url_prefix=API_PREFIX, tag="Training")
 
 @bp.post("/models/train")
 @requires(Access.ADMIN)
+@bp.input(TrainIn, location="json", validation=False)
 @bp.output(TrainingRunOut, status_code=202, description="Training run queued")
 @bp.doc(
     summary="Train a new model from GENREFLOW_TRAIN_DATA_DIR",
     description=(
-        "409 when GENREFLOW_TRAIN_DATA_DIR is not set or a run is already queued or running; "
-        "422 when the folder does not exist; 503 when the task queue is unreachable."
+        '`{"recipe": NAME or OBJECT}` trains with that recipe; `{}` (or no body at all) uses '
+        "the active model's recipe. The run keeps it in `metrics.recipe`. "
+        "409 when GENREFLOW_TRAIN_DATA_DIR is not set, a run is already queued or running, or "
+        "the recipe needs musicnn weights this installation lacks; 422 when the folder does "
+        "not exist or the recipe is invalid; 503 when the task queue is unreachable."
     ),
     responses=[409, 422, 503],
 )
-def start_training() -> ResponseReturnValue:
+def start_training(json_data: Any = None) -> ResponseReturnValue:
     """Create a training run, commit it, then send it to the ``train`` queue."""
+    del json_data  # read by hand below: the body is optional
+    recipe = _requested_recipe()
     try:
-        run = start_training_run(get_db(), get_settings(), queue=get_queue())
+        run = start_training_run(get_db(), get_settings(), queue=get_queue(), recipe=recipe)
     except TrainingBusy as exc:
         exc.headers["Location"] = training_run_link(exc.extra["training_run_id"])
         raise
@@ -68,3 +82,17 @@ def get_training_run(run_id: str) -> TrainingRun:
     if run is None:
         raise TrainingRunNotFound(f"No training run has id {run_id!r}.")
     return run
+
+
+def _requested_recipe() -> Recipe | None:
+    """Return the recipe the request's JSON body names, if any (``InvalidRecipe``: invalid)."""
+    if not request.get_data(cache=True):
+        return None
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise InvalidRecipe('The body must be a JSON object such as {"recipe": "musicnn-pool"}.')
+    unknown = sorted(set(body) - {"recipe"})
+    if unknown:
+        raise InvalidRecipe(f"Unknown member(s) {', '.join(unknown)}; only 'recipe' is read.")
+    value = body.get("recipe")
+    return None if value is None else parse_recipe(value)

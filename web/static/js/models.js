@@ -174,8 +174,10 @@ function runSummary(run) {
     const m = run.metrics || {};
     const t = m.timings;
     const took = t ? ` Features took ${Math.round(t.features_s)} s, training ${Math.round(t.training_s)} s.` : "";
-    return `Trained ${run.model_version || "a model"}: track accuracy ${metric(m, "track_accuracy_vote")}, ` +
-      `slice accuracy ${metric(m, "segment_accuracy")}.${took} ${run.activated ? "It is now the active model." : "It was not activated (the active model scores as well or better)."}`;
+    const recipe = m.recipe ? ` with the ${m.recipe.name} recipe` : "";
+    const why = m.comparison?.reason || "the active model scores better";
+    return `Trained ${run.model_version || "a model"}${recipe}: track accuracy ${metric(m, "track_accuracy_vote")}, ` +
+      `slice accuracy ${metric(m, "segment_accuracy")}.${took} ${run.activated ? "It is now the active model." : `It was not activated: ${why}.`}`;
   }
   if (run.status === "skipped") return run.error?.detail || "Skipped: the training data has not changed since the last model.";
   if (run.status === "failed") return run.error?.detail || "Training failed.";
