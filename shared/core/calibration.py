@@ -206,6 +206,8 @@ def flagged_curve(
 THRESHOLDS = tuple(round(0.30 + 0.01 * i, 2) for i in range(61))  # 0.30 … 0.90
 #: At most this share of held-out songs of the model's own genres may be flagged.
 MAX_FLAGGED = 0.2
+#: Fewer held-out songs than this leave the probabilities uncalibrated (temperature 1).
+MIN_CALIBRATION_SONGS = 20
 
 
 def choose_threshold(
@@ -266,12 +268,15 @@ def fit_answer_policy(
     Returns
     -------
     AnswerPolicy
-        With ``figures``: calibration error before and after, and accuracy against the share
+        Temperature 1 when there are fewer than :data:`MIN_CALIBRATION_SONGS` songs. With
+        ``figures``: calibration error before and after, and accuracy against the share
         of answers flagged at several thresholds.
     """
     mean_probabilities = np.asarray(mean_probabilities, dtype=np.float64)
     labels = np.asarray(labels)
-    temperature = fit_temperature(mean_probabilities, labels)
+    temperature = (
+        fit_temperature(mean_probabilities, labels) if len(labels) >= MIN_CALIBRATION_SONGS else 1.0
+    )
     calibrated = apply_temperature(mean_probabilities, temperature)
     confidence = calibrated.max(axis=1)
     correct = calibrated.argmax(axis=1) == labels

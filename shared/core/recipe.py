@@ -199,7 +199,19 @@ class Recipe:
         )
 
     def named(self) -> Recipe:
-        """Return this recipe named after the preset that makes the same kind of model."""
+        """Return this recipe named after the preset it matches.
+
+        That is the preset equal to it but for the schedule (epochs, batch size, learning rate,
+        patience), else the first preset that makes the same kind of model.
+        """
+        schedule = {"name", "epochs", "batch_size", "learning_rate", "patience"}
+
+        def recipe_part(recipe: Recipe) -> dict[str, Any]:
+            return {k: v for k, v in asdict(recipe).items() if k not in schedule}
+
+        for name, preset in RECIPES.items():
+            if recipe_part(preset) == recipe_part(self):
+                return replace(self, name=name)
         for name, preset in RECIPES.items():
             if preset.same_model_as(self):
                 return replace(self, name=name)

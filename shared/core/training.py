@@ -13,6 +13,12 @@ import numpy as np
 
 from shared.core import hparams
 from shared.core.audio import decode_audio
+from shared.core.calibration import (
+    AnswerPolicy,
+    fit_answer_policy,
+    fit_novelty,
+    song_statistics,
+)
 from shared.core.dataset import (
     FeatureCache,
     Track,
@@ -28,6 +34,7 @@ from shared.core.features import DEFAULT_FEATURES, FeatureConfig, logmel_segment
 from shared.core.fusion_model import build_fusion_head, compose_served_model
 from shared.core.genre_model import GenreModel
 from shared.core.model import build_model, import_keras, new_version, save_model
+from shared.core.predict import vote_genre
 from shared.core.recipe import RECIPE_KEY, Recipe
 from shared.core.sidecar import confusion_png_path, model_path_for
 from shared.errors import DatasetError
@@ -110,6 +117,45 @@ def recipe_of(options: TrainOptions, feature_config: FeatureConfig) -> Recipe:
         l2=options.l2,
         embedding_dropout=options.embedding_dropout,
     ).named()
+
+
+def fit_validation_policy(
+    model: Any,
+    parts: dict[str, list[Track]],
+    features: dict[Track, np.ndarray],
+    embeddings: dict[Track, np.ndarray],
+    genres: list[str],
+    *,
+    n_mfcc: int,
+) -> AnswerPolicy:
+    """Fit a new model's answer policy on its validation tracks (songs it never trained on).
+
+    The temperature calibrates its song probabilities there; the song rule is the one that
+    scored better there; the novelty check is the training songs' MFCC statistics, with its
+    threshold at the validation songs' 99th percentile. With no songs of other genres to
+    look at, the "not sure" threshold is one half (see :func:`choose_threshold`).
+    """
+    valid = parts["valid"]
+    scores = [
+        np.asarray(
+            model.predict_on_batch([features[t], embeddings[t]] if embeddings else features[t])
+        )
+        for t in valid
+    ]
+    labels = [genres.index(t.genre) for t in valid]
+    by_vote = np.mean([vote_genre(p, genres)[0] == y for p, y in zip(scores, labels, strict=True)])
+    by_mean = np.mean([p.mean(axis=0).argmax() == y for p, y in zip(scores, labels, strict=True)])
+    novelty = fit_novelty(
+        np.stack([song_statistics(features[t], n_mfcc=n_mfcc) for t in parts["train"]]),
+        np.stack([song_statistics(features[t], n_mfcc=n_mfcc) for t in valid]),
+    )
+    return fit_answer_policy(
+        np.stack([p.mean(axis=0) for p in scores]),
+        labels,
+        rule="mean" if by_mean >= by_vote else "vote",
+        fitted_on=f"{len(valid)} validation tracks of this training run",
+        novelty=novelty,
+    )
 
 
 def balanced_class_weights(one_hot: np.ndarray) -> dict[int, float]:
@@ -321,6 +367,9 @@ def train_from_folder(
         [t.genre for t in test],
         genres,
     )
+    answer = fit_validation_policy(
+        model, parts, features, embeddings, genres, n_mfcc=feature_config.n_mfcc
+    )
     if embeddings:
         model = compose_served_model(
             model, embedding=options.embedding, networks=tuple(options.networks)
@@ -347,6 +396,7 @@ def train_from_folder(
             },
             "test_tracks": [t.relpath for t in test],
             "options": asdict(options),
+            "answer": answer.to_dict(),
             RECIPE_KEY: (recipe or recipe_of(options, feature_config)).to_dict(),
             "epochs_run": len(history.history["loss"]),
             "timings": {
