@@ -25,7 +25,6 @@ from shared.lifecycle.jobs import abandon_job, run_classification
 from shared.lifecycle.queues import (
     TASK_CLASSIFY_SONG,
     TASK_DELIVER_WEBHOOK,
-    TASK_RECOVER_LOST_WORK,
     TASK_RETRAIN_IF_CHANGED,
     TASK_SYNC_MODELS,
     TASK_TRAIN_MODEL,
@@ -34,9 +33,7 @@ from shared.lifecycle.recovery import (
     JOB_STALE_S,
     WorkInProgress,
     claim_delivery,
-    find_lost_work,
     heartbeat,
-    release_training_lock,
     settle_delivery,
 )
 from shared.lifecycle.retrain import retrain_if_changed as retrain_if_changed_
@@ -166,7 +163,7 @@ def deliver_webhook(self: Task, job_id: str, event_type: str) -> None:
         )
     if outcome.status == "retry" and retry_here:
         # The attempt count lives in the delivery rows, not in Celery's retry counter. Longer
-        # waits are left to the outbox sweep (genreflow.recover_lost_work).
+        # waits are left to the outbox sweep (worker/sweeper.py).
         raise self.retry(countdown=outcome.retry_in, max_retries=None)
     if outcome.status == "refused":
         log.warning("webhook %s of job %s: refused, the URL points inward", event_type, job_id)
@@ -198,22 +195,6 @@ def retrain_if_changed(self: Task) -> None:
     settings = get_settings()
     with transient_db_errors("checking for a scheduled retrain"):
         retrain_if_changed_(lambda: session_scope(settings.database_url), settings, get_redis())
-
-
-@shared_task(name=TASK_RECOVER_LOST_WORK, **TASK_OPTIONS)
-def recover_lost_work(self: Task) -> None:
-    """Re-enqueue jobs, webhook deliveries and training runs whose task was lost (beat)."""
-    settings = get_settings()
-    with (
-        transient_db_errors("looking for lost work"),
-        session_scope(settings.database_url) as session,
-    ):
-        found = find_lost_work(session)
-    if found.release_training_lock:
-        release_training_lock(get_redis())
-    if found:
-        log.warning("recovery: %s", found.summary())
-        found.send(lambda name, args, queue: self.app.send_task(name, args=args, queue=queue))
 
 
 @shared_task(name=TASK_SYNC_MODELS, **TASK_OPTIONS)

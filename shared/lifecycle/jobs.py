@@ -11,6 +11,7 @@ detail. Database trouble propagates; the task turns it into a retry.
 from __future__ import annotations
 
 import logging
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +21,13 @@ from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from shared.errors import GenreflowError, NoActiveModel, QueueUnavailable, TransientError
+from shared.errors import (
+    GenreflowError,
+    NoActiveModel,
+    QueueUnavailable,
+    TransientError,
+    UploadMissing,
+)
 from shared.lifecycle.base import mark_failed, progress_writer
 from shared.lifecycle.queues import (
     QUEUE_PREDICT,
@@ -263,11 +270,19 @@ def _classify(
         job.model_version = model.version
         job.progress = PROGRESS_MODEL_READY
         session.commit()
+        upload_path = _upload_path(job, settings)
+        if not upload_path.is_file():  # a file error, never retried: this host would not see it
+            raise UploadMissing(
+                f"The worker on {socket.gethostname()} cannot find this job's file "
+                f"({upload_path}). Every host must mount the uploads folder "
+                f"(GENREFLOW_UPLOAD_DIR, {settings.upload_dir}) at the same path; upload the "
+                "song again once it does."
+            )
 
         from shared.core.predict import predict_file
 
         prediction = predict_file(
-            _upload_path(job, settings),
+            upload_path,
             model,
             max_duration_s=settings.max_duration_s,
             progress=_predict_progress(session, job),

@@ -45,6 +45,24 @@ def test_missing_model_fails_the_job_with_the_model_error(
     assert job.finished_at is not None
 
 
+def test_a_job_whose_file_this_host_cannot_see_fails_with_the_reason(
+    db_session: Session, settings: Settings, tiny_model_path: Any
+) -> None:
+    from shared.core.inference import load_served_model
+
+    model = load_served_model(tiny_model_path)
+    job = make_job(db_session, upload_path=str(settings.upload_dir / "elsewhere.wav"))
+
+    event = run_classification(db_session, job.id, lambda _s: model, settings)
+
+    assert (event, job.status, job.error_code) == (None, "failed", "upload_missing")
+    assert "GENREFLOW_UPLOAD_DIR" in job.error_detail
+    assert str(settings.upload_dir / "elsewhere.wav") in job.error_detail
+    # Ended, not left for a retry: a redelivered message finds it final and does nothing.
+    assert run_classification(db_session, job.id, lambda _s: model, settings) is None
+    assert job.attempts == 1
+
+
 def test_no_webhook_event_without_a_url(db_session: Session, settings: Settings) -> None:
     job = make_job(db_session)
 

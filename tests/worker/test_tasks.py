@@ -36,7 +36,6 @@ def test_tasks_are_named_and_configured_for_reliability() -> None:
         (tasks.train_model, "genreflow.train_model"),
         (tasks.retrain_if_changed, "genreflow.retrain_if_changed"),
         (tasks.deliver_webhook, "genreflow.deliver_webhook"),
-        (tasks.recover_lost_work, "genreflow.recover_lost_work"),
     ]:
         assert task.name == name
         assert task.acks_late is True
