@@ -21,6 +21,7 @@ from celery import Task, shared_task
 
 from shared.errors import TrainingBusy, TransientError
 from shared.lifecycle.base import transient_db_errors
+from shared.lifecycle.job_shape import job_fields
 from shared.lifecycle.jobs import abandon_job, run_classification
 from shared.lifecycle.queues import (
     TASK_CLASSIFY_SONG,
@@ -84,13 +85,6 @@ def enqueue_webhook(job_id: str, event_type: str) -> None:
     deliver_webhook.apply_async(args=[job_id, event_type])
 
 
-def render_job(job: Any) -> dict[str, Any]:
-    """Return the API's job shape (the webhook body's ``data``), from the API's own schema."""
-    from web.api.schemas import dump_job
-
-    return dump_job(job)
-
-
 class ClassifyTask(Task):
     """Fails the job when its task gives up, so no job stays ``processing`` forever."""
 
@@ -150,7 +144,7 @@ def deliver_webhook(self: Task, job_id: str, event_type: str) -> None:
             session,
             job_id,
             event_type,
-            render_job=render_job,
+            render_job=job_fields,
             secret=settings.webhook_secret,
             max_attempts=settings.webhook_max_attempts,
             backoff_s=settings.webhook_backoff_s,

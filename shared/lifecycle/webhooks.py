@@ -93,7 +93,7 @@ def build_event(job: Job, event_type: str, *, render_job: RenderJob) -> dict[str
     """Return the JSON event announcing that ``job`` ended.
 
     The timestamp is the job's finish time, so the body is identical across retries.
-    ``render_job`` gives the job's JSON shape (the API's, :func:`web.api.schemas.dump_job`).
+    ``render_job`` gives the job's JSON shape (:func:`shared.lifecycle.job_shape.job_fields`).
     """
     when = job.finished_at or job.started_at or job.created_at
     return {"type": event_type, "timestamp": isoformat(when), "data": render_job(job)}

@@ -26,6 +26,9 @@ def test_importing_the_worker_loads_no_tensorflow_and_opens_nothing() -> None:
         "assert 'tensorflow' not in sys.modules, 'tensorflow imported'\n"
         "assert 'keras' not in sys.modules, 'keras imported'\n"
         "assert 'librosa' not in sys.modules, 'librosa imported'\n"
+        "import worker.sweeper\n"
+        "web = [name for name in sys.modules if name == 'web' or name.startswith('web.')]\n"
+        "assert not web, f'a worker needs none of the web code: {web}'\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
 
