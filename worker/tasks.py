@@ -40,7 +40,7 @@ from shared.lifecycle.recovery import (
 from shared.lifecycle.retrain import retrain_if_changed as retrain_if_changed_
 from shared.lifecycle.training_lock import training_lock
 from shared.lifecycle.training_runs import abandon_run, run_training
-from shared.lifecycle.webhook_targets import check_webhook_target
+from shared.lifecycle.webhook_targets import pin_webhook_target
 from shared.lifecycle.webhooks import deliver_job_event
 from shared.store.config import Settings
 from shared.store.db import session_scope
@@ -148,8 +148,8 @@ def deliver_webhook(self: Task, job_id: str, event_type: str) -> None:
             secret=settings.webhook_secret,
             max_attempts=settings.webhook_max_attempts,
             backoff_s=settings.webhook_backoff_s,
-            check_target=functools.partial(
-                check_webhook_target, allow_private=settings.webhook_allow_private
+            pin_target=functools.partial(
+                pin_webhook_target, allow_private=settings.webhook_allow_private
             ),
         )
         retry_here = settle_delivery(

@@ -40,7 +40,9 @@ class FakeTransport:
         self.results = list(results)
         self.calls: list[tuple[str, bytes, dict[str, str]]] = []
 
-    def __call__(self, url: str, body: bytes, headers: dict[str, str]) -> AttemptResult:
+    def __call__(
+        self, url: str, body: bytes, headers: dict[str, str], *, address: str | None = None
+    ) -> AttemptResult:
         self.calls.append((url, body, headers))
         return self.results.pop(0) if self.results else AttemptResult(204, None, 1.0)
 
