@@ -9,7 +9,7 @@ Usage::
     ...
     server.stop()
 
-The binaries (``initdb``, ``pg_ctl``, ``createdb``) are taken from ``PATH``, else from Debian's
+The binaries (``initdb``, ``pg_ctl``) are taken from ``PATH``, else from Debian's
 ``/usr/lib/postgresql/<version>/bin``; when neither has them and this process is root with
 ``apt-get``, Debian's ``postgresql`` package is installed (once). Run as root, the server runs as
 the ``postgres`` user (PostgreSQL refuses root). Trust authentication, no fsync: for tests only.
@@ -27,7 +27,6 @@ from pathlib import Path
 from typing import Final
 
 APT_TIMEOUT_S: Final = 600
-PG_TOOLS: Final = ("initdb", "pg_ctl", "createdb")
 
 
 class PostgresUnavailable(RuntimeError):
@@ -35,7 +34,7 @@ class PostgresUnavailable(RuntimeError):
 
 
 def postgres_bin_dir(*, install: bool = True) -> Path:
-    """Return the folder of ``initdb`` / ``pg_ctl`` / ``createdb``.
+    """Return the folder of ``initdb`` and ``pg_ctl``.
 
     Raises
     ------
@@ -90,12 +89,15 @@ class PrivatePostgres:
         The address to listen on (``127.0.0.1``, or a benchmark host's address).
     wrap : list of str
         A prefix for every command (``["ip", "netns", "exec", NAME]``: run in that namespace).
+    allow : str, optional
+        A network (``10.213.0.0/24``) whose clients are trusted besides the local ones.
     """
 
     folder: Path
     port: int
     host: str = "127.0.0.1"
     wrap: list[str] = field(default_factory=list)
+    allow: str | None = None
     bin_dir: Path | None = None
     _started: bool = field(default=False, init=False)
 
@@ -132,10 +134,30 @@ class PrivatePostgres:
                 parent.chmod(parent.stat().st_mode | 0o011)
         self._run("initdb", "-D", str(self.folder / "data"), "-U", "postgres",
                   "--auth=trust", "--no-sync")  # fmt: skip
+        if self.allow:
+            with (self.folder / "data" / "pg_hba.conf").open("a") as hba:
+                hba.write(f"host all all {self.allow} trust\n")
         self._pg_ctl("start")
         self._started = True
-        self._run("createdb", "-h", self.host, "-p", str(self.port), "-U", "postgres", "genreflow")
+        self.create_database("genreflow")
         return self.url("genreflow")
+
+    def create_database(self, name: str) -> None:
+        """Create database ``name`` through the server's Unix socket (any network namespace)."""
+        import psycopg
+
+        try:
+            with psycopg.connect(
+                host=str(self.folder),
+                port=self.port,
+                user="postgres",
+                dbname="postgres",
+                autocommit=True,
+                connect_timeout=10,
+            ) as conn:
+                conn.execute(f'CREATE DATABASE "{name}"')  # fmt: skip
+        except psycopg.Error as exc:
+            raise PostgresUnavailable(f"cannot create database {name}: {exc}") from exc
 
     def url(self, database: str) -> str:
         """Return the URL of ``database`` on this server."""

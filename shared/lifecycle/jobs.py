@@ -261,6 +261,7 @@ def _classify(
 
     job.status = JobStatus.PROCESSING.value
     job.attempts += 1
+    attempt = job.attempts
     job.started_at = job.heartbeat_at = utcnow()
     job.progress = PROGRESS_STARTED
     session.commit()  # pollers see "processing" before the model loads
@@ -291,12 +292,16 @@ def _classify(
     except TransientError:
         raise
     except GenreflowError as exc:
+        if not _still_ours(session, job, attempt):
+            return None
         mark_failed(job, code=exc.code, title=exc.title, detail=exc.detail)
         return _event(session, job)
     except DBAPIError:
         raise
     except Exception as exc:  # a job must end; the traceback goes to the log
         log.exception("job %s failed unexpectedly", job_id)
+        if not _still_ours(session, job, attempt):
+            return None
         mark_failed(
             job,
             code="internal_error",
@@ -305,6 +310,8 @@ def _classify(
         )
         return _event(session, job)
 
+    if not _still_ours(session, job, attempt):
+        return None
     if job.prediction is None:
         session.add(StoredPrediction.from_result(job.id, prediction.to_dict()))
     job.status = JobStatus.DONE.value
@@ -314,6 +321,27 @@ def _classify(
     session.flush()
     log.info("job %s done: %s (%.2f)", job_id, prediction.genre, prediction.confidence)
     return _event(session, job)
+
+
+def _still_ours(session: Session, job: Job, attempt: int) -> bool:
+    """Whether this task's attempt still owns ``job`` (read from the database, not the session).
+
+    A worker cut off from the others (frozen, or its network down) past the heartbeat's
+    staleness finds, when it comes back, that the sweep gave its job to another worker, which
+    may have ended it. Its late result is dropped, so a job never ends twice.
+    """
+    status, attempts = session.execute(
+        select(Job.status, Job.attempts).where(Job.id == job.id)
+    ).one()
+    if status == JobStatus.PROCESSING.value and attempts == attempt:
+        return True
+    session.rollback()  # nothing of this attempt's end is written
+    log.warning(
+        "job %s: another worker took it over while this one was cut off (now %s, attempt %d); "
+        "this late result is dropped",
+        job.id, status, attempts,
+    )  # fmt: skip
+    return False
 
 
 def _upload_path(job: Job, settings: Settings) -> Path:
