@@ -465,6 +465,16 @@ def run(args: argparse.Namespace) -> int:
     return 0 if ok else 1
 
 
+def _postgres_missing() -> str | None:
+    from tests.postgres_server import PostgresUnavailable, postgres_bin_dir
+
+    try:
+        postgres_bin_dir(install=False)
+    except PostgresUnavailable as exc:
+        return str(exc)
+    return None
+
+
 def _holds_a_job(cluster: Cluster, host: str) -> bool:
     """Whether ``host`` has taken a classification it has not finished yet (from its log)."""
     text = _text(cluster.log(host))
@@ -545,6 +555,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="seconds for the thawed host to finish what it held")  # fmt: skip
     parser.add_argument("--short", action="store_true", help="small batches (the test suite's)")
     parser.add_argument("--keep", action="store_true", help="keep the logs and data folder")
+    parser.add_argument(
+        "--check", action="store_true", help="only say whether it can run here (exit 0, else 2)"
+    )
     parser.add_argument("--agent", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
     parser.add_argument("--key", help=argparse.SUPPRESS)
@@ -552,6 +565,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.agent:
         agent(args.url, args.key)
         return 0
+    if args.check:
+        why = can_make_namespaces() or _postgres_missing()
+        print(f"cluster benchmark cannot run here: {why}" if why else "it can run here")
+        return 2 if why else 0
     if args.short:
         args.songs, args.after_songs, args.seconds = 4, 3, 20.0
     if args.songs * 3 + args.after_songs < 3:

@@ -21,6 +21,11 @@ if TYPE_CHECKING:
     from shared.store.config import Settings
 
 
+WEB_WORKERS_OPTION = click.option(
+    "--web-workers", default=2, show_default=True, type=click.IntRange(1), help="Gunicorn workers."
+)
+
+
 @click.command("run")
 @click.option("--host", default=DEFAULT_HOST, show_default=True, help="Web server address.")
 @click.option("--port", default=DEFAULT_PORT, show_default=True, type=int, help="Web server port.")
@@ -30,9 +35,7 @@ if TYPE_CHECKING:
     default=None,
     help="Port of the private Redis (default: a free one). Ignored when REDIS_URL is set.",
 )
-@click.option(
-    "--web-workers", default=2, show_default=True, type=click.IntRange(1), help="Gunicorn workers."
-)
+@WEB_WORKERS_OPTION
 @click.option(
     "--predict-concurrency",
     default=2,
@@ -136,9 +139,7 @@ def _start_role(
 @click.command("web")
 @click.option("--host", default="0.0.0.0", show_default=True, help="Address to listen on.")
 @click.option("--port", default=DEFAULT_PORT, show_default=True, type=int, help="Port.")
-@click.option(
-    "--web-workers", default=2, show_default=True, type=click.IntRange(1), help="Gunicorn workers."
-)
+@WEB_WORKERS_OPTION
 @WAIT_OPTION
 def web_command(host: str, port: int, web_workers: int, wait_s: float) -> None:
     """Serve the web app and API (gunicorn) on this host, for DATABASE_URL and REDIS_URL."""
