@@ -26,6 +26,17 @@ WEB_WORKERS_OPTION = click.option(
 )
 
 
+def concurrency_option(flag: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Return the option of the predict worker's process count, named ``flag``."""
+    return click.option(
+        flag,
+        default=2,
+        show_default=True,
+        type=click.IntRange(1),
+        help="Predict worker processes (each holds one loaded model).",
+    )
+
+
 @click.command("run")
 @click.option("--host", default=DEFAULT_HOST, show_default=True, help="Web server address.")
 @click.option("--port", default=DEFAULT_PORT, show_default=True, type=int, help="Web server port.")
@@ -36,13 +47,7 @@ WEB_WORKERS_OPTION = click.option(
     help="Port of the private Redis (default: a free one). Ignored when REDIS_URL is set.",
 )
 @WEB_WORKERS_OPTION
-@click.option(
-    "--predict-concurrency",
-    default=2,
-    show_default=True,
-    type=click.IntRange(1),
-    help="Predict worker processes (each holds one loaded model).",
-)
+@concurrency_option("--predict-concurrency")
 @click.option(
     "--no-beat",
     is_flag=True,
@@ -166,13 +171,7 @@ def web_command(host: str, port: int, web_workers: int, wait_s: float) -> None:
     show_default=True,
     help="Queues to consume, comma-separated (predict, webhooks).",
 )
-@click.option(
-    "--concurrency",
-    default=2,
-    show_default=True,
-    type=click.IntRange(1),
-    help="Worker processes (each predict process holds one loaded model).",
-)
+@concurrency_option("--concurrency")
 @WAIT_OPTION
 def worker_command(queues: str, concurrency: int, wait_s: float) -> None:
     """Run a predict worker on this host; it also sweeps for lost work (no scheduler needed)."""
