@@ -53,6 +53,10 @@ from typing import Any
 import requests
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(PROJECT_ROOT))  # run as a script: the repository's tests/ helpers
+
+from tests.postgres_server import PrivatePostgres  # noqa: E402 - after the path above
+
 FAULTS = ("pool-children", "worker-main", "redis", "web", "whole-run")
 PG_FAULT = "postgres-restart"
 FINAL = {"done", "failed"}
@@ -108,52 +112,13 @@ def free_port() -> int:
 
 
 @dataclass
-class Postgres:
-    """A private PostgreSQL server in ``folder`` (run as the ``postgres`` user when root)."""
-
-    folder: Path
-    port: int
-
-    def _run(self, *argv: str) -> None:
-        prefix = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-        subprocess.run([*prefix, *argv], check=True, stdout=subprocess.DEVNULL)
-
-    def start(self) -> str:
-        """Create the cluster and start it; return the database URL."""
-        self.folder.mkdir(parents=True)
-        if os.geteuid() == 0:
-            shutil.chown(self.folder, "postgres")
-            os.chmod(self.folder.parent, 0o755)
-        self._run("initdb", "-D", str(self.folder / "data"), "-U", "postgres",
-                  "--auth=trust", "--no-sync")  # fmt: skip
-        self._pg_ctl("start")
-        self._run("createdb", "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres",
-                  "genreflow")  # fmt: skip
-        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/genreflow"
-
-    def _pg_ctl(self, action: str, *extra: str) -> None:
-        options = f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.folder}"
-        self._run("pg_ctl", "-D", str(self.folder / "data"), "-o", options, "-w",
-                  "-l", str(self.folder / "server.log"), action, *extra)  # fmt: skip
-
-    def restart(self) -> None:
-        """Restart in immediate mode: the server crashes and recovers from its WAL."""
-        self._pg_ctl("restart", "-m", "immediate")
-
-    def stop(self) -> None:
-        """Stop the server."""
-        with contextlib.suppress(subprocess.CalledProcessError):
-            self._pg_ctl("stop", "-m", "fast")
-
-
-@dataclass
 class Service:
     """``genreflow run`` in a home, its output in ``home/run.log``."""
 
     home: Path
     port: int
     database_url: str | None = None
-    postgres: Postgres | None = None
+    postgres: PrivatePostgres | None = None
     process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -508,7 +473,7 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[Row] = []
     try:
         if args.database == "postgres":
-            service.postgres = Postgres(root / "postgres", free_port())
+            service.postgres = PrivatePostgres(root / "postgres", free_port())
             service.database_url = service.postgres.start()
         service.start()
         print(f"service up after {service.wait_ready():.1f} s", flush=True)

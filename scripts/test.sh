@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # One command, fresh machine: install genreflow with its test extras into ./.venv, install
 # Chromium for the browser tests where this machine allows it (root + apt), then run the whole
-# suite. Extra arguments go to pytest (e.g. `scripts/test.sh -m "not browser"`).
+# suite. Extra arguments go to pytest (e.g. `scripts/test.sh -m "not browser"`). The PostgreSQL
+# tests use DATABASE_URL when it is PostgreSQL, else a private server the suite starts
+# (tests/postgres_server.py: binaries from PATH or Debian's package, installed via apt when root).
 # pytest's "no tests collected" (exit 5) is a failure here, never a silent pass.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

@@ -196,6 +196,14 @@ class ModelFileMissing(GenreflowError):
     code = "model_file_missing"
 
 
+class UploadMissing(GenreflowError):
+    """A worker cannot find an accepted job's file: the uploads folder is not shared with it."""
+
+    status = 500
+    title = "Uploaded file not found"
+    code = "upload_missing"
+
+
 class ConfusionMatrixNotFound(NotFound):
     """A model without a confusion matrix image."""
 

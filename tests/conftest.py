@@ -168,27 +168,48 @@ def db_session(engine: Engine) -> Iterator[Session]:
         yield session
 
 
-@pytest.fixture
-def postgres_url() -> Iterator[str]:
-    """Yield a throwaway PostgreSQL database URL; skip when no server is reachable.
+@pytest.fixture(scope="session")
+def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Yield the admin URL of a PostgreSQL server for this test session; skip with the reason.
 
-    The server is the one of ``DATABASE_URL`` when that is a PostgreSQL URL, else
-    ``postgresql://postgres@127.0.0.1:5432``.
+    The server of ``DATABASE_URL`` when that is a PostgreSQL URL; else a private server started
+    here from the machine's binaries (:mod:`tests.postgres_server`, which installs Debian's
+    package when root); else ``postgresql://postgres@127.0.0.1:5432``.
     """
     psycopg = pytest.importorskip("psycopg")
     from sqlalchemy.engine import make_url
 
+    from tests.postgres_server import PostgresUnavailable, PrivatePostgres
+
     # Placeholder secrets keep Settings from writing secret files into the default home.
     environ = {**os.environ, "GENREFLOW_WEBHOOK_SECRET": "-", "GENREFLOW_SECRET_KEY": "-"}
     configured = Settings.from_env(environ).database_url
-    admin = make_url(
-        configured if configured.startswith("postgres") else POSTGRES_FALLBACK_URL
-    ).set(drivername="postgresql")
-    admin_dsn = admin.set(database="postgres").render_as_string(hide_password=False)
+    if configured.startswith("postgres"):
+        yield configured
+        return
+    server = PrivatePostgres(tmp_path_factory.mktemp("postgres"), free_port())
     try:
-        conn = psycopg.connect(admin_dsn, autocommit=True, connect_timeout=3)
-    except psycopg.OperationalError as exc:
-        pytest.skip(f"no PostgreSQL server reachable at {admin.host}:{admin.port}: {exc}")
+        yield server.start()
+    except PostgresUnavailable as exc:
+        fallback = make_url(POSTGRES_FALLBACK_URL).render_as_string(hide_password=False)
+        try:
+            psycopg.connect(fallback, connect_timeout=3).close()
+        except psycopg.OperationalError:
+            pytest.skip(f"no PostgreSQL: {exc}; and none answers at 127.0.0.1:5432")
+        yield fallback
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def postgres_url(postgres_server: str) -> Iterator[str]:
+    """Yield a throwaway database on :func:`postgres_server`, dropped afterwards."""
+    psycopg = pytest.importorskip("psycopg")
+    from sqlalchemy.engine import make_url
+
+    admin = make_url(postgres_server).set(drivername="postgresql")
+    admin_dsn = admin.set(database="postgres").render_as_string(hide_password=False)
+    conn = psycopg.connect(admin_dsn, autocommit=True, connect_timeout=5)
     name = f"genreflow_test_{uuid.uuid4().hex[:12]}"
     try:
         conn.execute(f'CREATE DATABASE "{name}"')

@@ -29,15 +29,22 @@ def test_compose_has_every_service_with_healthchecks(compose: dict[str, Any]) ->
     assert set(compose["volumes"]) >= {"genreflow-data", "pgdata"}
 
 
-def test_workers_consume_the_right_queues(compose: dict[str, Any]) -> None:
-    services = compose["services"]
+def test_services_start_through_the_role_commands(compose: dict[str, Any]) -> None:
+    from click.testing import CliRunner
 
-    worker, trainer = services["worker"]["command"], services["trainer"]["command"]
-    assert worker[worker.index("-Q") + 1] == "predict,webhooks"
+    from shared.cli.main import main
+
+    services = compose["services"]
+    genreflow = ["python", "-m", "shared"]
+    for name, role in [("web", "web"), ("worker", "worker"), ("trainer", "trainer"),
+                       ("beat", "beat"), ("migrate", "prepare")]:  # fmt: skip
+        command = services[name]["command"]
+        assert command[:4] == [*genreflow, role], name
+        # Every option compose passes is one the command takes.
+        assert CliRunner().invoke(main, [*command[3:], "--help"]).exit_code == 0, name
+    worker = services["worker"]["command"]
+    assert worker[worker.index("--queues") + 1] == "predict,webhooks"
     assert "container_name" not in services["worker"]  # --scale worker=N needs unique names
-    assert trainer[trainer.index("-Q") + 1] == "train"
-    assert trainer[trainer.index("--concurrency") + 1] == "1"
-    assert "beat" in services["beat"]["command"]
 
 
 def test_app_services_share_data_and_wait_for_the_migration(compose: dict[str, Any]) -> None:

@@ -71,6 +71,15 @@ def create_app(
         },
     )
     app.json.sort_keys = False  # type: ignore[attr-defined]
+    if settings.proxy_hops:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        # The client is who the trusted proxies say it is (rate limits, the loopback rule);
+        # an X-Forwarded-For sent without such a proxy in front is ignored.
+        hops = settings.proxy_hops
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
+            app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_port=hops
+        )
     if config:
         app.config.update(config)
 

@@ -225,6 +225,28 @@ class ServiceCollector:
         yield depth
 
 
+def check_metrics_token(token: str) -> None:
+    """Refuse a scrape that does not carry ``Authorization: Bearer <token>``.
+
+    Raises
+    ------
+    Unauthorized
+        401 with ``WWW-Authenticate: Bearer``, whatever was wrong (missing or another token).
+    """
+    import hmac
+
+    from flask import request
+
+    from shared.errors import Unauthorized
+
+    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip(), token):
+        raise Unauthorized(
+            "/metrics needs the metrics token (GENREFLOW_METRICS_TOKEN) as "
+            "'Authorization: Bearer <token>'."
+        )
+
+
 def init_app(app: Flask, settings: Settings, sessions: sessionmaker[Session]) -> None:
     """Count the app's requests and serve ``/metrics`` (requests + :class:`ServiceCollector`)."""
     from prometheus_client import CollectorRegistry, generate_latest
@@ -243,7 +265,9 @@ def init_app(app: Flask, settings: Settings, sessions: sessionmaker[Session]) ->
     service_registry.register(ServiceCollector(sessions, settings.redis_url))  # type: ignore[arg-type]
 
     def serve_metrics() -> Response:
-        """Answer Prometheus' scrape."""
+        """Answer Prometheus' scrape (with ``GENREFLOW_METRICS_TOKEN`` set: only with it)."""
+        if settings.metrics_token is not None:
+            check_metrics_token(settings.metrics_token)
         text, _content_type = exporter.generate_metrics()
         body = (text if isinstance(text, bytes) else text.encode()) + generate_latest(
             service_registry

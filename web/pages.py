@@ -16,6 +16,7 @@ from __future__ import annotations
 from flask import Blueprint, Response, current_app, render_template
 
 from shared.core.audio import SUPPORTED_EXTENSIONS
+from web.context import get_settings
 
 bp = Blueprint(
     "pages",
@@ -59,6 +60,7 @@ def _render_classify_page(job_id: str | None) -> str:
         job_id=job_id,
         accept=",".join(["audio/*", *extensions]),
         max_upload_mb=current_app.config.get("GENREFLOW_MAX_UPLOAD_MB"),
+        require_keys=get_settings().require_keys,
     )
 
 

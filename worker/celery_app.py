@@ -5,7 +5,8 @@ and ``beat``) use the module-level :data:`celery_app`. Creating it reads no sett
 connection: its configuration is a promise that :class:`shared.store.config.Settings` fills in the
 first time Celery needs it. No model is loaded here; tasks load it lazily once per process.
 When a worker is ready it syncs the model registry once
-(:func:`shared.store.registry.sync_model_dir`).
+(:func:`shared.store.registry.sync_model_dir`) and starts its recovery sweeper
+(:mod:`worker.sweeper`), so lost work is found again wherever workers run, with or without beat.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import logging
 from typing import Any
 
 from celery import Celery
-from celery.signals import celeryd_init, worker_ready
+from celery.signals import celeryd_init, worker_ready, worker_shutdown
 
 from shared.lifecycle.queues import celery_config, worker_transport_options
 from shared.store.config import Settings
@@ -74,6 +75,23 @@ def sync_registry_on_start(**_: Any) -> None:
         sync_registry(get_settings())
     except Exception as exc:  # a worker must start even when the database is not ready yet
         log.warning("could not sync the model registry at start: %s", exc)
+
+
+@worker_ready.connect
+def start_recovery_sweeper(**_: Any) -> None:
+    """Start the worker's recovery sweeper thread (:mod:`worker.sweeper`)."""
+    from worker.sweeper import start_sweeper
+    from worker.tasks import get_settings
+
+    start_sweeper(get_settings())
+
+
+@worker_shutdown.connect
+def stop_recovery_sweeper(**_: Any) -> None:
+    """Stop the sweeper thread when the worker stops."""
+    from worker.sweeper import stop_sweeper
+
+    stop_sweeper()
 
 
 celery_app = make_celery()

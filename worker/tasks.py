@@ -21,11 +21,11 @@ from celery import Task, shared_task
 
 from shared.errors import TrainingBusy, TransientError
 from shared.lifecycle.base import transient_db_errors
+from shared.lifecycle.job_shape import job_fields
 from shared.lifecycle.jobs import abandon_job, run_classification
 from shared.lifecycle.queues import (
     TASK_CLASSIFY_SONG,
     TASK_DELIVER_WEBHOOK,
-    TASK_RECOVER_LOST_WORK,
     TASK_RETRAIN_IF_CHANGED,
     TASK_SYNC_MODELS,
     TASK_TRAIN_MODEL,
@@ -34,15 +34,13 @@ from shared.lifecycle.recovery import (
     JOB_STALE_S,
     WorkInProgress,
     claim_delivery,
-    find_lost_work,
     heartbeat,
-    release_training_lock,
     settle_delivery,
 )
 from shared.lifecycle.retrain import retrain_if_changed as retrain_if_changed_
 from shared.lifecycle.training_lock import training_lock
 from shared.lifecycle.training_runs import abandon_run, run_training
-from shared.lifecycle.webhook_targets import check_webhook_target
+from shared.lifecycle.webhook_targets import pin_webhook_target
 from shared.lifecycle.webhooks import deliver_job_event
 from shared.store.config import Settings
 from shared.store.db import session_scope
@@ -85,13 +83,6 @@ def get_redis() -> Redis:
 def enqueue_webhook(job_id: str, event_type: str) -> None:
     """Queue the webhook delivery of a job event (call after the job's commit)."""
     deliver_webhook.apply_async(args=[job_id, event_type])
-
-
-def render_job(job: Any) -> dict[str, Any]:
-    """Return the API's job shape (the webhook body's ``data``), from the API's own schema."""
-    from web.api.schemas import dump_job
-
-    return dump_job(job)
 
 
 class ClassifyTask(Task):
@@ -153,12 +144,12 @@ def deliver_webhook(self: Task, job_id: str, event_type: str) -> None:
             session,
             job_id,
             event_type,
-            render_job=render_job,
+            render_job=job_fields,
             secret=settings.webhook_secret,
             max_attempts=settings.webhook_max_attempts,
             backoff_s=settings.webhook_backoff_s,
-            check_target=functools.partial(
-                check_webhook_target, allow_private=settings.webhook_allow_private
+            pin_target=functools.partial(
+                pin_webhook_target, allow_private=settings.webhook_allow_private
             ),
         )
         retry_here = settle_delivery(
@@ -166,7 +157,7 @@ def deliver_webhook(self: Task, job_id: str, event_type: str) -> None:
         )
     if outcome.status == "retry" and retry_here:
         # The attempt count lives in the delivery rows, not in Celery's retry counter. Longer
-        # waits are left to the outbox sweep (genreflow.recover_lost_work).
+        # waits are left to the outbox sweep (worker/sweeper.py).
         raise self.retry(countdown=outcome.retry_in, max_retries=None)
     if outcome.status == "refused":
         log.warning("webhook %s of job %s: refused, the URL points inward", event_type, job_id)
@@ -198,22 +189,6 @@ def retrain_if_changed(self: Task) -> None:
     settings = get_settings()
     with transient_db_errors("checking for a scheduled retrain"):
         retrain_if_changed_(lambda: session_scope(settings.database_url), settings, get_redis())
-
-
-@shared_task(name=TASK_RECOVER_LOST_WORK, **TASK_OPTIONS)
-def recover_lost_work(self: Task) -> None:
-    """Re-enqueue jobs, webhook deliveries and training runs whose task was lost (beat)."""
-    settings = get_settings()
-    with (
-        transient_db_errors("looking for lost work"),
-        session_scope(settings.database_url) as session,
-    ):
-        found = find_lost_work(session)
-    if found.release_training_lock:
-        release_training_lock(get_redis())
-    if found:
-        log.warning("recovery: %s", found.summary())
-        found.send(lambda name, args, queue: self.app.send_task(name, args=args, queue=queue))
 
 
 @shared_task(name=TASK_SYNC_MODELS, **TASK_OPTIONS)

@@ -123,6 +123,9 @@ def connect_signals(get_settings: Any, get_redis: Any) -> None:
     from celery.signals import worker_process_init, worker_process_shutdown
 
     def on_start(**_: Any) -> None:
+        from shared.store.db import dispose_engines
+
+        dispose_engines(close=False)  # the main process's pooled connections are not ours
         start(current_app, get_settings(), get_redis())
 
     def on_stop(**_: Any) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import shutil
 import sys
+import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
@@ -18,6 +19,9 @@ if TYPE_CHECKING:
 
 #: Under ``GENREFLOW_HOME``: prometheus_client's multiprocess files of the web workers.
 METRICS_DIR: Final = "metrics"
+#: :func:`prepare_home` leaves this file in the uploads and models folders; a one-role command
+#: (:mod:`shared.cli.roles`) that does not find it there is not looking at the shared folders.
+SHARE_MARKER: Final = ".genreflow-shared"
 
 
 def prepare_home(settings: Settings) -> str | None:
@@ -32,11 +36,20 @@ def prepare_home(settings: Settings) -> str | None:
     from shared.store.registry import active_model, sync_model_dir
 
     settings.ensure_dirs()
+    mark_shared_folders(settings)
     upgrade_database(settings.database_url)
     with session_scope(settings.database_url) as session:
         sync_model_dir(session, settings)
         active = active_model(session)
         return active.version if active is not None else None
+
+
+def mark_shared_folders(settings: Settings) -> None:
+    """Leave :data:`SHARE_MARKER` in the uploads and models folders (once)."""
+    for folder in (settings.upload_dir, settings.model_dir):
+        marker = folder / SHARE_MARKER
+        if not marker.exists():
+            marker.write_text(f"genreflow shared folder {uuid.uuid4()}\n")
 
 
 def prepare_admin_key(settings: Settings) -> tuple[Path, bool]:

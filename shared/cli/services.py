@@ -8,16 +8,20 @@ unless ``REDIS_URL`` was given, and then runs these programs under supervisord
 - ``web``: gunicorn serving ``web:create_app()`` (Flask's own server if gunicorn is missing),
 - ``predict``: a Celery worker on the ``predict`` and ``webhooks`` queues,
 - ``train``: a Celery worker on the ``train`` queue, one task at a time,
-- ``beat``: the Celery scheduler of the weekly retrain check.
+- ``beat``: the Celery scheduler of the weekly retrain check (optional: ``--no-beat``).
+
+Each program is defined once here (:func:`web_spec`, :func:`predict_spec`, :func:`train_spec`,
+:func:`beat_spec`); the one-role commands (``genreflow web|worker|trainer|beat``,
+:mod:`shared.cli.roles`) start the same programs, one per host or container.
 
 While it runs, the registry is synced with ``GENREFLOW_MODEL_DIR`` (``genreflow train`` writes
 there) every few seconds (:func:`shared.store.registry.sync_model_dir`). The generic part
 (supervisord's configuration, its messages) is :mod:`shared.cli.process_manager`.
 A program that dies is restarted while the others keep running; one that keeps dying right
 after it starts is retried with growing pauses, then given up and reported. At start-up, work
-the previous run left unfinished is queued again (:mod:`shared.lifecycle.recovery`); beat
-repeats that sweep every few seconds. Ctrl-C or SIGTERM stops them all (gracefully, then
-forcibly after a grace period).
+the previous run left unfinished is queued again (:mod:`shared.lifecycle.recovery`); every
+worker repeats that sweep every few seconds (:mod:`worker.sweeper`), with or without beat.
+Ctrl-C or SIGTERM stops them all (gracefully, then forcibly after a grace period).
 """
 
 from __future__ import annotations
@@ -94,33 +98,62 @@ def web_spec(
     return Program("web", argv, priority=40, stopwaitsecs=int(STOP_GRACE_S))
 
 
+#: The predict worker's queues (``genreflow worker``'s default).
+PREDICT_QUEUES: Final = "predict,webhooks"
+
+
+def celery_argv(python: str = sys.executable) -> list[str]:
+    """Return the start of every Celery command line of genreflow."""
+    return [python, "-m", "celery", "-A", "worker.celery_app"]
+
+
+def predict_spec(
+    *, queues: str = PREDICT_QUEUES, concurrency: int = 2, python: str = sys.executable
+) -> Program:
+    """Return the predict worker's spec (``genreflow worker``; ``predict`` in ``genreflow run``)."""
+    argv = [
+        *celery_argv(python), "worker", "-n", "predict@%h", "-Q", queues,
+        "--concurrency", str(concurrency), "--loglevel", "INFO",
+    ]  # fmt: skip
+    return Program("predict", argv, priority=20, startsecs=10, stopwaitsecs=int(STOP_GRACE_S))
+
+
+def train_spec(*, python: str = sys.executable) -> Program:
+    """Return the training worker's spec: one run at a time, a fresh process for each."""
+    argv = [
+        *celery_argv(python), "worker", "-n", "train@%h", "-Q", "train", "--concurrency", "1",
+        "--max-tasks-per-child", "1", "--loglevel", "INFO",
+    ]  # fmt: skip
+    return Program("train", argv, priority=20, startsecs=10, stopwaitsecs=int(STOP_GRACE_S))
+
+
+def beat_spec(settings: Settings, *, python: str = sys.executable) -> Program:
+    """Return the scheduler's spec (the retrain check and the registry sync; not recovery)."""
+    schedule = str(settings.home / "celerybeat-schedule")
+    argv = [*celery_argv(python), "beat", "--loglevel", "INFO", "-s", schedule]
+    return Program("beat", argv, priority=30, startsecs=5, stopwaitsecs=int(STOP_GRACE_S))
+
+
 def worker_specs(
     settings: Settings, *, predict_concurrency: int = 2, python: str = sys.executable
 ) -> list[Program]:
     """Return the child specs of the predict worker, the training worker and beat."""
-    celery = [python, "-m", "celery", "-A", "worker.celery_app"]
-    predict = [
-        *celery, "worker", "-n", "predict@%h", "-Q", "predict,webhooks",
-        "--concurrency", str(predict_concurrency), "--loglevel", "INFO",
-    ]  # fmt: skip
-    train = [
-        *celery, "worker", "-n", "train@%h", "-Q", "train", "--concurrency", "1",
-        "--max-tasks-per-child", "1", "--loglevel", "INFO",
-    ]  # fmt: skip
-    beat = [*celery, "beat", "--loglevel", "INFO", "-s", str(settings.home / "celerybeat-schedule")]
-    grace = int(STOP_GRACE_S)
     return [
-        Program("predict", predict, priority=20, startsecs=10, stopwaitsecs=grace),
-        Program("train", train, priority=20, startsecs=10, stopwaitsecs=grace),
-        Program("beat", beat, priority=30, startsecs=5, stopwaitsecs=grace),
+        predict_spec(concurrency=predict_concurrency, python=python),
+        train_spec(python=python),
+        beat_spec(settings, python=python),
     ]
 
 
-def child_environment(settings: Settings, redis_url: str) -> dict[str, str]:
+def child_environment(
+    settings: Settings, redis_url: str, *, metrics_dir: Path | None = None
+) -> dict[str, str]:
     """Return the environment of the children: this one, with the resolved settings pinned.
 
     Children inherit the caller's environment (``PATH`` and the like) unchanged; the settings
     the runner resolved (home, database, Redis) are pinned so every child agrees on them.
+    ``metrics_dir`` is where the web workers add up their request metrics (default
+    ``$GENREFLOW_HOME/metrics``).
     """
     env = dict(os.environ)  # pass-through only; Settings.from_env remains the only reader
     python_path = [str(PROJECT_ROOT), *filter(None, env.get("PYTHONPATH", "").split(os.pathsep))]
@@ -133,7 +166,7 @@ def child_environment(settings: Settings, redis_url: str) -> dict[str, str]:
         GENREFLOW_WEBHOOK_SECRET=settings.webhook_secret,
         GENREFLOW_SECRET_KEY=settings.secret_key,
         # gunicorn's workers add up their request metrics in files here (see web/metrics.py)
-        PROMETHEUS_MULTIPROC_DIR=str(settings.home / METRICS_DIR),
+        PROMETHEUS_MULTIPROC_DIR=str(metrics_dir or settings.home / METRICS_DIR),
         PYTHONPATH=os.pathsep.join(dict.fromkeys(python_path)),
         PYTHONUNBUFFERED="1",
     )
@@ -267,9 +300,7 @@ def recover_at_startup(settings: Settings, redis_url: str, *, say: Echo) -> None
     are idempotent), as are jobs whose task stopped beating (with the private Redis: every job
     left ``processing``), and webhook events still owed.
     """
-    from celery import Celery
-
-    from shared.lifecycle.queues import celery_config
+    from shared.lifecycle.queues import sending_app
     from shared.lifecycle.recovery import find_lost_work, release_training_lock
     from shared.store.db import session_scope
 
@@ -280,8 +311,7 @@ def recover_at_startup(settings: Settings, redis_url: str, *, say: Echo) -> None
         found = find_lost_work(session, startup=True, **stale_s)
     if not found:
         return
-    app = Celery("genreflow-runner", set_as_current=False)
-    app.conf.update(celery_config(redis_url=redis_url, retrain_cron=None))
+    app = sending_app(redis_url, name="genreflow-runner")
     try:
         if found.release_training_lock:
             import redis

@@ -11,6 +11,7 @@ detail. Database trouble propagates; the task turns it into a retry.
 from __future__ import annotations
 
 import logging
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +21,13 @@ from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from shared.errors import GenreflowError, NoActiveModel, QueueUnavailable, TransientError
+from shared.errors import (
+    GenreflowError,
+    NoActiveModel,
+    QueueUnavailable,
+    TransientError,
+    UploadMissing,
+)
 from shared.lifecycle.base import mark_failed, progress_writer
 from shared.lifecycle.queues import (
     QUEUE_PREDICT,
@@ -256,6 +263,7 @@ def _classify(
 
     job.status = JobStatus.PROCESSING.value
     job.attempts += 1
+    attempt = job.attempts
     job.started_at = job.heartbeat_at = utcnow()
     job.progress = PROGRESS_STARTED
     session.commit()  # pollers see "processing" before the model loads
@@ -265,11 +273,19 @@ def _classify(
         job.model_version = model.version
         job.progress = PROGRESS_MODEL_READY
         session.commit()
+        upload_path = _upload_path(job, settings)
+        if not upload_path.is_file():  # a file error, never retried: this host would not see it
+            raise UploadMissing(
+                f"The worker on {socket.gethostname()} cannot find this job's file "
+                f"({upload_path}). Every host must mount the uploads folder "
+                f"(GENREFLOW_UPLOAD_DIR, {settings.upload_dir}) at the same path; upload the "
+                "song again once it does."
+            )
 
         from shared.core.predict import predict_file
 
         prediction = predict_file(
-            _upload_path(job, settings),
+            upload_path,
             model,
             max_duration_s=settings.max_duration_s,
             progress=_predict_progress(session, job),
@@ -278,12 +294,16 @@ def _classify(
     except TransientError:
         raise
     except GenreflowError as exc:
+        if not _still_ours(session, job, attempt):
+            return None
         mark_failed(job, code=exc.code, title=exc.title, detail=exc.detail)
         return _event(session, job)
     except DBAPIError:
         raise
     except Exception as exc:  # a job must end; the traceback goes to the log
         log.exception("job %s failed unexpectedly", job_id)
+        if not _still_ours(session, job, attempt):
+            return None
         mark_failed(
             job,
             code="internal_error",
@@ -292,6 +312,8 @@ def _classify(
         )
         return _event(session, job)
 
+    if not _still_ours(session, job, attempt):
+        return None
     if job.prediction is None:
         session.add(StoredPrediction.from_result(job.id, prediction.to_dict()))
     job.status = JobStatus.DONE.value
@@ -301,6 +323,27 @@ def _classify(
     session.flush()
     log.info("job %s done: %s (%.2f)", job_id, prediction.genre, prediction.confidence)
     return _event(session, job)
+
+
+def _still_ours(session: Session, job: Job, attempt: int) -> bool:
+    """Whether this task's attempt still owns ``job`` (read from the database, not the session).
+
+    A worker cut off from the others (frozen, or its network down) past the heartbeat's
+    staleness finds, when it comes back, that the sweep gave its job to another worker, which
+    may have ended it. Its late result is dropped, so a job never ends twice.
+    """
+    status, attempts = session.execute(
+        select(Job.status, Job.attempts).where(Job.id == job.id)
+    ).one()
+    if status == JobStatus.PROCESSING.value and attempts == attempt:
+        return True
+    session.rollback()  # nothing of this attempt's end is written
+    log.warning(
+        "job %s: another worker took it over while this one was cut off (now %s, attempt %d); "
+        "this late result is dropped",
+        job.id, status, attempts,
+    )  # fmt: skip
+    return False
 
 
 def _upload_path(job: Job, settings: Settings) -> Path:

@@ -25,7 +25,6 @@ TASK_TRAIN_MODEL: Final = "genreflow.train_model"
 TASK_RETRAIN_IF_CHANGED: Final = "genreflow.retrain_if_changed"
 TASK_DELIVER_WEBHOOK: Final = "genreflow.deliver_webhook"
 TASK_SYNC_MODELS: Final = "genreflow.sync_models"
-TASK_RECOVER_LOST_WORK: Final = "genreflow.recover_lost_work"
 
 TASK_ROUTES: Final[dict[str, dict[str, str]]] = {
     TASK_CLASSIFY_SONG: {"queue": QUEUE_PREDICT},
@@ -33,7 +32,6 @@ TASK_ROUTES: Final[dict[str, dict[str, str]]] = {
     TASK_RETRAIN_IF_CHANGED: {"queue": QUEUE_TRAIN},
     TASK_DELIVER_WEBHOOK: {"queue": QUEUE_WEBHOOKS},
     TASK_SYNC_MODELS: {"queue": QUEUE_PREDICT},
-    TASK_RECOVER_LOST_WORK: {"queue": QUEUE_WEBHOOKS},
 }
 
 #: How often beat asks the registry to register model files that appeared in the model dir.
@@ -47,7 +45,8 @@ VISIBILITY_TIMEOUT_S: Final[dict[str, int]] = {
     QUEUE_WEBHOOKS: 120,
     QUEUE_TRAIN: 30 * 60,
 }
-#: How often beat runs the recovery sweep (:mod:`shared.lifecycle.recovery`).
+#: How often the workers' sweeper runs the recovery sweep, cluster-wide
+#: (:func:`shared.lifecycle.recovery.sweep_lost_work`; each worker tries three times as often).
 RECOVERY_INTERVAL_S: Final = 15.0
 
 
@@ -129,12 +128,6 @@ def celery_config(*, redis_url: str, retrain_cron: str | None) -> dict[str, Any]
             "schedule": SYNC_MODELS_INTERVAL_S,
             "options": {"queue": QUEUE_PREDICT},
         },
-        "recover-lost-work": {
-            "task": TASK_RECOVER_LOST_WORK,
-            "schedule": RECOVERY_INTERVAL_S,
-            # A sweep nobody ran in time is replaced by the next one, not piled up.
-            "options": {"queue": QUEUE_WEBHOOKS, "expires": RECOVERY_INTERVAL_S},
-        },
     }
     if retrain_cron and retrain_cron.strip():
         beat_schedule["retrain-if-changed"] = {
@@ -174,3 +167,19 @@ def celery_config(*, redis_url: str, retrain_cron: str | None) -> dict[str, Any]
         "worker_send_task_events": False,
         "beat_schedule": beat_schedule,
     }
+
+
+def sending_app(redis_url: str, *, name: str) -> Any:
+    """Return a Celery app that only sends genreflow tasks to ``redis_url`` (no result backend).
+
+    For processes that enqueue outside a task: ``genreflow run``'s start-up recovery and the
+    workers' sweeper. Building it opens no connection; call ``close()`` when done.
+    """
+    from celery import Celery
+
+    config = celery_config(redis_url=redis_url, retrain_cron=None)
+    config["result_backend"] = None
+    config.pop("result_backend_transport_options", None)
+    app = Celery(name, set_as_current=False)
+    app.conf.update(config)
+    return app

@@ -15,10 +15,16 @@ rows whose sign of life is too old:
   the training lock is released when no live training holds it; a run ``queued`` too long while
   nothing trains is enqueued again.
 
-Beat runs the sweep (``genreflow.recover_lost_work``) every
-``shared.lifecycle.queues.RECOVERY_INTERVAL_S``, and ``genreflow run`` runs it once at start-up
-(then every queued job is enqueued again).
-The functions mark the rows and return what to send; the caller commits, then sends.
+Every genreflow worker runs the sweep (:func:`sweep_lost_work`, from a thread of its main
+process: :mod:`worker.sweeper`), whatever started the worker; no scheduler is needed. A lock in
+Redis (``SET NX`` with an expiry of ``RECOVERY_INTERVAL_S``) lets one sweep run per interval
+across every host. ``genreflow run`` also runs it once at start-up (then every queued job is
+enqueued again).
+
+The functions mark the rows and return what to send; the caller commits, then sends. A sweeper
+that dies mid-sweep leaves nothing half-done: the marks are one transaction (all or none), and
+rows marked but never sent look like work queued at that moment, which the next sweeps send
+again once ``QUEUED_STALE_S`` has passed (the tasks are idempotent, so a duplicate is harmless).
 """
 
 from __future__ import annotations
@@ -31,7 +37,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Final
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import Engine, or_, select, update
 from sqlalchemy.orm import Session
 
 from shared.lifecycle.base import mark_failed
@@ -39,6 +45,7 @@ from shared.lifecycle.queues import (
     QUEUE_PREDICT,
     QUEUE_TRAIN,
     QUEUE_WEBHOOKS,
+    RECOVERY_INTERVAL_S,
     TASK_CLASSIFY_SONG,
     TASK_DELIVER_WEBHOOK,
     TASK_TRAIN_MODEL,
@@ -64,6 +71,9 @@ OUTBOX_LEASE_S: Final = 30.0
 #: Webhook retries due sooner than this ride on Celery's countdown; later ones on the sweep
 #: (a countdown longer than the queue's visibility timeout would be delivered twice).
 SHORT_RETRY_S: Final = 60.0
+
+#: The Redis key whose holder may sweep: one sweep per ``RECOVERY_INTERVAL_S`` across hosts.
+SWEEP_LOCK_KEY: Final = "genreflow:recovery:sweep"
 
 Send = Callable[[str, list[Any], str], Any]
 
@@ -217,6 +227,48 @@ def _find_lost_runs(
         if (run.heartbeat_at or run.created_at) <= queued_cutoff:
             run.heartbeat_at = now
             found.runs_requeued.append(run.id)
+
+
+def sweep_lost_work(
+    database: str | Engine,
+    redis: Any,
+    send: Send,
+    *,
+    holder: str,
+    every_s: float = RECOVERY_INTERVAL_S,
+) -> LostWork | None:
+    """Run one recovery sweep, unless another sweeper (on any host) ran one in the last ``every_s``.
+
+    Parameters
+    ----------
+    database : str or Engine
+        Where the rows live (a URL, or an engine such as the sweeper thread's own).
+    redis : redis.Redis
+        The broker's Redis: it holds :data:`SWEEP_LOCK_KEY` (and the training lock).
+    send : callable(task_name, args, queue)
+        Enqueues the found work, after the marks are committed.
+    holder : str
+        Who sweeps (``host:pid``), written as the lock's value for the curious.
+    every_s : float > 0
+        The lock's expiry: at most one sweep per this many seconds runs, cluster-wide.
+
+    Returns
+    -------
+    LostWork or None
+        What was found and sent; ``None`` when another sweeper holds the lock.
+    """
+    from shared.store.db import session_scope
+
+    if not redis.set(SWEEP_LOCK_KEY, holder, nx=True, px=max(1, int(every_s * 1000))):
+        return None
+    with session_scope(database) as session:
+        found = find_lost_work(session)
+    if found.release_training_lock:
+        release_training_lock(redis)
+    if found:
+        log.warning("recovery: %s", found.summary())
+        found.send(send)
+    return found
 
 
 def release_training_lock(redis: Any) -> None:

@@ -1,11 +1,13 @@
 """Webhooks may not be aimed inward: refuse targets on loopback, link-local or private networks.
 
-:func:`check_webhook_target` is called twice: when a job is submitted (a literal address, or a
-name that resolves to one, is refused with 400) and again right before each delivery, after
-resolving the name afresh, so a name that later points inward is refused too. A name that does
-not resolve passes (its request cannot connect anywhere). The check and the connection resolve
-separately, so a name whose DNS answer flips between the two is not caught (DNS rebinding).
-``GENREFLOW_WEBHOOK_ALLOW_PRIVATE=1`` turns the check off (tests, the embedded run).
+:func:`check_webhook_target` runs when a job is submitted (a literal address, or a name that
+resolves to one, is refused with 400; a name that does not resolve passes). Right before each
+delivery, :func:`pin_webhook_target` resolves the name afresh, checks every address, and returns
+the one the request must connect to: the delivery connects to that address
+(:func:`shared.lifecycle.webhooks.post_webhook`), keeping the name for the ``Host`` header and
+TLS, so no second DNS answer (DNS rebinding) can slip an inward address in between.
+``GENREFLOW_WEBHOOK_ALLOW_PRIVATE=1`` turns the inward check off (tests, the embedded run); the
+address is pinned all the same.
 """
 
 from __future__ import annotations
@@ -54,6 +56,65 @@ def is_inward(address: IpAddress) -> bool:
     )
 
 
+def pin_webhook_target(
+    url: str,
+    *,
+    allow_private: bool,
+    resolve: Resolver = resolve_host,
+) -> str:
+    """Resolve a webhook URL's host once, check it, and return the address to connect to.
+
+    Parameters
+    ----------
+    url : str
+        An absolute http(s) URL.
+    allow_private : bool
+        ``GENREFLOW_WEBHOOK_ALLOW_PRIVATE``: when true, inward addresses are allowed.
+    resolve : callable(host, port) -> list of addresses
+        The resolver (DNS by default).
+
+    Returns
+    -------
+    str
+        The first address of the host (all of them passed the check).
+
+    Raises
+    ------
+    WebhookTargetRefused
+        When any address of the host is inward (or the port is invalid).
+    UnresolvableHost
+        When the name does not resolve now (the attempt fails and is retried later).
+    """
+    host, port = _host_port(url)
+    try:
+        addresses = [ipaddress.ip_address(host)]
+    except ValueError:
+        addresses = resolve(host, port)
+    if not addresses:
+        raise UnresolvableHost(f"{host}: no address")
+    if not allow_private:
+        _refuse_inward(host, addresses)
+    return str(addresses[0])
+
+
+def _host_port(url: str) -> tuple[str, int]:
+    parts = urlsplit(url)
+    try:
+        return parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:
+        raise WebhookTargetRefused(f"The webhook URL has an invalid port: {url[:200]!r}.") from None
+
+
+def _refuse_inward(host: str, addresses: list[IpAddress]) -> None:
+    inward = [str(address) for address in addresses if is_inward(address)]
+    if inward:
+        raise WebhookTargetRefused(
+            f"The webhook host {host!r} is on a loopback, link-local or private address "
+            f"({', '.join(sorted(set(inward)))}); webhooks must reach a public address "
+            "(an operator may allow private targets with GENREFLOW_WEBHOOK_ALLOW_PRIVATE=1)."
+        )
+
+
 def check_webhook_target(
     url: str,
     *,
@@ -79,23 +140,7 @@ def check_webhook_target(
     """
     if allow_private:
         return
-    parts = urlsplit(url)
-    host = parts.hostname or ""
     try:
-        port = parts.port or (443 if parts.scheme == "https" else 80)
-    except ValueError:
-        raise WebhookTargetRefused(f"The webhook URL has an invalid port: {url[:200]!r}.") from None
-    try:
-        addresses = [ipaddress.ip_address(host)]
-    except ValueError:
-        try:
-            addresses = resolve(host, port)
-        except UnresolvableHost:
-            return
-    inward = [str(address) for address in addresses if is_inward(address)]
-    if inward:
-        raise WebhookTargetRefused(
-            f"The webhook host {host!r} is on a loopback, link-local or private address "
-            f"({', '.join(sorted(set(inward)))}); webhooks must reach a public address "
-            "(an operator may allow private targets with GENREFLOW_WEBHOOK_ALLOW_PRIVATE=1)."
-        )
+        pin_webhook_target(url, allow_private=False, resolve=resolve)
+    except UnresolvableHost:
+        return

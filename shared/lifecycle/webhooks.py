@@ -16,12 +16,14 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import Any, Final, Protocol
+from urllib.parse import urlsplit
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from shared.errors import WebhookTargetRefused
+from shared.lifecycle.webhook_targets import UnresolvableHost
 from shared.store.orm import Job, JobStatus, WebhookDelivery, isoformat, utcnow
 
 EVENT_COMPLETED: Final = "job.completed"
@@ -69,7 +71,14 @@ class DeliveryOutcome:
     retry_in: float | None = None
 
 
-HttpPost = Callable[[str, bytes, dict[str, str]], AttemptResult]
+class HttpPost(Protocol):
+    """The transport: one POST to ``url``, connecting to ``address`` (see :func:`post_webhook`)."""
+
+    def __call__(
+        self, url: str, body: bytes, headers: dict[str, str], *, address: str | None
+    ) -> AttemptResult:
+        """Make the request; report network trouble in the result, never raise."""
+        ...
 
 
 def event_for_status(status: str) -> str | None:
@@ -93,7 +102,7 @@ def build_event(job: Job, event_type: str, *, render_job: RenderJob) -> dict[str
     """Return the JSON event announcing that ``job`` ended.
 
     The timestamp is the job's finish time, so the body is identical across retries.
-    ``render_job`` gives the job's JSON shape (the API's, :func:`web.api.schemas.dump_job`).
+    ``render_job`` gives the job's JSON shape (:func:`shared.lifecycle.job_shape.job_fields`).
     """
     when = job.finished_at or job.started_at or job.created_at
     return {"type": event_type, "timestamp": isoformat(when), "data": render_job(job)}
@@ -144,31 +153,56 @@ def post_webhook(
     body: bytes,
     headers: dict[str, str],
     *,
+    address: str | None = None,
     connect_timeout_s: float = CONNECT_TIMEOUT_S,
     read_timeout_s: float = READ_TIMEOUT_S,
+    ca_certs: str | None = None,
 ) -> AttemptResult:
     """POST ``body`` to ``url`` once, never raising for network trouble.
 
-    Redirects are not followed (a redirect counts as a failed attempt).
+    Parameters
+    ----------
+    url, body, headers
+        The request. Redirects are not followed (a redirect counts as a failed attempt).
+    address : str, optional
+        The IP address to connect to (:func:`~shared.lifecycle.webhook_targets.pin_webhook_target`
+        checked it); the URL's host still names the ``Host`` header, TLS's SNI and the name the
+        certificate must carry. Without it, the host is resolved here.
+    ca_certs : str, optional
+        CA bundle for https (default: certifi's).
     """
-    import requests
+    import urllib3
 
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    target = parts.path or "/"
+    if parts.query:
+        target += f"?{parts.query}"
+    timeout = urllib3.Timeout(connect=connect_timeout_s, read=read_timeout_s)
+    if parts.scheme == "https":
+        import certifi
+
+        pool: urllib3.HTTPConnectionPool = urllib3.HTTPSConnectionPool(
+            address or host, port, timeout=timeout, retries=False, server_hostname=host,
+            assert_hostname=host, cert_reqs="CERT_REQUIRED", ca_certs=ca_certs or certifi.where(),
+        )  # fmt: skip
+    else:
+        pool = urllib3.HTTPConnectionPool(address or host, port, timeout=timeout, retries=False)
     started = time.perf_counter()
     try:
-        response = requests.post(
-            url,
-            data=body,
-            headers=headers,
-            timeout=(connect_timeout_s, read_timeout_s),
-            allow_redirects=False,
-        )
-    except requests.RequestException as exc:
+        response = pool.urlopen(
+            "POST", target, body=body, headers={**headers, "Host": parts.netloc},
+            redirect=False, retries=False,
+        )  # fmt: skip
+    except urllib3.exceptions.HTTPError as exc:
         elapsed = (time.perf_counter() - started) * 1000
         return AttemptResult(None, _short(f"{type(exc).__name__}: {exc}"), round(elapsed, 1))
+    finally:
+        pool.close()
     elapsed = (time.perf_counter() - started) * 1000
-    error = None if 200 <= response.status_code < 300 else f"HTTP {response.status_code}"
-    response.close()
-    return AttemptResult(response.status_code, error, round(elapsed, 1))
+    error = None if 200 <= response.status < 300 else f"HTTP {response.status}"
+    return AttemptResult(response.status, error, round(elapsed, 1))
 
 
 def backoff_delay(attempt: int, *, base_s: float, max_s: float = MAX_BACKOFF_S) -> float:
@@ -186,7 +220,7 @@ def deliver_job_event(
     max_attempts: int,
     backoff_s: float,
     http_post: HttpPost = post_webhook,
-    check_target: Callable[[str], None] | None = None,
+    pin_target: Callable[[str], str] | None = None,
 ) -> DeliveryOutcome:
     """Make the next delivery attempt of one job event and record it.
 
@@ -206,9 +240,12 @@ def deliver_job_event(
         Wait after the first failure; it doubles after each further one.
     http_post : callable(url, body, headers) -> AttemptResult
         The transport (tests may pass a fake).
-    check_target : callable(url), optional
-        Raises :class:`~shared.errors.WebhookTargetRefused` for a URL that may not be called
-        (:func:`shared.lifecycle.webhook_targets.check_webhook_target`, resolving the host now).
+    pin_target : callable(url) -> str, optional
+        Resolves the URL's host now, checks it and returns the address the request connects
+        to (:func:`shared.lifecycle.webhook_targets.pin_webhook_target`); raises
+        :class:`~shared.errors.WebhookTargetRefused` for a URL that may not be called, or
+        ``UnresolvableHost`` (a failed attempt, retried). Without it the host is resolved
+        when connecting.
 
     Returns
     -------
@@ -236,14 +273,18 @@ def deliver_job_event(
     body = encode_body(build_event(job, event_type, render_job=render_job))
     url = job.webhook_url
     session.commit()  # end the read transaction: no database lock is held during the request
+    address = None
     try:
-        if check_target is not None:
-            check_target(url)
+        if pin_target is not None:
+            address = pin_target(url)
     except WebhookTargetRefused as exc:
         refused = AttemptResult(None, _short(f"refused: {exc.detail}"), 0.0)
         session.add(_delivery_row(job_id, event_type, message_id, attempt, url, refused))
         return DeliveryOutcome("refused", attempt=attempt)
-    result = http_post(url, body, sign_headers(secret, message_id, body))
+    except UnresolvableHost as exc:
+        result = AttemptResult(None, _short(f"host does not resolve: {exc}"), 0.0)
+    else:
+        result = http_post(url, body, sign_headers(secret, message_id, body), address=address)
     session.add(_delivery_row(job_id, event_type, message_id, attempt, url, result))
     if result.succeeded:
         return DeliveryOutcome("delivered", attempt=attempt)

@@ -94,6 +94,13 @@ class Settings:
         (default 2048).
     log_format : {"text", "json"}
         ``GENREFLOW_LOG_FORMAT``: plain text lines (default) or one JSON object per line.
+    proxy_hops : int >= 0
+        ``GENREFLOW_PROXY_HOPS``: how many reverse proxies in front of the web server are
+        trusted to set ``X-Forwarded-For`` / ``-Proto`` / ``-Host`` / ``-Port`` (default 0:
+        the headers are ignored and the client is the connecting address).
+    metrics_token : str or None
+        ``GENREFLOW_METRICS_TOKEN``: when set, ``/metrics`` answers only requests carrying
+        ``Authorization: Bearer <token>``.
     """
 
     home: Path
@@ -121,6 +128,8 @@ class Settings:
     uploads_per_minute: int = DEFAULT_UPLOADS_PER_MINUTE
     upload_mb_per_hour: int = DEFAULT_UPLOAD_MB_PER_HOUR
     log_format: str = "text"
+    proxy_hops: int = 0
+    metrics_token: str | None = None
 
     @property
     def max_upload_bytes(self) -> int:
@@ -221,6 +230,8 @@ class Settings:
                 _parse_number("GENREFLOW_UPLOAD_MB_PER_HOUR", get, DEFAULT_UPLOAD_MB_PER_HOUR, int)
             ),
             log_format=log_format,
+            proxy_hops=_parse_count("GENREFLOW_PROXY_HOPS", get),
+            metrics_token=get("GENREFLOW_METRICS_TOKEN"),
         )
 
     def replace(self, **changes: object) -> Settings:
@@ -249,6 +260,15 @@ def _parse_number(
     if value <= 0:
         raise ValueError(f"{name}={raw!r} must be greater than 0")
     return value
+
+
+def _parse_count(name: str, get: Callable[[str], str | None]) -> int:
+    raw = get(name)
+    if raw is None:
+        return 0
+    if not raw.isdigit():
+        raise ValueError(f"{name}={raw!r} must be a whole number, 0 or more")
+    return int(raw)
 
 
 def _parse_flag(name: str, get: Callable[[str], str | None]) -> bool:

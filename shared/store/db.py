@@ -82,11 +82,15 @@ def get_engine(url: str) -> Engine:
         return engine
 
 
-def dispose_engines() -> None:
-    """Dispose every cached engine (call after fork, or at the end of tests)."""
+def dispose_engines(*, close: bool = True) -> None:
+    """Forget every cached engine (at the end of tests; after a fork with ``close=False``).
+
+    ``close=False`` drops the pooled connections without closing them: in a forked child they
+    are the parent's sockets, which the parent may still use.
+    """
     with _engines_lock:
         for engine in _engines.values():
-            engine.dispose()
+            engine.dispose(close=close)
         _engines.clear()
 
 

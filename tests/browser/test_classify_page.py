@@ -490,3 +490,53 @@ def test_page_says_warming_up_until_a_worker_holds_the_model(page: Any, live_ser
 
     page.unroute("**/ready")  # the real answer: the integration worker holds the model
     expect(status).to_be_hidden(timeout=10_000)
+
+
+@pytest.fixture(scope="module")
+def keyed_service(live_service: Any) -> Any:
+    """Yield the same service with ``GENREFLOW_REQUIRE_KEYS=1``, on its own port."""
+    from tests.browser.conftest import LiveService, serving
+    from web import create_app
+
+    settings = live_service.settings.replace(require_keys=True)
+    with serving(create_app(settings)) as base_url:
+        yield LiveService(base_url, settings, live_service.worker)
+
+
+def test_with_keys_required_the_upload_page_asks_for_a_key_and_uses_it(
+    page: Any, keyed_service: Any, audio_files: dict[str, Path]
+) -> None:
+    from playwright.sync_api import expect
+
+    from shared.store.db import session_scope
+    from shared.store.keys import create_key
+
+    with session_scope(keyed_service.settings.database_url) as session:
+        key = create_key(session, name="browser upload", scope="classify").token
+    page.goto(keyed_service.url("/"))
+    expect(page.locator("#client-key-status")).to_contain_text("needs an API key")
+
+    # Without a key the server refuses the upload, and the row says so.
+    page.get_by_label("Choose files").set_input_files(str(audio_files["metal"]))
+    expect(upload_item(page, "metal song.ogg")).to_have_attribute("data-state", "refused")
+
+    page.get_by_label("API key", exact=True).fill("gf_not-a-real-key-at-all")
+    page.get_by_role("button", name="Use this key").click()
+    expect(page.locator("#client-key-status")).to_contain_text("unknown or has been revoked")
+
+    page.get_by_label("API key", exact=True).fill(key)
+    page.get_by_role("button", name="Use this key").click()
+    expect(page.locator("#client-key-status")).to_contain_text(f"Using the API key {key[:11]}")
+    expect(page.locator("#client-key-form")).to_be_hidden()
+
+    page.get_by_label("Choose files").set_input_files(str(audio_files["mixtape"]))
+    mixtape = upload_item(page, "mixtape.mp3")
+    expect(mixtape).to_have_attribute("data-state", "done", timeout=JOB_TIMEOUT_MS)
+    expect(page.locator("#result")).to_have_attribute("data-status", "done")
+    # The player cannot send a header: it plays the audio the page fetched with the key.
+    expect(page.locator("audio.player")).to_have_attribute("src", re.compile(r"^blob:"))
+    # The key stays for the session: a reload lists the job in the history without asking.
+    job_id = job_id_of(mixtape)
+    page.reload()
+    expect(page.locator("#client-key-status")).to_contain_text("Using the API key")
+    expect(page.locator(f'.history__link[data-job-id="{job_id}"]')).to_be_visible()

@@ -10,7 +10,10 @@ from click.testing import CliRunner
 from shared.cli import commands, key_commands, service_commands
 from shared.cli.main import main
 
-EXPECTED = {"train", "evaluate", "predict", "demo-data", "run", "prepare", "keys"}
+EXPECTED = {
+    "train", "evaluate", "predict", "demo-data", "run", "prepare", "keys",
+    "web", "worker", "trainer", "beat",
+}  # fmt: skip
 
 
 def test_every_command_is_registered_on_the_one_group() -> None:

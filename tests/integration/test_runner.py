@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -14,6 +15,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -31,14 +33,14 @@ READY_LINE = "genreflow is running at"
 class Runner:
     """``python -m shared run`` in a fresh home, its output collected."""
 
-    def __init__(self, home: Path, port: int) -> None:
+    def __init__(self, home: Path, port: int, *extra: str) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith("GENREFLOW_")}
         env.pop("REDIS_URL", None)
         env.pop("DATABASE_URL", None)
         env.update(GENREFLOW_HOME=str(home), TF_CPP_MIN_LOG_LEVEL="2")
         argv = [
             sys.executable, "-m", "shared", "run", "--port", str(port),
-            "--web-workers", "1", "--predict-concurrency", "1",
+            "--web-workers", "1", "--predict-concurrency", "1", *extra,
         ]  # fmt: skip
         self.process = subprocess.Popen(
             argv, cwd=PROJECT_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -178,15 +180,28 @@ def test_run_serves_health_classifies_then_stops_on_sigint(
 def healing_runner(
     tmp_path_factory: pytest.TempPathFactory, integration_model: Path
 ) -> Iterator[Runner]:
-    """``genreflow run`` with an active model, shared by the fault tests of this module."""
+    """``genreflow run --no-beat`` with an active model, shared by the fault tests of this module.
+
+    Without beat: recovery must come from the workers themselves (worker/sweeper.py).
+    """
     home = tmp_path_factory.mktemp("healing") / "home"
     (home / "models").mkdir(parents=True)
     for sibling in integration_model.parent.glob(f"{integration_model.stem}.*"):
         shutil.copy(sibling, home / "models" / sibling.name)
-    started = Runner(home, free_port())
+    started = Runner(home, free_port(), "--no-beat")
     started.home = home  # type: ignore[attr-defined]
     yield started
     started.stop(signal.SIGINT, timeout_s=90)
+
+
+def supervisor(home: Path) -> Any:
+    """Return an XML-RPC client of the run's supervisord."""
+    import xmlrpc.client
+
+    from supervisor.xmlrpc import SupervisorTransport
+
+    transport = SupervisorTransport(None, None, f"unix://{home / 'run' / 'supervisor.sock'}")
+    return xmlrpc.client.ServerProxy("http://127.0.0.1", transport=transport)
 
 
 def supervised_pid(home: Path, program: str, *, timeout_s: float = 60.0) -> int:
@@ -195,12 +210,7 @@ def supervised_pid(home: Path, program: str, *, timeout_s: float = 60.0) -> int:
     A program killed before its ``startsecs`` have passed counts as one that failed to start,
     not as a crash of a running one, so a fault test waits for ``RUNNING`` first.
     """
-    import xmlrpc.client
-
-    from supervisor.xmlrpc import SupervisorTransport
-
-    transport = SupervisorTransport(None, None, f"unix://{home / 'run' / 'supervisor.sock'}")
-    rpc = xmlrpc.client.ServerProxy("http://127.0.0.1", transport=transport)
+    rpc = supervisor(home)
     info = poll(
         lambda: rpc.supervisor.getProcessInfo(program),
         done=lambda seen: seen["statename"] == "RUNNING",  # type: ignore[index]
@@ -210,11 +220,11 @@ def supervised_pid(home: Path, program: str, *, timeout_s: float = 60.0) -> int:
     return int(info["pid"])  # type: ignore[index]
 
 
-def submit(url: str, tmp_path: Path, seeds: range) -> list[str]:
+def submit(url: str, tmp_path: Path, seeds: range, *, seconds: float = 9.0) -> list[str]:
     """Upload one distinct synthetic song per seed; return the job URLs."""
     locations = []
     for seed in seeds:
-        song = write_song(tmp_path / f"s{seed}.wav", style="metal", seed=seed)
+        song = write_song(tmp_path / f"s{seed}.wav", style="metal", seed=seed, seconds=seconds)
         with song.open("rb") as handle:
             created = requests.post(f"{url}/api/v1/jobs", files={"file": handle}, timeout=30)
         assert created.status_code == 202, created.text
@@ -243,26 +253,65 @@ def wait_all_done(locations: list[str], *, timeout_s: float) -> list[str]:
     )[-1]  # type: ignore[return-value]
 
 
+def job_rows(home: Path, locations: list[str]) -> dict[str, tuple[str, int]]:
+    """Return each job's ``(status, attempts)`` straight from the run's database."""
+    import sqlite3
+
+    ids = [location.rsplit("/", 1)[1] for location in locations]
+    with contextlib.closing(sqlite3.connect(home / "genreflow.sqlite3")) as db:
+        marks = ",".join("?" * len(ids))
+        rows = db.execute(f"SELECT id, status, attempts FROM jobs WHERE id IN ({marks})", ids)
+        return {job_id: (status, attempts) for job_id, status, attempts in rows}
+
+
+def queue_length(redis_url: str, queue: str) -> int:
+    """Return how many messages wait in ``queue`` (a Redis list, as kombu keeps it)."""
+    client = redis.Redis.from_url(redis_url, socket_connect_timeout=2)
+    try:
+        return int(client.llen(queue))
+    finally:
+        client.close()
+
+
 @pytest.mark.timeout(300)
-def test_run_heals_after_the_worker_main_process_is_killed(
+def test_run_without_beat_heals_after_the_worker_main_process_is_killed_mid_job(
     healing_runner: Runner, tmp_path: Path
 ) -> None:
     line = healing_runner.wait_for_line(READY_LINE, timeout_s=120)
     url = line.split(READY_LINE, 1)[1].split()[0]
     home: Path = healing_runner.home  # type: ignore[attr-defined]
     predict_pid = supervised_pid(home, "predict")
-    locations = submit(url, tmp_path, range(501, 504))
-    poll(
-        lambda: statuses(locations),  # type: ignore[arg-type, return-value]
-        done=lambda seen: "processing" in seen,  # type: ignore[operator]
-        timeout_s=60,
-        interval_s=0.1,
-    )
+    # Long songs (5 min each), so a job is still being classified when the worker dies.
+    locations = submit(url, tmp_path, range(501, 504), seconds=300.0)
+
+    def mid_run() -> list[dict]:
+        return [requests.get(location, timeout=5).json() for location in locations]
+
+    seen = poll(
+        mid_run,  # type: ignore[arg-type]
+        done=lambda jobs: any(  # type: ignore[attr-defined]
+            job["status"] == "processing" and job["progress"] >= 0.1 for job in jobs
+        ),
+        timeout_s=90,
+        interval_s=0.05,
+    )[-1]
+    in_flight = [job["id"] for job in seen if job["status"] == "processing"]  # type: ignore[index]
 
     os.kill(predict_pid, signal.SIGKILL)  # like an out-of-memory kill
+    killed_at = time.monotonic()
 
-    # The job in flight comes back through its missing heartbeat; the queued ones stay queued.
-    assert wait_all_done(locations, timeout_s=150) == ["done"] * 3
+    # Every accepted job ends within 60 s of the kill, with no scheduler running.
+    assert wait_all_done(locations, timeout_s=60) == ["done"] * 3
+    assert time.monotonic() - killed_at < 60
+    assert not (home / "logs" / "beat.log").exists()  # no scheduler ran at all
+    # The job in flight was run again: a second attempt, after the workers' sweep found its
+    # heartbeat gone.
+    rows = job_rows(home, locations)
+    for job_id in in_flight:
+        assert rows[job_id] == ("done", 2), rows
+        assert f"job {job_id}: its task stopped (no heartbeat); queued again" in (
+            healing_runner.output
+        )
     healing_runner.wait_for_line("genreflow: predict stopped unexpectedly (terminated by SIGKILL)")
     healing_runner.wait_for_line("genreflow: predict is running again", timeout_s=60)
     assert healing_runner.process.poll() is None  # nothing else was stopped
@@ -276,13 +325,33 @@ def test_run_heals_after_redis_is_killed_and_keeps_its_queue(
     line = healing_runner.wait_for_line(READY_LINE, timeout_s=120)
     url = line.split(READY_LINE, 1)[1].split()[0]
     home: Path = healing_runner.home  # type: ignore[attr-defined]
-    locations = submit(url, tmp_path, range(601, 605))
-    time.sleep(1.5)  # the append-only file is fsynced every second
+    redis_url = redis_url_of(healing_runner)
+    rpc = supervisor(home)
+    supervised_pid(home, "predict")
+    rpc.supervisor.stopProcess("predict")  # nothing consumes: the jobs wait in Redis
+    try:
+        locations = submit(url, tmp_path, range(601, 605))
+        assert statuses(locations) == ["queued"] * 4
+        assert queue_length(redis_url, "predict") == 4
+        time.sleep(1.5)  # the append-only file is fsynced every second
 
-    os.kill(supervised_pid(home, "redis"), signal.SIGKILL)
+        os.kill(supervised_pid(home, "redis"), signal.SIGKILL)
 
-    healing_runner.wait_for_line("genreflow: redis stopped unexpectedly (terminated by SIGKILL)")
-    healing_runner.wait_for_line("genreflow: redis is running again", timeout_s=60)
+        healing_runner.wait_for_line(
+            "genreflow: redis stopped unexpectedly (terminated by SIGKILL)"
+        )
+        healing_runner.wait_for_line("genreflow: redis is running again", timeout_s=60)
+        # The messages came back from the append-only file: no sweep re-sent them (a sweep
+        # waits 60 s before re-sending a queued job, and nothing consumed them meanwhile).
+        assert queue_length(redis_url, "predict") == 4
+    finally:
+        rpc.supervisor.startProcess("predict")
     assert wait_all_done(locations, timeout_s=150) == ["done"] * 4
-    assert requests.get(f"{url}/ready", timeout=10).status_code == 200
+    assert {row[1] for row in job_rows(home, locations).values()} == {1}  # each ran once
+    poll(
+        lambda: requests.get(f"{url}/ready", timeout=10).status_code,
+        done=lambda status: status == 200,
+        timeout_s=60,
+        interval_s=0.5,
+    )
     assert healing_runner.process.poll() is None

@@ -100,7 +100,12 @@ def test_a_newly_activated_model_is_loaded_without_a_job(
     try:
         with session_scope(integration_settings.database_url) as session:
             register_model(session, new_dir / f"{new_version}.keras", activate=True)
-        assert client.get("/ready").status_code in {200, 503}
+        # No worker holds the new model yet (loading it takes far longer than this request):
+        # /ready says so, and that the worker is the only thing missing.
+        waiting = client.get("/ready")
+        assert waiting.status_code == 503, waiting.get_json()
+        assert waiting.get_json()["failed"] == ["worker"]
+        assert waiting.get_json()["checks"]["worker"]["detail"].startswith("warming up")
         wait_until(
             lambda: warm_pids(broker, new_version),
             timeout_s=30,

@@ -6,6 +6,8 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+import redis
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from shared.lifecycle.jobs import run_classification
@@ -14,12 +16,14 @@ from shared.lifecycle.recovery import (
     OUTBOX_LEASE_S,
     QUEUED_STALE_S,
     RUN_STALE_S,
+    SWEEP_LOCK_KEY,
     WorkInProgress,
     beat_once,
     claim_delivery,
     find_lost_work,
     record_webhook_due,
     settle_delivery,
+    sweep_lost_work,
 )
 from shared.store.config import Settings
 from shared.store.orm import Job, TrainingRun, WebhookOutbox, utcnow
@@ -156,3 +160,51 @@ def test_sweep_keeps_a_live_training_and_its_lock(db_session: Session) -> None:
 
     assert (found.runs_failed, found.runs_requeued, found.release_training_lock) == ([], [], False)
     assert live.status == "running"
+
+
+def test_one_sweep_per_interval_across_sweepers(engine: Engine, redis_client: redis.Redis) -> None:
+    with Session(engine) as session:
+        orphan = make_job(session, status="processing", started_at=ago(60),
+                          heartbeat_at=ago(JOB_STALE_S + 5), attempts=1)  # fmt: skip
+        session.commit()
+        orphan_id = orphan.id
+    sent: list[tuple[str, list[Any], str]] = []
+
+    def send(name: str, args: list[Any], queue: str) -> None:
+        sent.append((name, args, queue))
+
+    first = sweep_lost_work(engine, redis_client, send, holder="host-a:1", every_s=30)
+    # A second host tries at once: the first one's lock stands, so it does not sweep.
+    second = sweep_lost_work(engine, redis_client, send, holder="host-b:2", every_s=30)
+
+    assert first is not None
+    assert first.jobs == [orphan_id]
+    assert second is None
+    assert sent == [("genreflow.classify_song", [orphan_id], "predict")]
+    assert redis_client.get(SWEEP_LOCK_KEY) == b"host-a:1"
+    assert 0 < redis_client.pttl(SWEEP_LOCK_KEY) <= 30_000  # it expires: a dead sweeper frees it
+    with Session(engine) as session:  # the marks were committed before the message was sent
+        assert session.get(Job, orphan_id).status == "queued"
+
+
+def test_a_sweeper_that_dies_before_sending_loses_nothing(
+    engine: Engine, redis_client: redis.Redis
+) -> None:
+    with Session(engine) as session:
+        orphan = make_job(session, status="processing", started_at=ago(60),
+                          heartbeat_at=ago(JOB_STALE_S + 5), attempts=1)  # fmt: skip
+        session.commit()
+        orphan_id = orphan.id
+
+    def die(*_: Any) -> None:
+        raise SystemExit("the sweeper's host went away between its commit and its send")
+
+    with pytest.raises(SystemExit):
+        sweep_lost_work(engine, redis_client, die, holder="host-a:1", every_s=30)
+
+    # The job is queued (not half-processing), and a later sweep, past the queued-stale age,
+    # sends it again from another host.
+    later = utcnow() + timedelta(seconds=QUEUED_STALE_S + 1)
+    with Session(engine) as session:
+        assert session.get(Job, orphan_id).status == "queued"
+        assert find_lost_work(session, now=later).jobs == [orphan_id]

@@ -8,6 +8,7 @@ import pytest
 from sqlalchemy.orm import Session
 from standardwebhooks import Webhook
 
+from shared.lifecycle.job_shape import job_fields
 from shared.lifecycle.webhooks import (
     AttemptResult,
     backoff_delay,
@@ -19,7 +20,7 @@ from shared.lifecycle.webhooks import (
     sign_headers,
 )
 from shared.store.config import Settings
-from shared.store.orm import Job, WebhookDelivery
+from shared.store.orm import Job, StoredPrediction, WebhookDelivery
 from web.api.schemas import dump_job
 
 
@@ -39,14 +40,16 @@ class FakeTransport:
         self.results = list(results)
         self.calls: list[tuple[str, bytes, dict[str, str]]] = []
 
-    def __call__(self, url: str, body: bytes, headers: dict[str, str]) -> AttemptResult:
+    def __call__(
+        self, url: str, body: bytes, headers: dict[str, str], *, address: str | None = None
+    ) -> AttemptResult:
         self.calls.append((url, body, headers))
         return self.results.pop(0) if self.results else AttemptResult(204, None, 1.0)
 
 
 def deliver(db_session: Session, settings: Settings, job: Job, transport: FakeTransport) -> object:
     return deliver_job_event(
-        db_session, job.id, "job.completed", render_job=dump_job, secret=settings.webhook_secret,
+        db_session, job.id, "job.completed", render_job=job_fields, secret=settings.webhook_secret,
         max_attempts=3,
         backoff_s=settings.webhook_backoff_s, http_post=transport,
     )  # fmt: skip
@@ -79,13 +82,33 @@ def test_backoff_doubles_and_is_capped(attempt: int, expected: float) -> None:
 def test_event_body_is_the_job_and_its_finish_time(db_session: Session) -> None:
     job = make_job(db_session)
 
-    event = build_event(job, "job.completed", render_job=dump_job)
+    event = build_event(job, "job.completed", render_job=job_fields)
 
     assert event == {
         "type": "job.completed",
         "timestamp": "2026-01-02T03:04:05Z",
-        "data": dump_job(job),
+        "data": job_fields(job),
     }
+
+
+@pytest.mark.parametrize("status", ["done", "failed"])
+def test_the_webhook_body_is_the_api_shape(db_session: Session, status: str) -> None:
+    # The worker renders webhook bodies without the web's code; the API's schema must agree.
+    job = make_job(db_session, status=status)
+    if status == "done":
+        job.model_version = "m1"
+        job.prediction = StoredPrediction.from_result(job.id, {
+            "genre": "rock", "confidence": 0.75, "duration_s": 9.0, "n_segments": 3,
+            "probabilities": {"rock": 0.75, "jazz": 0.25}, "votes": {"rock": 3, "jazz": 0},
+            "segments": [{"index": 0, "start": 0.0, "end": 3.0, "genre": "rock",
+                          "probabilities": {"rock": 0.75, "jazz": 0.25}}],
+        })  # fmt: skip
+    else:
+        job.error_code, job.error_title, job.error_detail = "invalid_audio", "Bad", "Unreadable."
+    db_session.flush()
+
+    assert job_fields(job) == dump_job(job)
+    assert job_fields(job)["result" if status == "done" else "error"] is not None
 
 
 def test_failed_attempt_is_recorded_and_retried_later(

@@ -117,16 +117,21 @@ def test_webhook_secret_works_with_standardwebhooks() -> None:
 def test_concurrent_first_starts_agree_on_one_secret(tmp_path: Path) -> None:
     path = tmp_path / "webhook_secret"
     results: list[str] = []
-    threads = [
-        threading.Thread(
-            target=lambda: results.append(load_or_create_secret(path, make_webhook_secret))
-        )
-        for _ in range(16)
-    ]
+    errors: list[BaseException] = []
+
+    def first_start() -> None:
+        try:
+            results.append(load_or_create_secret(path, make_webhook_secret))
+        except BaseException as exc:  # a crashed thread must fail the test, not vanish
+            errors.append(exc)
+
+    threads = [threading.Thread(target=first_start) for _ in range(16)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
+    assert errors == []
+    assert len(results) == 16
     assert len(set(results)) == 1
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
 

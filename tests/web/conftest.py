@@ -20,8 +20,6 @@ import redis
 from shared.store.config import Settings
 from shared.store.db import make_engine, session_scope
 
-POSTGRES_FALLBACK_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
-
 
 def make_app(settings: Settings) -> Any:
     """Build the web app under test for ``settings``."""

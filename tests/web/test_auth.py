@@ -57,6 +57,23 @@ def test_upload_without_a_key_is_refused_when_keys_are_required(
     assert upload(client, bearer(token)).status_code == 202
 
 
+def test_the_upload_page_asks_for_a_key_when_keys_are_required(
+    settings: Settings, redis_client: Any
+) -> None:
+    strict = _app(settings.replace(require_keys=True)).test_client()
+    page = strict.get("/").get_data(as_text=True)
+    assert 'id="client-key-form"' in page
+    assert 'id="client-key-input"' in page
+    # The page's script wires the panel and sends the key with the upload and every read.
+    script = strict.get("/assets/js/clientkey.js")
+    assert script.status_code == 200
+    api = strict.get("/assets/js/api.js").get_data(as_text=True)
+    assert 'xhr.setRequestHeader("Authorization"' in api
+    assert "{ key = storedKey() }" in api
+    # An open service (keys not required) shows no key panel.
+    assert 'id="client-key"' not in _app(settings).test_client().get("/").get_data(as_text=True)
+
+
 def test_open_on_loopback_but_not_from_elsewhere(client: Any, active_model: str) -> None:
     assert upload(client).status_code == 202  # the test client comes from 127.0.0.1
     assert_problem(upload(client, environ_base=REMOTE), 401, "unauthorized")

@@ -11,7 +11,13 @@ schema-valid (OpenAPI cannot say "these bytes must decode as audio"), and the AP
 with its documented 413/415/422; so is a webhook URL whose host is, or resolves to, a private
 address (400 ``webhook_target_refused``). For ``POST /api/v1/jobs`` schemathesis' "valid data is
 accepted" check is therefore replaced by :func:`upload_answered_as_documented`, which allows
-exactly those content-caused refusals and nothing else (no 400 for a schema-valid request).
+exactly those content-caused refusals, read from the problem's ``code``, and nothing else (no
+400 for a schema-valid request).
+
+Random bytes are never audio, so the upload strategy also draws real songs (generated WAV, MP3
+and FLAC, declared with their audio type) for the file, about half the time: the accepted path
+(202, or 200 for bytes already classified) is fuzzed too, with every generated webhook URL and
+header, and the test fails unless uploads were accepted.
 """
 
 from __future__ import annotations
@@ -23,9 +29,11 @@ from typing import Any
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 from schemathesis.checks import positive_data_acceptance
+from schemathesis.transport.serialization import Binary
 
 from shared.store.config import Settings
 from tests.web.conftest import make_key
@@ -34,7 +42,17 @@ from tests.web.conftest import make_key
 FUZZ_EXAMPLES = int(os.environ.get("GENREFLOW_FUZZ_EXAMPLES", "20"))
 UPLOAD = "POST /api/v1/jobs"
 #: What a schema-valid upload may be answered: accepted, or refused for its bytes or its rate.
-UPLOAD_STATUSES = frozenset({200, 202, 413, 415, 422, 429})
+ACCEPTED = frozenset({200, 202})
+#: The problem codes a schema-valid upload may be refused with, by status.
+UPLOAD_REFUSALS: dict[int, frozenset[str]] = {
+    400: frozenset({"webhook_target_refused"}),
+    413: frozenset({"upload_too_large", "audio_too_long"}),
+    415: frozenset({"unsupported_media_type"}),
+    422: frozenset({"empty_audio", "invalid_audio", "audio_too_short"}),
+    429: frozenset({"rate_limited"}),
+}
+#: Real songs for the upload's file: (format, declared type), 4 s each, distinct.
+SONG_FORMATS = ((".wav", "audio/wav"), (".mp3", "audio/mpeg"), (".flac", "audio/flac"))
 N_OPERATIONS = 20  # every documented operation; a new one must be fuzzed too
 
 
@@ -58,24 +76,77 @@ def fuzz_app(settings: Settings, redis_client: Any, active_model: str) -> Iterat
     app.extensions["genreflow"]["engine"].dispose()
 
 
-def upload_answered_as_documented(ctx: Any, response: Any, case: schemathesis.Case) -> None:
-    """Check that a schema-valid upload is accepted or refused only for its content or rate."""
-    refused_target = response.status_code == 400 and "webhook_target_refused" in response.text
-    if response.status_code not in UPLOAD_STATUSES and not refused_target:
-        raise AssertionError(
-            f"schema-valid upload answered {response.status_code}: {response.text[:300]}"
-        )
+@pytest.fixture(scope="module")
+def songs(tmp_path_factory: pytest.TempPathFactory) -> list[tuple[bytes, str]]:
+    """Return real songs (bytes, declared type), one per format of :data:`SONG_FORMATS`."""
+    from shared.core.demo_data import synth_track, write_audio
+
+    folder = tmp_path_factory.mktemp("fuzz-songs")
+    out = []
+    for seed, (ext, mimetype) in enumerate(SONG_FORMATS):
+        y = synth_track(("disco", "metal", "classical")[seed], seconds=4.0, seed=900 + seed)
+        out.append((write_audio(folder / f"song{seed}{ext}", y).read_bytes(), mimetype))
+    return out
 
 
-def _fuzz(operation: Any, mode: GenerationMode, headers: dict[str, str], calls: list[int]) -> None:
+def upload_answered_as_documented(statuses: list[int]) -> Any:
+    """Return a check: a schema-valid upload is accepted, or refused only for content or rate.
+
+    The statuses seen are appended to ``statuses``.
+    """
+
+    def check(ctx: Any, response: Any, case: schemathesis.Case) -> None:
+        statuses.append(response.status_code)
+        if response.status_code in ACCEPTED:
+            return
+        try:
+            code = response.json().get("code")
+        except ValueError:
+            code = None
+        if code not in UPLOAD_REFUSALS.get(response.status_code, frozenset()):
+            raise AssertionError(
+                f"schema-valid upload answered {response.status_code} {code}: {response.text[:300]}"
+            )
+
+    return check
+
+
+def with_song(drawn: tuple[schemathesis.Case, tuple[bytes, str] | None]) -> schemathesis.Case:
+    """Put a real song, with its audio type, in a generated upload's file part."""
+    case, song = drawn
+    # A case meant to break the schema (its body, say) keeps its own file: a song in its place
+    # could make it valid while schemathesis still expects a refusal.
+    negative = case.meta is not None and case.meta.generation.mode.is_negative
+    if song is not None and isinstance(case.body, dict) and not negative:
+        content, mimetype = song
+        # Binary: bytes as schemathesis' own generated files are (a JSON Schema "string").
+        case.body = {**case.body, "file": Binary(content)}
+        case.multipart_content_types = {**(case.multipart_content_types or {}), "file": mimetype}
+        # schemathesis re-validates an edited body and counts any binary part as invalid, which
+        # would relabel this valid upload as a negative case: the song is this case's own state.
+        case._record_starting_state()
+    return case
+
+
+def _fuzz(
+    operation: Any,
+    mode: GenerationMode,
+    headers: dict[str, str],
+    calls: list[int],
+    *,
+    songs: list[tuple[bytes, str]],
+    upload_statuses: list[int],
+) -> None:
     options: dict[str, Any] = {}
+    strategy = operation.as_strategy(generation_mode=mode)
     if operation.label == UPLOAD and mode is GenerationMode.POSITIVE:
         options = {
             "excluded_checks": [positive_data_acceptance],
-            "additional_checks": [upload_answered_as_documented],
+            "additional_checks": [upload_answered_as_documented(upload_statuses)],
         }
+        strategy = st.tuples(strategy, st.none() | st.sampled_from(songs)).map(with_song)
 
-    @given(case=operation.as_strategy(generation_mode=mode))
+    @given(case=strategy)
     @settings(
         max_examples=FUZZ_EXAMPLES,
         deadline=None,
@@ -90,20 +161,23 @@ def _fuzz(operation: Any, mode: GenerationMode, headers: dict[str, str], calls: 
     run()
 
 
-def test_every_operation_honours_its_schema(fuzz_app: Any) -> None:
+def test_every_operation_honours_its_schema(fuzz_app: Any, songs: list[tuple[bytes, str]]) -> None:
     schema = schemathesis.openapi.from_wsgi("/openapi.json", fuzz_app)
     headers = fuzz_app.config["FUZZ_HEADERS"]
     operations = [result.ok() for result in schema.get_all_operations()]
     assert len(operations) == N_OPERATIONS
     findings: list[str] = []
     calls: list[int] = []
+    upload_statuses: list[int] = []
     for operation in operations:
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
             try:
-                _fuzz(operation, mode, headers, calls)
+                _fuzz(operation, mode, headers, calls, songs=songs, upload_statuses=upload_statuses)
             except Unsatisfiable:
                 assert mode is GenerationMode.NEGATIVE  # no invalid request exists for it
             except (Exception, BaseExceptionGroup) as exc:  # report every finding
                 findings.append(f"{operation.label} [{mode.value}]: {str(exc)[:1500]}")
     assert not findings, "\n\n".join(findings)
     assert len(calls) > N_OPERATIONS * FUZZ_EXAMPLES // 2  # the requests really were made
+    # The accepted path was fuzzed, not only the refusals.
+    assert ACCEPTED & set(upload_statuses), sorted(set(upload_statuses))

@@ -56,3 +56,40 @@ def test_bytes_per_hour(settings: Settings, redis_client: Any, active_model: str
     assert 14 <= first_refusal <= 16, statuses
     assert set(statuses[:first_refusal]) <= {200, 202}
     assert set(statuses[first_refusal:]) == {429}
+
+
+def test_behind_trusted_proxies_the_limits_count_clients_not_the_proxy(
+    settings: Settings, redis_client: Any, active_model: str
+) -> None:
+    proxy = {"REMOTE_ADDR": "10.0.0.5"}  # every request arrives from the one proxy
+
+    def from_client(client: Any, chain: str) -> int:
+        # A fresh key each time, so only the per-address count can refuse.
+        headers = {"X-Forwarded-For": chain, **bearer(make_key(settings, "classify"))}
+        return upload(client, headers, environ_base=proxy).status_code
+
+    behind = _app(settings.replace(uploads_per_minute=2, proxy_hops=1)).test_client()
+    assert [from_client(behind, "198.51.100.1") for _ in range(2)] == [202, 202]
+    assert from_client(behind, "198.51.100.1") == 429
+    # Another client behind the same proxy has its own count...
+    assert from_client(behind, "198.51.100.2") == 202
+    # ... and a client cannot pose as another: only the hop the proxy added is trusted.
+    assert from_client(behind, "198.51.100.3, 198.51.100.1") == 429
+
+    redis_client.flushdb()
+    direct = _app(settings.replace(uploads_per_minute=2)).test_client()  # no proxy trusted
+    statuses = [from_client(direct, f"198.51.100.{i}") for i in range(10, 13)]
+    assert statuses == [202, 202, 429]  # the header is ignored: one address, one count
+
+
+def test_behind_a_proxy_a_remote_client_is_not_taken_for_loopback(
+    settings: Settings, redis_client: Any, active_model: str
+) -> None:
+    # The proxy runs on this host, so without ProxyFix every request would come from loopback
+    # and pass as an anonymous local caller.
+    client = _app(settings.replace(proxy_hops=1)).test_client()
+    local_proxy = {"REMOTE_ADDR": "127.0.0.1"}
+
+    remote = upload(client, {"X-Forwarded-For": "203.0.113.7"}, environ_base=local_proxy)
+
+    assert_problem(remote, 401, "unauthorized")

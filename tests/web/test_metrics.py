@@ -80,3 +80,25 @@ def test_metrics_survive_a_broker_that_is_down(
     samples = scrape(client)
     assert ("genreflow_jobs_total", (("status", "done"),)) in samples
     assert not [key for key in samples if key[0] == "genreflow_queue_depth"]
+
+
+def test_metrics_can_require_a_token(settings: Settings, redis_client: Any) -> None:
+    from web import create_app
+
+    client = create_app(settings.replace(metrics_token="s3cret-scrape")).test_client()
+
+    for headers in (
+        {},
+        {"Authorization": "Bearer wrong"},
+        {"Authorization": "Basic s3cret-scrape"},
+    ):
+        refused = client.get("/metrics", headers=headers)
+        assert refused.status_code == 401, headers
+        assert refused.headers["WWW-Authenticate"].startswith("Bearer")
+        assert refused.get_json()["code"] == "unauthorized"
+        assert "genreflow_jobs_total" not in refused.get_data(as_text=True)
+    allowed = client.get("/metrics", headers={"Authorization": "Bearer s3cret-scrape"})
+    assert allowed.status_code == 200
+    assert "genreflow_jobs_total" in allowed.get_data(as_text=True)
+    # Without the setting, /metrics stays open (the default, as before).
+    assert create_app(settings).test_client().get("/metrics").status_code == 200

@@ -89,7 +89,6 @@ def test_reliability_settings_and_routes(tmp_path: Path) -> None:
         "genreflow.train_model": "train",
         "genreflow.retrain_if_changed": "train",
         "genreflow.deliver_webhook": "webhooks",
-        "genreflow.recover_lost_work": "webhooks",
     }
     app = make_celery(settings_for(tmp_path))
     for task, queue in routes.items():
@@ -98,12 +97,11 @@ def test_reliability_settings_and_routes(tmp_path: Path) -> None:
         assert (routed.name, routed.exchange.name, routed.routing_key) == (queue, queue, queue)
 
 
-def test_beat_sweeps_for_lost_work_every_few_seconds(tmp_path: Path) -> None:
-    entry = make_celery(settings_for(tmp_path)).conf.beat_schedule["recover-lost-work"]
+def test_recovery_is_no_beat_chore(tmp_path: Path) -> None:
+    # The workers sweep for lost work themselves (worker/sweeper.py); beat has no part in it.
+    schedule = make_celery(settings_for(tmp_path)).conf.beat_schedule
 
-    assert entry["task"] == "genreflow.recover_lost_work"
-    assert entry["schedule"] == 15.0
-    assert entry["options"] == {"queue": "webhooks", "expires": 15.0}
+    assert set(schedule) == {"sync-models", "retrain-if-changed"}
 
 
 @pytest.mark.parametrize(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from typing import Any
 from unittest import mock
 
 import pytest
@@ -26,6 +27,9 @@ def test_importing_the_worker_loads_no_tensorflow_and_opens_nothing() -> None:
         "assert 'tensorflow' not in sys.modules, 'tensorflow imported'\n"
         "assert 'keras' not in sys.modules, 'keras imported'\n"
         "assert 'librosa' not in sys.modules, 'librosa imported'\n"
+        "import worker.sweeper\n"
+        "web = [name for name in sys.modules if name == 'web' or name.startswith('web.')]\n"
+        "assert not web, f'a worker needs none of the web code: {web}'\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
 
@@ -36,7 +40,6 @@ def test_tasks_are_named_and_configured_for_reliability() -> None:
         (tasks.train_model, "genreflow.train_model"),
         (tasks.retrain_if_changed, "genreflow.retrain_if_changed"),
         (tasks.deliver_webhook, "genreflow.deliver_webhook"),
-        (tasks.recover_lost_work, "genreflow.recover_lost_work"),
     ]:
         assert task.name == name
         assert task.acks_late is True
@@ -65,13 +68,30 @@ def test_deliver_webhook_schedules_the_next_attempt(
 def test_classify_song_enqueues_the_webhook_after_commit(
     task_settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(tasks, "run_classification", lambda *a: "job.completed")
-    enqueue = mock.Mock()
+    from shared.store.db import session_scope
+    from shared.store.orm import Job
+    from tests.lifecycle.test_jobs import make_job
+
+    with session_scope(task_settings.database_url) as session:
+        job_id = make_job(session, webhook_url="http://example.test/h").id
+
+    def finish(session: Any, job_id: str, *_: Any) -> str:
+        session.get(Job, job_id).status = "done"  # the task's session commits this
+        return "job.completed"
+
+    seen: list[tuple[str, str]] = []
+
+    def enqueue(job_id: str, event: str) -> None:
+        # Another connection, as a worker taking the delivery would be: the end is committed.
+        with session_scope(task_settings.database_url) as other:
+            seen.append((other.get(Job, job_id).status, event))
+
+    monkeypatch.setattr(tasks, "run_classification", finish)
     monkeypatch.setattr(tasks, "enqueue_webhook", enqueue)
 
-    tasks.classify_song.run("job-1")
+    tasks.classify_song.run(job_id)
 
-    enqueue.assert_called_once_with("job-1", "job.completed")
+    assert seen == [("done", "job.completed")]
 
 
 def test_classify_song_waits_while_a_live_task_holds_the_job(

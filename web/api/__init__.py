@@ -2,4 +2,6 @@
 
 from __future__ import annotations
 
-API_PREFIX = "/api/v1"
+from shared.lifecycle.job_shape import API_PREFIX
+
+__all__ = ["API_PREFIX"]

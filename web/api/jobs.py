@@ -20,6 +20,7 @@ from shared.errors import (
     MissingFile,
     UnsupportedMediaType,
 )
+from shared.lifecycle.job_shape import job_links
 from shared.lifecycle.jobs import Upload, require_active_model, submit_job
 from shared.lifecycle.webhook_targets import check_webhook_target
 from shared.store.orm import Job, WebhookDelivery
@@ -31,7 +32,6 @@ from web.api.schemas import (
     JobPageOut,
     JobQuery,
     JobUploadIn,
-    job_links,
 )
 from web.auth import Access, can_read_job, current_principal, requires, visible_jobs
 from web.context import get_db, get_queue, get_settings

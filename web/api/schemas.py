@@ -2,7 +2,8 @@
 
 Views return ORM rows; each ``*Out`` schema turns its row into the shape of
 ``docs/architecture.md`` (times in ISO 8601 UTC) and adds the row's links. The ORM knows no URLs.
-:func:`dump_job` is the same job shape for webhook bodies.
+The job's shape itself is :func:`shared.lifecycle.job_shape.job_fields`, which the worker uses
+for webhook bodies; :func:`dump_job` dumps it through :class:`JobOut`.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from marshmallow import INCLUDE, RAISE, pre_dump
 
 from shared.core.recipe import recipe_json_schema
 from shared.core.sidecar import model_card_path
+from shared.lifecycle.job_shape import job_fields
 from shared.store.keys import MAX_NAME_CHARS as MAX_KEY_NAME_CHARS
 from shared.store.orm import (
     ApiKey,
@@ -119,53 +121,11 @@ class JobOut(Schema):
 
     @pre_dump
     def _from_row(self, data: Any, **_: Any) -> Any:
-        return _job_fields(data) if isinstance(data, Job) else data
-
-
-def job_links(job_id: str) -> dict[str, str]:
-    """Return the API paths of a job, its audio and its webhook deliveries."""
-    base = f"{API_PREFIX}/jobs/{job_id}"
-    return {"self": base, "audio": f"{base}/audio", "deliveries": f"{base}/deliveries"}
-
-
-def _job_fields(job: Job) -> dict[str, Any]:
-    error = None
-    if job.error_code or job.error_detail:
-        error = {"code": job.error_code, "title": job.error_title, "detail": job.error_detail}
-    result = None
-    if job.prediction is not None:
-        stored = job.prediction
-        result = {
-            "genre": stored.genre,
-            "confidence": stored.confidence,
-            "uncertain": stored.uncertain,
-            "uncertain_reason": stored.uncertain_reason,
-            "model_version": job.model_version,
-            "duration_s": stored.duration_s,
-            "n_segments": stored.n_segments,
-            "probabilities": stored.probabilities,
-            "votes": stored.votes,
-            "segments": stored.segments,
-        }
-    return {
-        "id": job.id,
-        "status": job.status,
-        "progress": job.progress,
-        "filename": job.filename,
-        "size_bytes": job.size_bytes,
-        "created_at": isoformat(job.created_at),
-        "started_at": isoformat(job.started_at),
-        "finished_at": isoformat(job.finished_at),
-        "model_version": job.model_version,
-        "webhook_url": job.webhook_url,
-        "error": error,
-        "result": result,
-        "links": job_links(job.id),
-    }
+        return job_fields(data) if isinstance(data, Job) else data
 
 
 def dump_job(job: Job) -> dict[str, Any]:
-    """Return the API shape of ``job`` (the ``data`` of its webhook events)."""
+    """Return the API shape of ``job`` (equal to :func:`~shared.lifecycle.job_shape.job_fields`)."""
     return JobOut().dump(job)
 
 

@@ -43,13 +43,14 @@ const FALLBACK_DETAIL = {
   503: "The service is not ready (no active model, or a backend is down).",
 };
 
-// ---- the admin key -----------------------------------------------------------------------
-// Asked for once on the models page and kept for this browser session only (sessionStorage):
-// closing the tab forgets it. Only the models page sends it; uploads stay anonymous.
+// ---- the API key -------------------------------------------------------------------------
+// Asked for on the models page (admin) and, when the server requires keys
+// (GENREFLOW_REQUIRE_KEYS=1), on the upload page; kept for this browser session only
+// (sessionStorage): closing the tab forgets it. Every request sends it unless told otherwise.
 
 const KEY_ITEM = "genreflow.adminKey";
 
-/** The admin key of this browser session, or "". */
+/** The API key of this browser session, or "". */
 export function storedKey() {
   try {
     return sessionStorage.getItem(KEY_ITEM) || "";
@@ -68,7 +69,7 @@ export function storeKey(key) {
   }
 }
 
-async function request(method, url, body, { key = "" } = {}) {
+async function request(method, url, body, { key = storedKey() } = {}) {
   let res;
   const headers = body === undefined
     ? { Accept: "application/json" }
@@ -103,6 +104,8 @@ export function uploadFile(file, { onProgress } = {}) {
     const xhr = new XMLHttpRequest();
     xhr.open("POST", `${API}/jobs`);
     xhr.setRequestHeader("Accept", "application/json");
+    const key = storedKey();
+    if (key) xhr.setRequestHeader("Authorization", `Bearer ${key}`);
     xhr.upload.addEventListener("progress", (event) => {
       if (event.lengthComputable && onProgress) onProgress(event.loaded / event.total);
     });
@@ -173,3 +176,15 @@ export const isFinished = (resource) => FINISHED.has(resource?.status);
 
 /** The audio URL of a job. */
 export const audioUrl = (job) => job?.links?.audio || `${API}/jobs/${encodeURIComponent(job.id)}/audio`;
+
+/**
+ * Where the player reads a job's audio: its URL, or, while a key is in use (an <audio> element
+ * cannot send one), a blob: URL of the audio fetched with the key. Revoke blob: URLs when done.
+ */
+export async function playableAudioUrl(job) {
+  const key = storedKey();
+  if (!key) return audioUrl(job);
+  const res = await fetch(audioUrl(job), { headers: { Authorization: `Bearer ${key}` } });
+  if (!res.ok) throw new ApiError(res.status, parseBody(await res.text()) || {}, res.statusText);
+  return URL.createObjectURL(await res.blob());
+}

@@ -2,6 +2,7 @@
 // with in-page navigation so running uploads survive opening a result.
 
 import { jobPageUrl, poll, ROOT } from "./api.js";
+import { setUpClientKey } from "./clientkey.js";
 import { announce } from "./dom.js";
 import { genreName } from "./format.js";
 import { HistoryView } from "./history.js";
@@ -100,5 +101,8 @@ window.addEventListener("popstate", () => openJob(jobIdFromPath()));
 
 watchReadiness(document.getElementById("service-status"));
 
-recent.load(1);
-openJob(root.dataset.jobId || jobIdFromPath(), { focus: Boolean(root.dataset.jobId) });
+// With keys required, a stored key is checked before the first requests that need it.
+setUpClientKey({ onChange: () => recent.load(1) }).finally(() => {
+  recent.load(1);
+  openJob(root.dataset.jobId || jobIdFromPath(), { focus: Boolean(root.dataset.jobId) });
+});

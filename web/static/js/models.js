@@ -270,7 +270,8 @@ async function checkKey(key) {
 
 function useKey(key, refusal) {
   adminKey = refusal ? "" : key;
-  storeKey(adminKey);
+  // A refused key (say, a classify key the upload page uses) stays stored; "" forgets.
+  if (!refusal) storeKey(adminKey);
   trainButton.hidden = !adminKey;
   trainLocked.hidden = Boolean(adminKey);
   keyForm.hidden = Boolean(adminKey);

@@ -1,7 +1,7 @@
 // The result panel: one job's status while it runs, then its genre, every genre's probability,
 // and a timeline to listen along with.
 
-import { audioUrl } from "./api.js";
+import { playableAudioUrl } from "./api.js";
 import { h, replace } from "./dom.js";
 import { UNSURE_REASONS, bytes, clock, dateTime, genreColor, genreName, percent, ranked } from "./format.js";
 import { keepLoading } from "./player.js";
@@ -81,6 +81,7 @@ export class ResultView {
     // A detached <audio> keeps playing: silence the previous song before showing another.
     if (this.audio) {
       this.audio.pause();
+      if (this.audio.src.startsWith("blob:")) URL.revokeObjectURL(this.audio.src);
       this.audio.removeAttribute("src");
       this.audio.load();
     }
@@ -178,10 +179,13 @@ export class ResultView {
       class: "player",
       controls: true,
       preload: "auto",
-      src: audioUrl(job),
       "aria-label": `Play ${job.filename || "the song"}`,
     });
     this.audio = audio;
+    playableAudioUrl(job).then((url) => {
+      if (this.audio === audio) audio.src = url;
+      else if (url.startsWith("blob:")) URL.revokeObjectURL(url);
+    }, () => { audio.replaceWith(h("p", { class: "muted" }, "The audio could not be loaded.")); });
     this.stopWatching = keepLoading(audio);
     this.timeline = createTimeline({ result, audio });
 
