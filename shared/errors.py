@@ -304,3 +304,55 @@ class WebhookTargetRefused(GenreflowError):
 
     title = "Webhook URL not allowed"
     code = "webhook_target_refused"
+
+
+class InsufficientStorage(GenreflowError):
+    """The disk where genreflow writes is (nearly) full (HTTP 507, RFC 4918 §11.5)."""
+
+    status = 507
+    title = "Not enough free disk space"
+    code = "insufficient_storage"
+
+    def __init__(self, detail: str | None = None, *, retry_after_s: int = 300) -> None:
+        super().__init__(detail, headers={"Retry-After": str(max(1, int(retry_after_s)))})
+
+
+class StorageFull(TransientError):
+    """A worker could not write (no space left on the disk or in the database): retried later."""
+
+    title = "Storage full"
+    code = "storage_full"
+
+
+class JobInProgress(GenreflowError):
+    """A job a worker is classifying right now cannot be deleted yet."""
+
+    status = 409
+    title = "Job in progress"
+    code = "job_in_progress"
+
+    def __init__(self, detail: str | None = None, *, retry_after_s: int = 15) -> None:
+        super().__init__(detail, headers={"Retry-After": str(max(1, int(retry_after_s)))})
+
+
+class InvalidLabel(GenreflowError):
+    """A label whose genre is empty or not a plain name."""
+
+    status = 422
+    title = "Invalid label"
+    code = "invalid_label"
+
+
+class LabelNotAllowed(GenreflowError):
+    """A job that cannot be labelled: it has no result, or its audio is no longer stored."""
+
+    status = 409
+    title = "Job cannot be labelled"
+    code = "label_not_allowed"
+
+
+class LabelNotFound(NotFound):
+    """A job without a label."""
+
+    title = "Label not found"
+    code = "label_not_found"

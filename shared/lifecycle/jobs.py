@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Final, Protocol
 from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.exc import StaleDataError
 
 from shared.errors import GenreflowError, NoActiveModel, QueueUnavailable, TransientError
 from shared.lifecycle.base import mark_failed, progress_writer
@@ -228,7 +229,14 @@ def run_classification(
     WorkInProgress
         When the job is ``processing`` and its heartbeat is fresh: another task holds it.
     """
-    return _classify(session, job_id, model_provider, settings)
+    try:
+        return _classify(session, job_id, model_provider, settings)
+    except StaleDataError:  # the job was deleted under the task (DELETE /api/v1/jobs/<id>)
+        session.rollback()
+        if session.get(Job, job_id) is not None:
+            raise
+        log.info("job %s was deleted while it was being classified; dropped", job_id)
+        return None
 
 
 def _classify(

@@ -27,6 +27,8 @@ DEFAULT_WEBHOOK_BACKOFF_S = 30.0
 DEFAULT_TRAIN_EPOCHS = hparams.EPOCHS
 DEFAULT_UPLOADS_PER_MINUTE = 30
 DEFAULT_UPLOAD_MB_PER_HOUR = 2048
+DEFAULT_MIN_FREE_MB = 512
+DEFAULT_AUDIO_RETENTION_DAYS = 7.0
 LOG_FORMATS = ("text", "json")
 WEBHOOK_SECRET_FILE = "webhook_secret"
 SECRET_KEY_FILE = "secret_key"
@@ -94,6 +96,15 @@ class Settings:
         (default 2048).
     log_format : {"text", "json"}
         ``GENREFLOW_LOG_FORMAT``: plain text lines (default) or one JSON object per line.
+    min_free_mb : int > 0
+        ``GENREFLOW_MIN_FREE_MB``: uploads are refused (507) when storing one would leave less
+        free space than this where uploads and the database live (default 512).
+    audio_retention_days : float > 0
+        ``GENREFLOW_AUDIO_RETENTION_DAYS``: uploaded audio is removed this long after its job was
+        created, unless a label keeps it as training data (default 7).
+    result_retention_days : float > 0 or None
+        ``GENREFLOW_RESULT_RETENTION_DAYS``: jobs and their results are removed this long after
+        they ended (default ``None``: kept forever).
     """
 
     home: Path
@@ -121,6 +132,14 @@ class Settings:
     uploads_per_minute: int = DEFAULT_UPLOADS_PER_MINUTE
     upload_mb_per_hour: int = DEFAULT_UPLOAD_MB_PER_HOUR
     log_format: str = "text"
+    min_free_mb: int = DEFAULT_MIN_FREE_MB
+    audio_retention_days: float = DEFAULT_AUDIO_RETENTION_DAYS
+    result_retention_days: float | None = None
+
+    @property
+    def min_free_bytes(self) -> int:
+        """Free space an upload must leave behind, in bytes."""
+        return self.min_free_mb * 1024 * 1024
 
     @property
     def max_upload_bytes(self) -> int:
@@ -221,6 +240,15 @@ class Settings:
                 _parse_number("GENREFLOW_UPLOAD_MB_PER_HOUR", get, DEFAULT_UPLOAD_MB_PER_HOUR, int)
             ),
             log_format=log_format,
+            min_free_mb=int(_parse_number("GENREFLOW_MIN_FREE_MB", get, DEFAULT_MIN_FREE_MB, int)),
+            audio_retention_days=_parse_number(
+                "GENREFLOW_AUDIO_RETENTION_DAYS", get, DEFAULT_AUDIO_RETENTION_DAYS, float
+            ),
+            result_retention_days=(
+                _parse_number("GENREFLOW_RESULT_RETENTION_DAYS", get, 1.0, float)
+                if get("GENREFLOW_RESULT_RETENTION_DAYS")
+                else None
+            ),
         )
 
     def replace(self, **changes: object) -> Settings:

@@ -247,9 +247,7 @@ class JobLabel(Base):
     #: What the model said when the label was given.
     predicted_genre: Mapped[str | None] = mapped_column(String(64))
     #: The key that gave the label (``None``: a keyless client).
-    api_key_id: Mapped[str | None] = mapped_column(
-        ForeignKey("api_keys.id", ondelete="SET NULL")
-    )
+    api_key_id: Mapped[str | None] = mapped_column(ForeignKey("api_keys.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     #: When an admin approved or rejected it (an admin's own label: when it was given).
     decided_at: Mapped[datetime | None]

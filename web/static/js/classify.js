@@ -74,6 +74,10 @@ const recent = new HistoryView({
   pageLabel: document.getElementById("history-page"),
   refreshButton: document.getElementById("history-refresh"),
   linkTo,
+  onDeleted: (id) => {
+    // The song shown in the result panel is gone: back to the upload page.
+    if (jobIdFromPath() === id || recent.currentId === id) openJob(null, { push: false }) || window.history.pushState({}, "", ROOT);
+  },
 });
 
 setUpUploads({
