@@ -76,7 +76,9 @@ const recent = new HistoryView({
   linkTo,
   onDeleted: (id) => {
     // The song shown in the result panel is gone: back to the upload page.
-    if (jobIdFromPath() === id || recent.currentId === id) openJob(null, { push: false }) || window.history.pushState({}, "", ROOT);
+    if (recent.currentId !== id) return;
+    window.history.pushState({}, "", ROOT);
+    openJob(null);
   },
 });
 
