@@ -130,12 +130,16 @@ def migrated_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def make_settings(home: Path, **env: str) -> Settings:
-    """Build settings for a test home (1 MiB uploads, a fixed webhook secret, 2 s backoff)."""
+    """Build settings for a test home (1 MiB uploads, a fixed webhook secret, 2 s backoff).
+
+    ``GENREFLOW_MIN_FREE_MB`` is 1, so answers do not depend on the free space of the disk.
+    """
     environ = {
         "GENREFLOW_HOME": str(home),
         "GENREFLOW_MAX_UPLOAD_MB": "1",
         "GENREFLOW_WEBHOOK_SECRET": WEBHOOK_SECRET,
         "GENREFLOW_WEBHOOK_BACKOFF_S": "2",
+        "GENREFLOW_MIN_FREE_MB": "1",  # the tests' answers do not depend on this disk's space
         **env,
     }
     return Settings.from_env(environ)

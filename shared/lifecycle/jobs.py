@@ -21,7 +21,13 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
-from shared.errors import GenreflowError, NoActiveModel, QueueUnavailable, TransientError
+from shared.errors import (
+    GenreflowError,
+    NoActiveModel,
+    QueueUnavailable,
+    StorageFull,
+    TransientError,
+)
 from shared.lifecycle.base import mark_failed, progress_writer
 from shared.lifecycle.queues import (
     QUEUE_PREDICT,
@@ -32,6 +38,7 @@ from shared.lifecycle.queues import (
 from shared.lifecycle.recovery import WorkInProgress, is_alive, record_webhook_due
 from shared.lifecycle.webhooks import EVENT_COMPLETED, event_for_status
 from shared.logs import set_job_id
+from shared.store.disk import is_disk_full
 from shared.store.orm import (
     JOB_FINAL_STATUSES,
     Job,
@@ -288,6 +295,17 @@ def _classify(
         return _event(session, job)
     except DBAPIError:
         raise
+    except OSError as exc:
+        if is_disk_full(exc):  # not the file's fault: the task tries again later
+            raise StorageFull(f"The disk is full while classifying job {job_id}: {exc}") from exc
+        log.exception("job %s failed unexpectedly", job_id)
+        mark_failed(
+            job,
+            code="internal_error",
+            title="Classification failed",
+            detail=f"An unexpected error stopped the classification ({type(exc).__name__}).",
+        )
+        return _event(session, job)
     except Exception as exc:  # a job must end; the traceback goes to the log
         log.exception("job %s failed unexpectedly", job_id)
         mark_failed(
@@ -330,6 +348,19 @@ def _event(session: Session, job: Job) -> str | None:
     if event:
         record_webhook_due(session, job.id, event)
     return event
+
+
+def requeue_after_storage_full(session: Session, job_id: str) -> None:
+    """Put a job whose try hit a full disk back to ``queued``, not counting that try.
+
+    Best effort (the disk may still be full): the task's retry finds the job either way.
+    """
+    job = session.get(Job, job_id)
+    if job is None or job.status in JOB_FINAL_STATUSES:
+        return
+    job.status, job.progress = JobStatus.QUEUED.value, 0.0
+    job.attempts = max(0, job.attempts - 1)
+    job.heartbeat_at = utcnow()
 
 
 def abandon_job(session: Session, job_id: str, exc: BaseException) -> str | None:

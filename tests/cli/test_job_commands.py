@@ -55,6 +55,8 @@ def test_jobs_delete_removes_jobs_and_audio_and_names_the_unknown(tmp_path: Path
     assert f"job {second} deleted (2004 bytes of audio freed)" in result.stdout
     assert "job no-such-job: no such job" in result.stderr
     assert "1 of 3 job(s) not deleted" in result.stderr
-    assert not first_audio.exists() and not second_audio.exists()
+    assert not first_audio.exists()
+    assert not second_audio.exists()
     with session_scope(settings.database_url) as session:
-        assert session.get(Job, first) is None and session.get(Job, second) is None
+        assert session.get(Job, first) is None
+        assert session.get(Job, second) is None

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-
 from typing import Any
 
 import redis
@@ -144,4 +143,3 @@ def test_delete_is_documented(client: Any) -> None:
     spec = client.get("/openapi.json").get_json()
     operation = spec["paths"]["/api/v1/jobs/{job_id}"]["delete"]
     assert {"204", "404", "409"} <= set(operation["responses"])
-

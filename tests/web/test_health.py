@@ -60,6 +60,7 @@ def test_ready_waits_for_a_warm_worker(
         "broker": True,
         "model": True,
         "worker": True,
+        "disk": True,
     }
     assert active_model in body["checks"]["model"]["detail"]
     assert "1 predict process" in body["checks"]["worker"]["detail"]
