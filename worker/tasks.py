@@ -48,7 +48,7 @@ from shared.store.config import Settings
 from shared.store.db import session_scope
 from shared.store.orm import Job, TrainingRun
 from shared.store.registry import sync_model_dir
-from worker import warmup
+from worker import retention_timer, warmup
 from worker.model_cache import get_active_model
 
 if TYPE_CHECKING:
@@ -247,3 +247,4 @@ def sync_registry(settings: Settings) -> None:
 
 
 warmup.connect_signals(get_settings, get_redis)
+retention_timer.connect_signals(get_settings, get_redis)

@@ -1,4 +1,4 @@
-"""``genreflow jobs delete``: remove jobs and what they keep, straight in the database."""
+"""``genreflow jobs delete|expire``: remove jobs and what they keep, straight in the database."""
 
 from __future__ import annotations
 
@@ -39,6 +39,23 @@ def delete_command(job_ids: tuple[str, ...]) -> None:
         click.echo(f"job {job_id} deleted ({deleted.bytes_freed} bytes of audio freed)")
     if failed:
         raise click.ClickException(f"{failed} of {len(job_ids)} job(s) not deleted")
+
+
+@jobs_command.command("expire")
+def expire_command() -> None:
+    """Run the retention sweep now (the workers run it every hour by themselves)."""
+    from shared.lifecycle.retention import sweep_expired
+    from shared.store.config import Settings
+    from shared.store.db import session_scope, upgrade_database
+
+    settings = Settings.from_env()
+    upgrade_database(settings.database_url)
+    with session_scope(settings.database_url) as session:
+        sweep = sweep_expired(session, settings)
+        click.echo(
+            f"audio of {sweep.n_audio_expired} job(s) expired, {sweep.n_results_expired} job(s) "
+            f"removed, {sweep.n_files_removed} file(s) removed ({sweep.bytes_freed} bytes freed)"
+        )
 
 
 COMMANDS = (jobs_command,)
