@@ -24,6 +24,7 @@ from shared.errors import (
     TransientError,
 )
 from shared.lifecycle.base import describe, mark_failed, progress_writer
+from shared.lifecycle.labels import hold_new_genre_set, training_labels
 from shared.lifecycle.queues import QUEUE_TRAIN, TASK_TRAIN_MODEL
 from shared.store.orm import RUN_FINAL_STATUSES, RunStatus, RunTrigger, TrainingRun, utcnow
 from shared.store.registry import activate_version, active_model, register_model
@@ -208,7 +209,14 @@ def _train(session: Session, run_id: str, settings: Settings) -> str | None:
         options = TrainOptions(
             epochs=settings.train_epochs, cache_dir=str(settings.cache_dir), progress_bar=False
         )
-        report = train_from_folder(data_dir, settings.model_dir, options=options, progress=progress)
+        labels = training_labels(session, data_dir)  # users' approved labels join training
+        report = train_from_folder(
+            data_dir,
+            settings.model_dir,
+            options=options,
+            progress=progress,
+            extra_tracks=labels.tracks,
+        )
         run.data_fingerprint = report.data_fingerprint
         row = register_model(session, report.model_path, training_run_id=run.id)
         run.model_version = row.version
@@ -221,6 +229,9 @@ def _train(session: Session, run_id: str, settings: Settings) -> str | None:
             comparison.get("metrics"),
             compare_error=comparison.get("error"),
         )
+        activate, reason = hold_new_genre_set(
+            activate, reason, new_genres=row.genres, active=active
+        )
         if activate:
             activate_version(session, row.version)
         run.activated = activate
@@ -228,6 +239,8 @@ def _train(session: Session, run_id: str, settings: Settings) -> str | None:
             **report.metrics,
             "epochs_run": report.epochs_run,
             "timings": report.timings,
+            "sources": report.sources,
+            "labels": labels.summary(),
             "comparison": {
                 "active_version": comparison.get("version"),
                 "active_metrics": _summary(comparison.get("metrics")),

@@ -18,8 +18,10 @@ from shared.store.keys import MAX_NAME_CHARS as MAX_KEY_NAME_CHARS
 from shared.store.orm import (
     ApiKey,
     Job,
+    JobLabel,
     JobStatus,
     KeyScope,
+    LabelStatus,
     ModelVersion,
     RunStatus,
     TrainingRun,
@@ -86,6 +88,16 @@ class PredictionOut(Schema):
     segments = fields.List(fields.Nested(SegmentOut))
 
 
+class JobLabelOut(Schema):
+    """A user's label of a job: the genre it really is, and where its review stands."""
+
+    genre = fields.String(metadata={"example": "jazz"})
+    status = fields.String(validate=OneOf([s.value for s in LabelStatus]))
+    predicted_genre = fields.String(allow_none=True)
+    created_at = fields.String(metadata={"format": "date-time"})
+    decided_at = fields.String(allow_none=True, metadata={"format": "date-time"})
+
+
 class JobOut(Schema):
     """A classification job."""
 
@@ -101,6 +113,8 @@ class JobOut(Schema):
     webhook_url = fields.String(allow_none=True)
     error = fields.Nested(ErrorOut, allow_none=True)
     result = fields.Nested(PredictionOut, allow_none=True)
+    label = fields.Nested(JobLabelOut, allow_none=True)
+    audio_expired_at = fields.String(allow_none=True, metadata={"format": "date-time"})
     links = fields.Dict(keys=fields.String(), values=fields.String())
 
     @pre_dump
@@ -109,9 +123,25 @@ class JobOut(Schema):
 
 
 def job_links(job_id: str) -> dict[str, str]:
-    """Return the API paths of a job, its audio and its webhook deliveries."""
+    """Return the API paths of a job, its audio, its webhook deliveries and its label."""
     base = f"{API_PREFIX}/jobs/{job_id}"
-    return {"self": base, "audio": f"{base}/audio", "deliveries": f"{base}/deliveries"}
+    return {
+        "self": base,
+        "audio": f"{base}/audio",
+        "deliveries": f"{base}/deliveries",
+        "label": f"{base}/label",
+    }
+
+
+def label_fields(label: JobLabel) -> dict[str, Any]:
+    """Return the API fields of a label (without its job)."""
+    return {
+        "genre": label.genre,
+        "status": label.status,
+        "predicted_genre": label.predicted_genre,
+        "created_at": isoformat(label.created_at),
+        "decided_at": isoformat(label.decided_at),
+    }
 
 
 def _job_fields(job: Job) -> dict[str, Any]:
@@ -144,6 +174,8 @@ def _job_fields(job: Job) -> dict[str, Any]:
         "webhook_url": job.webhook_url,
         "error": error,
         "result": result,
+        "label": label_fields(job.label) if job.label is not None else None,
+        "audio_expired_at": isoformat(job.audio_expired_at),
         "links": job_links(job.id),
     }
 
@@ -192,6 +224,50 @@ class JobPageOut(PageOut):
     """A page of jobs, newest first."""
 
     items = fields.List(fields.Nested(JobOut))
+
+
+class LabelIn(Schema):
+    """The body of ``PUT /api/v1/jobs/<id>/label``."""
+
+    genre = fields.String(
+        required=True,
+        metadata={
+            "description": "the song's real genre (may be new to the model)",
+            "example": "jazz",
+        },
+    )
+
+
+class LabelOut(JobLabelOut):
+    """A label with its job, as the review listing shows it."""
+
+    job_id = fields.String()
+    filename = fields.String()
+    links = fields.Dict(keys=fields.String(), values=fields.String())
+
+    @pre_dump
+    def _from_row(self, data: Any, **_: Any) -> Any:
+        if not isinstance(data, JobLabel):
+            return data
+        links = job_links(data.job_id)
+        return {
+            **label_fields(data),
+            "job_id": data.job_id,
+            "filename": data.job.filename,
+            "links": {"job": links["self"], "audio": links["audio"], "self": links["label"]},
+        }
+
+
+class LabelQuery(PageQuery):
+    """Query parameters of ``GET /api/v1/labels``."""
+
+    status = fields.String(validate=OneOf([s.value for s in LabelStatus]))
+
+
+class LabelPageOut(PageOut):
+    """A page of labels, newest first."""
+
+    items = fields.List(fields.Nested(LabelOut))
 
 
 class DeliveryOut(Schema):
