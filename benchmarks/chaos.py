@@ -155,6 +155,8 @@ class Service:
     database_url: str | None = None
     postgres: Postgres | None = None
     process: subprocess.Popen[bytes] | None = None
+    #: More environment for ``genreflow run`` (e.g. ``GENREFLOW_MIN_FREE_MB``).
+    extra_env: dict[str, str] = field(default_factory=dict)
 
     @property
     def url(self) -> str:
@@ -170,6 +172,7 @@ class Service:
         env["GENREFLOW_WEBHOOK_ALLOW_PRIVATE"] = "1"  # the receiver listens on 127.0.0.1
         if self.database_url:
             env["DATABASE_URL"] = self.database_url
+        env.update(self.extra_env)
         argv = [sys.executable, "-m", "shared", "run", "--port", str(self.port),
                 "--web-workers", "2", "--predict-concurrency", "2"]  # fmt: skip
         with (self.home / "run.log").open("ab") as log:

@@ -4,6 +4,7 @@
 import { API, getJSON, isFinished, poll, postJSON, storedKey, storeKey } from "./api.js";
 import { announce, h, replace } from "./dom.js";
 import { dateTime, genreColor, genreName, percent, timeAgo } from "./format.js";
+import { loadPendingLabels } from "./label_review.js";
 
 const activeBox = document.getElementById("active-model");
 const versionsBox = document.getElementById("model-versions");
@@ -175,7 +176,7 @@ function runSummary(run) {
     const t = m.timings;
     const took = t ? ` Features took ${Math.round(t.features_s)} s, training ${Math.round(t.training_s)} s.` : "";
     return `Trained ${run.model_version || "a model"}: track accuracy ${metric(m, "track_accuracy_vote")}, ` +
-      `slice accuracy ${metric(m, "segment_accuracy")}.${took} ${run.activated ? "It is now the active model." : "It was not activated (the active model scores as well or better)."}`;
+      `slice accuracy ${metric(m, "segment_accuracy")}.${took} ${run.activated ? "It is now the active model." : `It was not activated (${m.comparison?.reason || "the active model scores as well or better"}).`}`;
   }
   if (run.status === "skipped") return run.error?.detail || "Skipped: the training data has not changed since the last model.";
   if (run.status === "failed") return run.error?.detail || "Training failed.";
@@ -278,6 +279,7 @@ function useKey(key, refusal) {
     : refusal || KEY_NEEDED;
   keyStatus.classList.toggle("key-status--refused", Boolean(refusal));
   loadModels();
+  loadPendingLabels(adminKey);
 }
 
 keyForm.addEventListener("submit", async (event) => {
