@@ -117,6 +117,56 @@ def fill_until_refused(service: Service, songs: list[Path]) -> tuple[list[str], 
     return accepted, refused
 
 
+def fill(home: Path, leave_mib: float) -> Path:
+    """Write a filler file on the home's filesystem until about ``leave_mib`` MiB stay free."""
+    filler = home / "filler.bin"
+    with filler.open("ab", buffering=0) as out:
+        while (free := shutil.disk_usage(home).free) > leave_mib * MIB:
+            try:
+                out.write(b"\0" * int(min(MIB, max(4096, free - leave_mib * MIB))))
+            except OSError:
+                break
+    return filler
+
+
+def low_disk_and_worker(service: Service, songs: list[Path]) -> str:
+    """Show /ready and /metrics on a low disk, then a job whose worker finds the disk full."""
+    print("\n## 1b. Below GENREFLOW_MIN_FREE_MB, and a worker on a full disk", flush=True)
+    filler = fill(service.home, 4.0)
+    ready = requests.get(f"{service.url}/ready", timeout=10)
+    body = ready.json()
+    print(f"free {free_mib(service.home):.1f} MiB; /ready: {ready.status_code}, "
+          f"failed={body.get('failed')}, disk: {body['checks']['disk']['detail']}")  # fmt: skip
+    print("/metrics:", *metric_lines(service.url, "genreflow_disk_low"), sep="\n  ")
+    answer = upload(service.url, songs[0])
+    print(f"an upload: {answer.status_code} {answer.json().get('code')}")
+    filler.unlink()
+    answer = upload(service.url, songs[1])
+    job_id = answer.json()["id"]
+    filler = fill(service.home, 0.0)  # the disk is full while the job waits for its worker
+    print(
+        f"upload {answer.status_code}; then the disk filled: {free_mib(service.home):.2f} MiB free"
+    )
+    started = time.monotonic()
+    seen: list[str] = []
+    while time.monotonic() - started < 20:
+        job = requests.get(f"{service.url}/api/v1/jobs/{job_id}", timeout=10).json()
+        state = job["status"]
+        if not seen or seen[-1] != state:
+            seen.append(state)
+            print(f"  t={time.monotonic() - started:5.1f} s  job {state}", flush=True)
+        time.sleep(1)
+    filler.unlink()
+    print(f"  t={time.monotonic() - started:5.1f} s  space freed: "
+          f"{free_mib(service.home):.1f} MiB free (no restart)", flush=True)  # fmt: skip
+    job = wait_job(service.url, job_id, timeout_s=240)
+    print(f"  t={time.monotonic() - started:5.1f} s  job {job['status']} "
+          f"({(job.get('result') or {}).get('genre')}); error: {job.get('error')}")  # fmt: skip
+    ready = requests.get(f"{service.url}/ready", timeout=10)
+    print(f"/ready: {ready.status_code}, disk: {ready.json()['checks']['disk']['ok']}")
+    return job_id
+
+
 def delete_and_retry(service: Service, accepted: list[str], refused: Path | None) -> None:
     """Delete the first accepted job, show the space it freed, upload the refused song again."""
     print("\n## 2. A delete frees the space", flush=True)
@@ -214,6 +264,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"service up after {service.wait_ready(timeout_s=400):.1f} s; "
               f"{free_mib(home):.1f} MiB free", flush=True)  # fmt: skip
         accepted, refused = fill_until_refused(service, songs)
+        accepted.append(low_disk_and_worker(service, songs[-2:]))
         delete_and_retry(service, accepted, refused)
         label_and_train(service, accepted)
     finally:
