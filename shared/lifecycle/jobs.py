@@ -358,8 +358,9 @@ def requeue_after_storage_full(session: Session, job_id: str) -> None:
     job = session.get(Job, job_id)
     if job is None or job.status in JOB_FINAL_STATUSES:
         return
+    if job.status == JobStatus.PROCESSING.value:  # the try's start was committed: uncount it
+        job.attempts = max(0, job.attempts - 1)
     job.status, job.progress = JobStatus.QUEUED.value, 0.0
-    job.attempts = max(0, job.attempts - 1)
     job.heartbeat_at = utcnow()
 
 

@@ -37,14 +37,14 @@ def test_label_a_song_review_it_then_delete_it(
     expect(teach.get_by_role("heading", name="Wrong genre?")).to_be_visible()
     teach.get_by_label("The right genre").fill("Post Rock")
     teach.get_by_role("button", name="Tell genreflow").click()
-    expect(teach).to_contain_text("You said Post Rock (waiting for an admin's review)")
+    expect(teach).to_contain_text("You said Post rock (waiting for an admin's review)")
     assert live_service.api(f"/jobs/{job['id']}")["label"]["status"] == "pending"
 
     page.goto(live_service.url("/models"))
     enter_key(page, live_service.admin_key)
     review = page.locator("#label-review")
     row = review.locator(f'tr[data-job-id="{job["id"]}"]')
-    expect(row).to_contain_text("Post Rock")
+    expect(row).to_contain_text("Post rock")
     row.get_by_role("button", name="Approve post rock for metal song.ogg").click()
     expect(row).to_have_count(0)
     assert live_service.api(f"/jobs/{job['id']}")["label"]["status"] == "approved"
