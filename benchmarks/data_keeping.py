@@ -5,7 +5,9 @@ uploads, the SQLite database and the private Redis all live on it), starts ``gen
 there with a tiny model trained on synthetic demo data, and then prints, step by step:
 
 1. distinct 3-minute 192 kbps mp3s uploaded until the disk is low: each answer's status, code,
-   ``Retry-After`` and the free space, and what ``/ready`` and ``/metrics`` say;
+   ``Retry-After`` and the free space, and what ``/ready`` and ``/metrics`` say; then (1b) the
+   disk pushed below the minimum (``/ready`` 503, ``genreflow_disk_low`` 1), and a job whose
+   worker finds the disk full (it waits, queued) until space comes back, without a restart;
 2. ``DELETE /api/v1/jobs/<id>`` of the first song: the space it frees, and the refused song
    accepted again without a restart;
 3. a keyless (loopback) label of a finished song, pending; an admin approves it; a training run
@@ -142,6 +144,8 @@ def low_disk_and_worker(service: Service, songs: list[Path]) -> str:
     print(f"an upload: {answer.status_code} {answer.json().get('code')}")
     filler.unlink()
     answer = upload(service.url, songs[1])
+    if answer.status_code not in (200, 202):
+        raise SystemExit(f"the short song was refused: {answer.status_code} {answer.text}")
     job_id = answer.json()["id"]
     filler = fill(service.home, 0.0)  # the disk is full while the job waits for its worker
     print(
@@ -264,7 +268,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"service up after {service.wait_ready(timeout_s=400):.1f} s; "
               f"{free_mib(home):.1f} MiB free", flush=True)  # fmt: skip
         accepted, refused = fill_until_refused(service, songs)
-        accepted.append(low_disk_and_worker(service, songs[-2:]))
+        short = make_mp3(root / "short.mp3", seconds=30.0, seed=2999)
+        accepted.append(low_disk_and_worker(service, [songs[-1], short]))
         delete_and_retry(service, accepted, refused)
         label_and_train(service, accepted)
     finally:
