@@ -4,13 +4,14 @@
 uploads, the SQLite database and the private Redis all live on it), starts ``genreflow run``
 there with a tiny model trained on synthetic demo data, and then prints, step by step:
 
-1. distinct 3-minute 192 kbps mp3s uploaded until the disk is low: each answer's status, code,
-   ``Retry-After`` and the free space, and what ``/ready`` and ``/metrics`` say; then (1b) the
-   disk pushed below the minimum (``/ready`` 503, ``genreflow_disk_low`` 1), and a job whose
-   worker finds the disk full (it waits, queued) until space comes back, without a restart;
-2. ``DELETE /api/v1/jobs/<id>`` of the first song: the space it frees, and the refused song
-   accepted again without a restart;
-3. a keyless (loopback) label of a finished song, pending; an admin approves it; a training run
+1. the disk pushed below the minimum (``/ready`` 503, ``genreflow_disk_low`` 1, uploads 507),
+   and a job whose worker finds the disk full: it waits, queued, until space comes back, and
+   then ends without a restart;
+2. distinct 3-minute 192 kbps mp3s uploaded until the disk is low: each answer's status, code,
+   ``Retry-After`` and the free space, and what ``/ready`` and ``/metrics`` say;
+3. ``DELETE /api/v1/jobs/<id>`` of a song: the space it frees, and the refused song accepted
+   again without a restart;
+4. a keyless (loopback) label of a finished song, pending; an admin approves it; a training run
    on ``GENREFLOW_TRAIN_DATA_DIR`` (the demo data) shows how many examples came from each source.
 
 Needs root (to mount the tmpfs) and ffmpeg.
@@ -89,7 +90,7 @@ def fill_until_refused(service: Service, songs: list[Path]) -> tuple[list[str], 
     accepted: list[str] = []
     refused: Path | None = None
     in_a_row = 0
-    print("\n## 1. The disk fills", flush=True)
+    print("\n## 2. Uploads until the disk is low", flush=True)
     print("| upload | status | code | Retry-After | free after (MiB) |")
     print("|---|---|---|---|---|")
     for index, song in enumerate(songs, 1):
@@ -133,7 +134,7 @@ def fill(home: Path, leave_mib: float) -> Path:
 
 def low_disk_and_worker(service: Service, songs: list[Path]) -> str:
     """Show /ready and /metrics on a low disk, then a job whose worker finds the disk full."""
-    print("\n## 1b. Below GENREFLOW_MIN_FREE_MB, and a worker on a full disk", flush=True)
+    print("\n## 1. Below GENREFLOW_MIN_FREE_MB, and a worker on a full disk", flush=True)
     filler = fill(service.home, 4.0)
     ready = requests.get(f"{service.url}/ready", timeout=10)
     body = ready.json()
@@ -173,14 +174,15 @@ def low_disk_and_worker(service: Service, songs: list[Path]) -> str:
 
 def delete_and_retry(service: Service, accepted: list[str], refused: Path | None) -> None:
     """Delete the first accepted job, show the space it freed, upload the refused song again."""
-    print("\n## 2. A delete frees the space", flush=True)
+    print("\n## 3. A delete frees the space", flush=True)
     for job_id in accepted:
         wait_job(service.url, job_id)
     before = free_mib(service.home)
-    answer = requests.delete(f"{service.url}/api/v1/jobs/{accepted[0]}", timeout=30)
+    victim = accepted.pop(1)  # the first 3-minute song
+    answer = requests.delete(f"{service.url}/api/v1/jobs/{victim}", timeout=30)
     after = free_mib(service.home)
-    gone = requests.get(f"{service.url}/api/v1/jobs/{accepted[0]}", timeout=10).status_code
-    print(f"DELETE /api/v1/jobs/{accepted[0]}: {answer.status_code}; then GET: {gone}")
+    gone = requests.get(f"{service.url}/api/v1/jobs/{victim}", timeout=10).status_code
+    print(f"DELETE /api/v1/jobs/{victim}: {answer.status_code}; then GET: {gone}")
     print(f"free: {before:.1f} MiB before, {after:.1f} MiB after (+{after - before:.1f} MiB)")
     if refused is not None:
         again = upload(service.url, refused)
@@ -193,7 +195,7 @@ def delete_and_retry(service: Service, accepted: list[str], refused: Path | None
 
 def label_and_train(service: Service, accepted: list[str]) -> None:
     """Label a finished song (keyless, pending), approve it as admin, and train."""
-    print("\n## 3. A label reaches a training run", flush=True)
+    print("\n## 4. A label reaches a training run", flush=True)
     admin = {"Authorization": f"Bearer {(service.home / 'admin_key').read_text().strip()}"}
     job = wait_job(service.url, accepted[-2])
     said = job["result"]["genre"]
@@ -267,9 +269,10 @@ def main(argv: list[str] | None = None) -> int:
         service.start()
         print(f"service up after {service.wait_ready(timeout_s=400):.1f} s; "
               f"{free_mib(home):.1f} MiB free", flush=True)  # fmt: skip
-        accepted, refused = fill_until_refused(service, songs)
         short = make_mp3(root / "short.mp3", seconds=30.0, seed=2999)
-        accepted.append(low_disk_and_worker(service, [songs[-1], short]))
+        first = low_disk_and_worker(service, [songs[-1], short])
+        accepted, refused = fill_until_refused(service, songs[:-1])
+        accepted.insert(0, first)
         delete_and_retry(service, accepted, refused)
         label_and_train(service, accepted)
     finally:

@@ -98,6 +98,10 @@ class JobLabelOut(Schema):
     decided_at = fields.String(allow_none=True, metadata={"format": "date-time"})
 
 
+class JobLabelOnJobOut(JobLabelOut):
+    """A job's label inside the job (a distinct class for the reason given at ModelItemOut)."""
+
+
 class JobOut(Schema):
     """A classification job."""
 
@@ -113,7 +117,7 @@ class JobOut(Schema):
     webhook_url = fields.String(allow_none=True)
     error = fields.Nested(ErrorOut, allow_none=True)
     result = fields.Nested(PredictionOut, allow_none=True)
-    label = fields.Nested(JobLabelOut, allow_none=True)
+    label = fields.Nested(JobLabelOnJobOut, allow_none=True)
     audio_expired_at = fields.String(allow_none=True, metadata={"format": "date-time"})
     links = fields.Dict(keys=fields.String(), values=fields.String())
 
@@ -258,6 +262,10 @@ class LabelOut(JobLabelOut):
         }
 
 
+class LabelItemOut(LabelOut):
+    """A label inside a listing (a distinct class for the reason given at ModelItemOut)."""
+
+
 class LabelQuery(PageQuery):
     """Query parameters of ``GET /api/v1/labels``."""
 
@@ -267,7 +275,7 @@ class LabelQuery(PageQuery):
 class LabelPageOut(PageOut):
     """A page of labels, newest first."""
 
-    items = fields.List(fields.Nested(LabelOut))
+    items = fields.List(fields.Nested(LabelItemOut))
 
 
 class DeliveryOut(Schema):
