@@ -69,10 +69,13 @@ def upload(url: str, song: Path) -> requests.Response:
 
 
 def wait_job(url: str, job_id: str, timeout_s: float = 300.0) -> dict[str, Any]:
-    """Poll a job until it ends."""
+    """Poll a job until it ends (a dropped connection is retried)."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        job = requests.get(f"{url}/api/v1/jobs/{job_id}", timeout=10).json()
+        try:
+            job = requests.get(f"{url}/api/v1/jobs/{job_id}", timeout=10).json()
+        except requests.RequestException:
+            job = {"status": "unknown"}
         if job["status"] in {"done", "failed"}:
             return job
         time.sleep(0.5)
@@ -155,8 +158,10 @@ def low_disk_and_worker(service: Service, songs: list[Path]) -> str:
     started = time.monotonic()
     seen: list[str] = []
     while time.monotonic() - started < 20:
-        job = requests.get(f"{service.url}/api/v1/jobs/{job_id}", timeout=10).json()
-        state = job["status"]
+        try:
+            state = requests.get(f"{service.url}/api/v1/jobs/{job_id}", timeout=10).json()["status"]
+        except requests.RequestException as exc:
+            state = f"(no answer: {type(exc).__name__})"
         if not seen or seen[-1] != state:
             seen.append(state)
             print(f"  t={time.monotonic() - started:5.1f} s  job {state}", flush=True)
@@ -169,6 +174,12 @@ def low_disk_and_worker(service: Service, songs: list[Path]) -> str:
           f"({(job.get('result') or {}).get('genre')}); error: {job.get('error')}")  # fmt: skip
     ready = requests.get(f"{service.url}/ready", timeout=10)
     print(f"/ready: {ready.status_code}, disk: {ready.json()['checks']['disk']['ok']}")
+    log = (service.home / "run.log").read_text(errors="replace").splitlines()
+    signs = ("SIGBUS", "Unrecoverable", "storage_full", "disk is full", "exited:", "FATAL")
+    print("run.log lines about it:")
+    for line in log:
+        if any(sign in line for sign in signs):
+            print(f"  {line[:200]}")
     return job_id
 
 

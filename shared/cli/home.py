@@ -6,6 +6,8 @@ Also the advice printed while no model is active, in the user's own terms.
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -18,6 +20,21 @@ if TYPE_CHECKING:
 
 #: Under ``GENREFLOW_HOME``: prometheus_client's multiprocess files of the web workers.
 METRICS_DIR: Final = "metrics"
+#: Memory-backed folder preferred for those files (see :func:`metrics_dir`).
+SHM_DIR: Final = Path("/dev/shm")
+
+
+def metrics_dir(settings: Settings) -> Path:
+    """Return where the web workers keep their multiprocess metrics files.
+
+    The files are memory-mapped: on a full disk, a write to one kills the web worker with
+    SIGBUS. So they live in RAM (``/dev/shm/genreflow-metrics-<home hash>``) where that exists,
+    else under ``$GENREFLOW_HOME/metrics``.
+    """
+    if SHM_DIR.is_dir() and os.access(SHM_DIR, os.W_OK):
+        digest = hashlib.sha256(str(settings.home).encode()).hexdigest()[:12]
+        return SHM_DIR / f"genreflow-metrics-{digest}"
+    return settings.home / METRICS_DIR
 
 
 def prepare_home(settings: Settings) -> str | None:
@@ -50,9 +67,9 @@ def prepare_admin_key(settings: Settings) -> tuple[Path, bool]:
     from shared.store.db import session_scope
     from shared.store.keys import ensure_admin_key
 
-    metrics_dir = settings.home / METRICS_DIR
-    shutil.rmtree(metrics_dir, ignore_errors=True)  # counts of an earlier run's processes
-    metrics_dir.mkdir(parents=True, exist_ok=True)
+    folder = metrics_dir(settings)
+    shutil.rmtree(folder, ignore_errors=True)  # counts of an earlier run's processes
+    folder.mkdir(parents=True, exist_ok=True)
     with session_scope(settings.database_url) as session:
         return ensure_admin_key(session, settings.home)
 

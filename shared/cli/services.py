@@ -29,7 +29,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
-from shared.cli.home import METRICS_DIR, no_model_message, prepare_admin_key, prepare_home
+from shared.cli.home import metrics_dir, no_model_message, prepare_admin_key, prepare_home
 from shared.cli.private_redis import redis_program, wait_for_redis
 from shared.cli.process_manager import (
     DEFAULT_HOST,
@@ -133,7 +133,7 @@ def child_environment(settings: Settings, redis_url: str) -> dict[str, str]:
         GENREFLOW_WEBHOOK_SECRET=settings.webhook_secret,
         GENREFLOW_SECRET_KEY=settings.secret_key,
         # gunicorn's workers add up their request metrics in files here (see web/metrics.py)
-        PROMETHEUS_MULTIPROC_DIR=str(settings.home / METRICS_DIR),
+        PROMETHEUS_MULTIPROC_DIR=str(metrics_dir(settings)),
         PYTHONPATH=os.pathsep.join(dict.fromkeys(python_path)),
         PYTHONUNBUFFERED="1",
     )

@@ -35,7 +35,7 @@ FUZZ_EXAMPLES = int(os.environ.get("GENREFLOW_FUZZ_EXAMPLES", "20"))
 UPLOAD = "POST /api/v1/jobs"
 #: What a schema-valid upload may be answered: accepted, or refused for its bytes or its rate.
 UPLOAD_STATUSES = frozenset({200, 202, 413, 415, 422, 429})
-N_OPERATIONS = 20  # every documented operation; a new one must be fuzzed too
+N_OPERATIONS = 27  # every documented operation; a new one must be fuzzed too
 
 
 @pytest.fixture

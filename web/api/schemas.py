@@ -11,7 +11,7 @@ from typing import Any
 
 from apiflask import Schema, fields
 from apiflask.validators import Length, OneOf, Range
-from marshmallow import INCLUDE, pre_dump
+from marshmallow import INCLUDE, ValidationError, pre_dump, validates_schema
 
 from shared.core.sidecar import model_card_path
 from shared.store.keys import MAX_NAME_CHARS as MAX_KEY_NAME_CHARS
@@ -267,9 +267,15 @@ class LabelItemOut(LabelOut):
 
 
 class LabelQuery(PageQuery):
-    """Query parameters of ``GET /api/v1/labels``."""
+    """Query parameters of ``GET /api/v1/labels`` (an unknown one is a 400, not ignored)."""
 
     status = fields.String(validate=OneOf([s.value for s in LabelStatus]))
+
+    @validates_schema(pass_original=True)
+    def _no_unknown(self, _data: Any, original: Any, **_: Any) -> None:
+        unknown = sorted(set(original or {}) - set(self.fields))
+        if unknown:
+            raise ValidationError({name: ["Unknown query parameter."] for name in unknown})
 
 
 class LabelPageOut(PageOut):
