@@ -295,18 +295,9 @@ def _classify(
         return _event(session, job)
     except DBAPIError:
         raise
-    except OSError as exc:
+    except Exception as exc:  # a job must end; the traceback goes to the log
         if is_disk_full(exc):  # not the file's fault: the task tries again later
             raise StorageFull(f"The disk is full while classifying job {job_id}: {exc}") from exc
-        log.exception("job %s failed unexpectedly", job_id)
-        mark_failed(
-            job,
-            code="internal_error",
-            title="Classification failed",
-            detail=f"An unexpected error stopped the classification ({type(exc).__name__}).",
-        )
-        return _event(session, job)
-    except Exception as exc:  # a job must end; the traceback goes to the log
         log.exception("job %s failed unexpectedly", job_id)
         mark_failed(
             job,

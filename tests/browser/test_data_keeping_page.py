@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
@@ -10,20 +9,9 @@ import pytest
 import requests
 
 from tests.browser.conftest import enter_key
-from tests.browser.test_classify_page import JOB_TIMEOUT_MS, post_file
+from tests.browser.test_classify_page import classified
 
 pytestmark = pytest.mark.browser
-
-
-def classified(live_service: Any, path: Path, content_type: str) -> dict[str, Any]:
-    """Upload ``path`` through the API and wait until it is done."""
-    job = post_file(live_service.base_url, path, content_type).json()
-    deadline = time.monotonic() + JOB_TIMEOUT_MS / 1000
-    while job["status"] not in ("done", "failed") and time.monotonic() < deadline:
-        time.sleep(0.3)
-        job = live_service.api(f"/jobs/{job['id']}")
-    assert job["status"] == "done", job
-    return job
 
 
 def test_label_a_song_review_it_then_delete_it(

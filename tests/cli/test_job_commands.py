@@ -9,7 +9,8 @@ from click.testing import CliRunner
 from shared.cli.main import main
 from shared.store.config import Settings
 from shared.store.db import session_scope, upgrade_database
-from shared.store.orm import Job, StoredPrediction
+from shared.store.orm import Job
+from tests.conftest import stored_result
 
 
 def _stored_job(settings: Settings, name: str, data: bytes) -> tuple[str, Path]:
@@ -26,18 +27,7 @@ def _stored_job(settings: Settings, name: str, data: bytes) -> tuple[str, Path]:
         )
         session.add(job)
         session.flush()
-        session.add(
-            StoredPrediction(
-                job_id=job.id,
-                genre="rock",
-                confidence=0.9,
-                probabilities={"rock": 0.9},
-                votes={"rock": 1},
-                segments=[],
-                duration_s=3.0,
-                n_segments=1,
-            )
-        )
+        session.add(stored_result(job.id, "rock"))
         return job.id, path
 
 

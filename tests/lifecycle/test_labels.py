@@ -26,11 +26,10 @@ from shared.store.orm import (
     Job,
     JobLabel,
     ModelVersion,
-    StoredPrediction,
     TrainingRun,
     utcnow,
 )
-from tests.conftest import TINY_GENRES
+from tests.conftest import TINY_GENRES, stored_result
 
 
 def labelled_job(
@@ -58,18 +57,7 @@ def labelled_job(
     )
     session.add(job)
     session.flush()
-    session.add(
-        StoredPrediction(
-            job_id=job.id,
-            genre="classical",
-            confidence=0.5,
-            probabilities={"classical": 0.5},
-            votes={"classical": 1},
-            segments=[],
-            duration_s=9.0,
-            n_segments=3,
-        )
-    )
+    session.add(stored_result(job.id, "classical"))
     session.add(JobLabel(job_id=job.id, genre=genre, status=status, predicted_genre="classical"))
     session.commit()
     return job

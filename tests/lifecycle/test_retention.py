@@ -16,6 +16,7 @@ from shared.lifecycle.retention import ORPHAN_GRACE_S, sweep_expired
 from shared.store.config import Settings
 from shared.store.db import session_scope
 from shared.store.orm import Job, JobLabel, RetentionSweep, StoredPrediction, utcnow
+from tests.conftest import stored_result
 from worker import retention_timer
 
 DAY = timedelta(days=1)
@@ -50,18 +51,7 @@ def stored_job(
     session.add(job)
     session.flush()
     if status == "done":
-        session.add(
-            StoredPrediction(
-                job_id=job.id,
-                genre="rock",
-                confidence=0.8,
-                probabilities={"rock": 0.8},
-                votes={"rock": 1},
-                segments=[],
-                duration_s=3.0,
-                n_segments=1,
-            )
-        )
+        session.add(stored_result(job.id, "rock"))
     if label:
         session.add(JobLabel(job_id=job.id, genre="jazz", status=label))
     session.commit()

@@ -52,7 +52,8 @@ SNIFF_BYTES = 64
 bp = APIBlueprint("jobs", __name__, url_prefix=API_PREFIX, tag="Jobs")
 
 
-def _find_job(job_id: str) -> Job:
+def find_readable_job(job_id: str) -> Job:
+    """Return the job ``job_id`` if the caller may read it, else raise :class:`JobNotFound`."""
     job = get_db().get(Job, job_id)
     if job is None or not can_read_job(job, current_principal()):
         raise JobNotFound(f"No job has id {job_id!r}.")
@@ -157,7 +158,7 @@ def list_jobs(query_data: dict[str, Any]) -> dict[str, Any]:
 @bp.doc(summary="Get a job", responses=[404])
 def get_job(job_id: str) -> Job:
     """Return one job."""
-    return _find_job(job_id)
+    return find_readable_job(job_id)
 
 
 @bp.delete("/jobs/<job_id>")
@@ -174,7 +175,7 @@ def get_job(job_id: str) -> Job:
 )
 def delete_job_view(job_id: str) -> ResponseReturnValue:
     """Delete one job and everything it keeps."""
-    delete_job(get_db(), _find_job(job_id))
+    delete_job(get_db(), find_readable_job(job_id))
     return ""
 
 
@@ -183,7 +184,7 @@ def delete_job_view(job_id: str) -> ResponseReturnValue:
 @bp.doc(summary="Download the uploaded audio", responses=[404])
 def get_job_audio(job_id: str) -> ResponseReturnValue:
     """Send the job's stored upload (supports Range requests for the page's player)."""
-    job = _find_job(job_id)
+    job = find_readable_job(job_id)
     path = Path(job.upload_path)
     if job.audio_expired_at is not None or not path.is_file():
         raise JobNotFound(
@@ -206,7 +207,7 @@ def get_job_audio(job_id: str) -> ResponseReturnValue:
 @bp.doc(summary="List a job's webhook deliveries", responses=[404])
 def list_deliveries(job_id: str) -> dict[str, Any]:
     """Return every webhook delivery attempt of a job, oldest first."""
-    job = _find_job(job_id)
+    job = find_readable_job(job_id)
     rows = get_db().scalars(
         select(WebhookDelivery).where(WebhookDelivery.job_id == job.id).order_by(WebhookDelivery.id)
     )

@@ -8,23 +8,16 @@ from apiflask import APIBlueprint
 from flask.typing import ResponseReturnValue
 from sqlalchemy import select
 
-from shared.errors import JobNotFound
 from shared.lifecycle.labels import decide_label, find_label, remove_label, set_label
-from shared.store.orm import Job, JobLabel
+from shared.store.orm import JobLabel
 from web.api import API_PREFIX
+from web.api.jobs import find_readable_job
 from web.api.pagination import paginate
 from web.api.schemas import JobLabelOut, LabelIn, LabelOut, LabelPageOut, LabelQuery, label_fields
-from web.auth import Access, can_read_job, current_principal, requires
+from web.auth import Access, current_principal, requires
 from web.context import get_db
 
 bp = APIBlueprint("labels", __name__, url_prefix=API_PREFIX, tag="Labels")
-
-
-def _readable_job(job_id: str) -> Job:
-    job = get_db().get(Job, job_id)
-    if job is None or not can_read_job(job, current_principal()):
-        raise JobNotFound(f"No job has id {job_id!r}.")
-    return job
 
 
 @bp.put("/jobs/<job_id>/label")
@@ -47,7 +40,7 @@ def put_label(job_id: str, body: dict[str, Any]) -> dict[str, Any]:
     principal = current_principal()
     label = set_label(
         get_db(),
-        _readable_job(job_id),
+        find_readable_job(job_id),
         body["genre"],
         api_key_id=principal.key_id,
         by_admin=principal.is_admin,
@@ -61,7 +54,7 @@ def put_label(job_id: str, body: dict[str, Any]) -> dict[str, Any]:
 @bp.doc(summary="Get the job's label", responses=[404])
 def get_label(job_id: str) -> dict[str, Any]:
     """Return the job's label."""
-    return label_fields(find_label(get_db(), _readable_job(job_id).id))
+    return label_fields(find_label(get_db(), find_readable_job(job_id).id))
 
 
 @bp.delete("/jobs/<job_id>/label")
@@ -73,7 +66,7 @@ def get_label(job_id: str) -> dict[str, Any]:
 )
 def delete_label(job_id: str) -> ResponseReturnValue:
     """Remove the job's label."""
-    remove_label(get_db(), _readable_job(job_id))
+    remove_label(get_db(), find_readable_job(job_id))
     return ""
 
 
