@@ -135,6 +135,11 @@ def fill(home: Path, leave_mib: float) -> Path:
     return filler
 
 
+def root_of(service: Service) -> Path:
+    """Return the folder holding ``run.log``."""
+    return service.log_dir or service.home
+
+
 def low_disk_and_worker(service: Service, songs: list[Path]) -> str:
     """Show /ready and /metrics on a low disk, then a job whose worker finds the disk full."""
     print("\n## 1. Below GENREFLOW_MIN_FREE_MB, and a worker on a full disk", flush=True)
@@ -174,7 +179,7 @@ def low_disk_and_worker(service: Service, songs: list[Path]) -> str:
           f"({(job.get('result') or {}).get('genre')}); error: {job.get('error')}")  # fmt: skip
     ready = requests.get(f"{service.url}/ready", timeout=10)
     print(f"/ready: {ready.status_code}, disk: {ready.json()['checks']['disk']['ok']}")
-    log = (service.home / "run.log").read_text(errors="replace").splitlines()
+    log = (root_of(service) / "run.log").read_text(errors="replace").splitlines()
     signs = ("SIGBUS", "Unrecoverable", "storage_full", "disk is full", "exited:", "FATAL")
     print("run.log lines about it:")
     for line in log:
@@ -257,7 +262,7 @@ def main(argv: list[str] | None = None) -> int:
     home.mkdir()
     subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={args.disk_mb}m", "tmpfs", str(home)],
                    check=True)  # fmt: skip
-    service = Service(home, free_port())
+    service = Service(home, free_port(), log_dir=root)  # like a terminal: off the small disk
     try:
         model = train_tiny_model(root)
         (home / "models").mkdir()
@@ -288,8 +293,8 @@ def main(argv: list[str] | None = None) -> int:
         label_and_train(service, accepted)
     finally:
         service.stop()
-        if (home / "run.log").exists():
-            shutil.copy(home / "run.log", Path(tempfile.gettempdir()) / "genreflow-keeping-run.log")
+        if (root / "run.log").exists():
+            shutil.copy(root / "run.log", Path(tempfile.gettempdir()) / "genreflow-keeping-run.log")
         subprocess.run(["umount", "-l", str(home)], check=False)
         shutil.rmtree(root, ignore_errors=True)
     return 0
