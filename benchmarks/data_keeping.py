@@ -116,7 +116,9 @@ def fill_until_refused(service: Service, songs: list[Path]) -> tuple[list[str], 
                 print(f"\nlast answer's detail: {detail}")
                 break
     ready = requests.get(f"{service.url}/ready", timeout=10)
-    print(f"/ready: {ready.status_code}, disk check: {ready.json()['checks']['disk']}")
+    body = ready.json()
+    print(f"/ready: {ready.status_code} (failed: {body.get('failed', [])}), disk check: "
+          f"{body['checks']['disk']}")  # fmt: skip
     print("/metrics:", *metric_lines(service.url, "genreflow_disk_"), sep="\n  ")
     leftovers = [p.name for p in (service.home / "uploads").glob(".upload-*")]
     print(f"temporary upload files left: {leftovers or 'none'}")
@@ -178,7 +180,9 @@ def low_disk_and_worker(service: Service, songs: list[Path]) -> str:
     print(f"  t={time.monotonic() - started:5.1f} s  job {job['status']} "
           f"({(job.get('result') or {}).get('genre')}); error: {job.get('error')}")  # fmt: skip
     ready = requests.get(f"{service.url}/ready", timeout=10)
-    print(f"/ready: {ready.status_code}, disk: {ready.json()['checks']['disk']['ok']}")
+    body = ready.json()
+    print(f"/ready: {ready.status_code} (failed: {body.get('failed', [])}; "
+          f"{'; '.join(body.get('detail', '').split('; ')[:2])})")  # fmt: skip
     log = (root_of(service) / "run.log").read_text(errors="replace").splitlines()
     signs = ("SIGBUS", "Unrecoverable", "storage_full", "disk is full", "exited:", "FATAL")
     print("run.log lines about it:")
