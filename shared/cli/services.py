@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import shutil
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -257,6 +258,7 @@ def run_service(
             except KeyboardInterrupt:
                 manager.stop()
             manager.say("genreflow: stopped")
+            shutil.rmtree(metrics_dir(settings), ignore_errors=True)  # RAM in /dev/shm
         stop.restore()
 
 
