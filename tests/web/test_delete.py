@@ -143,3 +143,20 @@ def test_delete_is_documented(client: Any) -> None:
     spec = client.get("/openapi.json").get_json()
     operation = spec["paths"]["/api/v1/jobs/{job_id}"]["delete"]
     assert {"204", "404", "409"} <= set(operation["responses"])
+
+
+def test_expired_audio_is_404_but_the_result_stays(
+    client: Any, settings: Settings, redis_client: redis.Redis, active_model: str
+) -> None:
+    job = upload(client, wav_bytes()).get_json()
+    finish_job(settings, job["id"], active_model)
+    engine = make_engine(settings.database_url)
+    with session_scope(engine) as session:
+        session.get(Job, job["id"]).audio_expired_at = utcnow()
+    engine.dispose()
+
+    body = assert_problem(client.get(f"/api/v1/jobs/{job['id']}/audio"), 404, "job_not_found")
+    assert "GENREFLOW_AUDIO_RETENTION_DAYS" in body["detail"]
+    shown = client.get(f"/api/v1/jobs/{job['id']}").get_json()
+    assert shown["result"]["genre"] == "rock"
+    assert shown["audio_expired_at"].endswith("Z")
