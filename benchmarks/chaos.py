@@ -120,6 +120,10 @@ class Service:
     database_url: str | None = None
     postgres: PrivatePostgres | None = None
     process: subprocess.Popen[bytes] | None = None
+    #: More environment for ``genreflow run`` (e.g. ``GENREFLOW_MIN_FREE_MB``).
+    extra_env: dict[str, str] = field(default_factory=dict)
+    #: Where ``run.log`` goes (default: the home), e.g. off a disk that a benchmark fills.
+    log_dir: Path | None = None
 
     @property
     def url(self) -> str:
@@ -135,9 +139,10 @@ class Service:
         env["GENREFLOW_WEBHOOK_ALLOW_PRIVATE"] = "1"  # the receiver listens on 127.0.0.1
         if self.database_url:
             env["DATABASE_URL"] = self.database_url
+        env.update(self.extra_env)
         argv = [sys.executable, "-m", "shared", "run", "--port", str(self.port),
                 "--web-workers", "2", "--predict-concurrency", "2"]  # fmt: skip
-        with (self.home / "run.log").open("ab") as log:
+        with ((self.log_dir or self.home) / "run.log").open("ab") as log:
             self.process = subprocess.Popen(
                 argv, cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
                 start_new_session=True,

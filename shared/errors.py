@@ -312,15 +312,22 @@ class ApiKeyNotFound(NotFound):
     code = "api_key_not_found"
 
 
-class RateLimited(GenreflowError):
+class RetryLater(GenreflowError):
+    """An error whose answer tells the client when to try again (``Retry-After``, seconds)."""
+
+    default_retry_after_s: ClassVar[int] = 60
+
+    def __init__(self, detail: str | None = None, *, retry_after_s: int | None = None) -> None:
+        seconds = self.default_retry_after_s if retry_after_s is None else retry_after_s
+        super().__init__(detail, headers={"Retry-After": str(max(1, int(seconds)))})
+
+
+class RateLimited(RetryLater):
     """Too many uploads, or too many bytes, from one key or address (HTTP 429)."""
 
     status = 429
     title = "Too many requests"
     code = "rate_limited"
-
-    def __init__(self, detail: str | None = None, *, retry_after_s: int = 60) -> None:
-        super().__init__(detail, headers={"Retry-After": str(max(1, int(retry_after_s)))})
 
 
 class WebhookTargetRefused(GenreflowError):
@@ -328,3 +335,51 @@ class WebhookTargetRefused(GenreflowError):
 
     title = "Webhook URL not allowed"
     code = "webhook_target_refused"
+
+
+class InsufficientStorage(RetryLater):
+    """The disk where genreflow writes is (nearly) full (HTTP 507, RFC 4918 §11.5)."""
+
+    status = 507
+    title = "Not enough free disk space"
+    code = "insufficient_storage"
+    default_retry_after_s = 300
+
+
+class StorageFull(TransientError):
+    """A worker could not write (no space left on the disk or in the database): retried later."""
+
+    title = "Storage full"
+    code = "storage_full"
+
+
+class JobInProgress(RetryLater):
+    """A job a worker is classifying right now cannot be deleted yet."""
+
+    status = 409
+    title = "Job in progress"
+    code = "job_in_progress"
+    default_retry_after_s = 15
+
+
+class InvalidLabel(GenreflowError):
+    """A label whose genre is empty or not a plain name."""
+
+    status = 422
+    title = "Invalid label"
+    code = "invalid_label"
+
+
+class LabelNotAllowed(GenreflowError):
+    """A job that cannot be labelled: it has no result, or its audio is no longer stored."""
+
+    status = 409
+    title = "Job cannot be labelled"
+    code = "label_not_allowed"
+
+
+class LabelNotFound(NotFound):
+    """A job without a label."""
+
+    title = "Label not found"
+    code = "label_not_found"

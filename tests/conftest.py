@@ -16,6 +16,7 @@ import shutil
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -33,6 +34,24 @@ POSTGRES_FALLBACK_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 
 # TensorFlow's C++ start-up logging drowns pytest's output.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def stored_result(job_id: str, genre: str = "rock") -> Any:
+    """Return the result row a worker stores for a job: one 3-second segment of ``genre``."""
+    from shared.store.orm import StoredPrediction
+
+    return StoredPrediction.from_result(
+        job_id,
+        {
+            "genre": genre,
+            "confidence": 0.8,
+            "probabilities": {genre: 0.8},
+            "votes": {genre: 1},
+            "segments": [],
+            "duration_s": 3.0,
+            "n_segments": 1,
+        },
+    )
 
 
 @pytest.fixture
@@ -130,12 +149,16 @@ def migrated_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def make_settings(home: Path, **env: str) -> Settings:
-    """Build settings for a test home (1 MiB uploads, a fixed webhook secret, 2 s backoff)."""
+    """Build settings for a test home (1 MiB uploads, a fixed webhook secret, 2 s backoff).
+
+    ``GENREFLOW_MIN_FREE_MB`` is 1, so answers do not depend on the free space of the disk.
+    """
     environ = {
         "GENREFLOW_HOME": str(home),
         "GENREFLOW_MAX_UPLOAD_MB": "1",
         "GENREFLOW_WEBHOOK_SECRET": WEBHOOK_SECRET,
         "GENREFLOW_WEBHOOK_BACKOFF_S": "2",
+        "GENREFLOW_MIN_FREE_MB": "1",  # the tests' answers do not depend on this disk's space
         **env,
     }
     return Settings.from_env(environ)

@@ -41,7 +41,7 @@ def create_app(
     """
     from shared.logs import configure_process_logging
     from web import auth, context, docs, limits, metrics, pages, request_log
-    from web.api import health, jobs, keys, models, training
+    from web.api import health, jobs, keys, labels, models, training
     from web.api.schemas import ProblemOut
     from web.errors import register_error_handlers
 
@@ -87,7 +87,7 @@ def create_app(
     register_error_handlers(app)
     limits.init_app(app, settings)
     request_log.init_app(app)
-    for blueprint in (health.bp, jobs.bp, models.bp, training.bp, keys.bp):
+    for blueprint in (health.bp, jobs.bp, labels.bp, models.bp, training.bp, keys.bp):
         app.register_blueprint(blueprint)
     app.register_blueprint(pages.bp)
     app.register_blueprint(docs.bp)

@@ -9,7 +9,9 @@ Two sources, one text page (Prometheus text format 0.0.4):
 - **The service** (:class:`ServiceCollector`, read from the database and Redis at scrape time,
   so whatever the workers did shows here without a shared directory): jobs by final status, job
   duration and queue wait histograms, queue depth per queue, the active model version, webhook
-  deliveries by outcome, training runs by status and their duration histogram.
+  deliveries by outcome, training runs by status and their duration histogram, free disk space
+  where data is written (and whether it is below ``GENREFLOW_MIN_FREE_MB``), labels by status, and
+  what the retention sweep let go.
 
 Histograms are built from the job and run rows at each scrape (one aggregate query each), so
 they cover the whole history in the database and survive restarts.
@@ -79,9 +81,12 @@ class ServiceCollector:
         The broker, for queue depths.
     """
 
-    def __init__(self, sessions: sessionmaker[Session], redis_url: str) -> None:
+    def __init__(
+        self, sessions: sessionmaker[Session], redis_url: str, settings: Settings | None = None
+    ) -> None:
         self._sessions = sessions
         self._redis_url = redis_url
+        self._settings = settings
 
     def describe(self) -> list[Metric]:
         """Describe nothing up front: the metrics are only known at scrape time."""
@@ -95,6 +100,10 @@ class ServiceCollector:
         except Exception as exc:
             log.warning("metrics: the database could not be read: %s", exc)
         yield from self._queue_depths()
+        if self._settings is not None:
+            from web.metrics_keeping import disk_metrics
+
+            yield from disk_metrics(self._settings)
 
     def _from_database(self, session: Session) -> Iterator[Metric]:
         from prometheus_client.core import (
@@ -167,6 +176,9 @@ class ServiceCollector:
             ),
             TRAIN_BUCKETS_S,
         )
+        from web.metrics_keeping import keeping_metrics
+
+        yield from keeping_metrics(session)
 
     @staticmethod
     def _status_counter(
@@ -262,7 +274,7 @@ def init_app(app: Flask, settings: Settings, sessions: sessionmaker[Session]) ->
         excluded_paths=[f"^{METRICS_PATH}$", "^/static/"],
     )
     service_registry = CollectorRegistry(auto_describe=False)
-    service_registry.register(ServiceCollector(sessions, settings.redis_url))  # type: ignore[arg-type]
+    service_registry.register(ServiceCollector(sessions, settings.redis_url, settings))  # type: ignore[arg-type]
 
     def serve_metrics() -> Response:
         """Answer Prometheus' scrape (with ``GENREFLOW_METRICS_TOKEN`` set: only with it)."""

@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 
 from shared.core.audio import SUPPORTED_EXTENSIONS  # the one list of what the decoder accepts
 from shared.errors import UploadTooLarge
+from shared.store.disk import is_disk_full, storage_full_error
 
 CHUNK_BYTES = 1024 * 1024
 MAX_FILENAME_CHARS = 255
@@ -146,7 +147,28 @@ def store_upload(
     Returns
     -------
     StoredUpload
+
+    Raises
+    ------
+    InsufficientStorage
+        The disk filled up while writing (``ENOSPC``); the partial file is removed.
     """
+    try:
+        return _store(stream, upload_dir, extension, max_bytes=max_bytes, check=check)
+    except OSError as exc:
+        if is_disk_full(exc):
+            raise storage_full_error("storing the upload") from exc
+        raise
+
+
+def _store(
+    stream: BinaryIO,
+    upload_dir: Path,
+    extension: str,
+    *,
+    max_bytes: int,
+    check: Callable[[Path], object] | None,
+) -> StoredUpload:
     upload_dir.mkdir(parents=True, exist_ok=True)
     digest = hashlib.sha256()
     size = 0

@@ -19,10 +19,10 @@ from typing import TYPE_CHECKING, Any, Final
 
 from celery import Task, shared_task
 
-from shared.errors import TrainingBusy, TransientError
+from shared.errors import StorageFull, TrainingBusy, TransientError
 from shared.lifecycle.base import transient_db_errors
 from shared.lifecycle.job_shape import job_fields
-from shared.lifecycle.jobs import abandon_job, run_classification
+from shared.lifecycle.jobs import abandon_job, requeue_after_storage_full, run_classification
 from shared.lifecycle.queues import (
     TASK_CLASSIFY_SONG,
     TASK_DELIVER_WEBHOOK,
@@ -46,7 +46,7 @@ from shared.store.config import Settings
 from shared.store.db import session_scope
 from shared.store.orm import Job, TrainingRun
 from shared.store.registry import sync_model_dir
-from worker import warmup
+from worker import retention_timer, warmup
 from worker.model_cache import get_active_model
 
 if TYPE_CHECKING:
@@ -64,6 +64,8 @@ TASK_OPTIONS: Final[dict[str, Any]] = {
 }
 #: How long a training waits before trying again while another one holds the lock.
 TRAINING_BUSY_RETRY_S: Final = 60.0
+#: How long a job waits before trying again when the disk (or the database) was full.
+STORAGE_FULL_RETRY_S: Final = 60.0
 
 
 @lru_cache(maxsize=1)
@@ -124,6 +126,15 @@ def classify_song(self: Task, job_id: str) -> None:
         # Another task beats on this job. Look again once its heartbeat would be stale, so a
         # redelivery after a killed pool process resumes the job as soon as it is orphaned.
         raise self.retry(countdown=JOB_STALE_S + 1, max_retries=None) from None
+    except StorageFull as exc:
+        # Not the song's fault and not lost: the job is tried again until space comes back.
+        log.warning("job %s: %s; trying again in %.0f s", job_id, exc.detail, STORAGE_FULL_RETRY_S)
+        try:
+            with session_scope(settings.database_url) as session:
+                requeue_after_storage_full(session, job_id)
+        except Exception as again:  # still full: the retry finds the job as it is
+            log.warning("job %s: could not mark it queued again: %s", job_id, again)
+        raise self.retry(countdown=STORAGE_FULL_RETRY_S, max_retries=None) from None
     if event:
         enqueue_webhook(job_id, event)
 
@@ -211,3 +222,4 @@ def sync_registry(settings: Settings) -> None:
 
 
 warmup.connect_signals(get_settings, get_redis)
+retention_timer.connect_signals(get_settings, get_redis)

@@ -99,7 +99,10 @@ def start(app: Celery, settings: Settings, redis: Redis) -> threading.Thread | N
     version = warm_up(settings)
     log.info("predict process %s warm with model %s", worker_id(), version or "(none)")
     if version is not None:
-        mark_warm(redis, worker_id(), version)
+        try:
+            mark_warm(redis, worker_id(), version)
+        except Exception as exc:  # e.g. Redis refusing writes on a full disk: the thread retries
+            log.warning("warm key not written yet: %s", exc)
     thread = threading.Thread(
         target=partial(keep_warm, settings, redis), name="genreflow-warm", daemon=True
     )

@@ -1,7 +1,7 @@
 """answer uncertainty: whether a stored answer is uncertain, and why
 
 Revision ID: 0005_answer_uncertainty
-Revises: 0002_recovery
+Revises: 0004_data_keeping
 Create Date: 2026-11-26 01:50:00
 """
 
@@ -12,7 +12,7 @@ from alembic import op
 
 
 revision: str = '0005_answer_uncertainty'
-down_revision: str | None = '0002_recovery'
+down_revision: str | None = '0004_data_keeping'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -6,6 +6,8 @@ Also the advice printed while no model is active, in the user's own terms.
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import os
 import shutil
 import sys
 import uuid
@@ -14,14 +16,29 @@ from typing import TYPE_CHECKING, Final
 
 from shared.store.keys import ADMIN_KEY_FILE
 
+from shared.store.config import SHARE_MARKER
+
 if TYPE_CHECKING:
     from shared.store.config import Settings
 
 #: Under ``GENREFLOW_HOME``: prometheus_client's multiprocess files of the web workers.
 METRICS_DIR: Final = "metrics"
-#: :func:`prepare_home` leaves this file in the uploads and models folders; a one-role command
-#: (:mod:`shared.cli.roles`) that does not find it there is not looking at the shared folders.
-SHARE_MARKER: Final = ".genreflow-shared"
+
+#: Memory-backed folder preferred for those files (see :func:`metrics_dir`).
+SHM_DIR: Final = Path("/dev/shm")
+
+
+def metrics_dir(settings: Settings) -> Path:
+    """Return where the web workers keep their multiprocess metrics files.
+
+    The files are memory-mapped: on a full disk, a write to one kills the web worker with
+    SIGBUS. So they live in RAM (``/dev/shm/genreflow-metrics-<home hash>``) where that exists,
+    else under ``$GENREFLOW_HOME/metrics``.
+    """
+    if SHM_DIR.is_dir() and os.access(SHM_DIR, os.W_OK):
+        digest = hashlib.sha256(str(settings.home).encode()).hexdigest()[:12]
+        return SHM_DIR / f"genreflow-metrics-{digest}"
+    return settings.home / METRICS_DIR
 
 
 def prepare_home(settings: Settings) -> str | None:
@@ -63,9 +80,9 @@ def prepare_admin_key(settings: Settings) -> tuple[Path, bool]:
     from shared.store.db import session_scope
     from shared.store.keys import ensure_admin_key
 
-    metrics_dir = settings.home / METRICS_DIR
-    shutil.rmtree(metrics_dir, ignore_errors=True)  # counts of an earlier run's processes
-    metrics_dir.mkdir(parents=True, exist_ok=True)
+    folder = metrics_dir(settings)
+    shutil.rmtree(folder, ignore_errors=True)  # counts of an earlier run's processes
+    folder.mkdir(parents=True, exist_ok=True)
     with session_scope(settings.database_url) as session:
         return ensure_admin_key(session, settings.home)
 

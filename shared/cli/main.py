@@ -6,7 +6,7 @@ import logging
 
 import click
 
-from shared.cli import commands, key_commands, service_commands
+from shared.cli import commands, job_commands, key_commands, service_commands
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -19,5 +19,10 @@ def main(verbose: bool) -> None:
     )
 
 
-for _command in (*commands.COMMANDS, *service_commands.COMMANDS, *key_commands.COMMANDS):
+for _command in (
+    *commands.COMMANDS,
+    *service_commands.COMMANDS,
+    *key_commands.COMMANDS,
+    *job_commands.COMMANDS,
+):
     main.add_command(_command)

@@ -16,6 +16,7 @@ It knows nothing about genreflow: :mod:`shared.cli.services` says what to run.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import os
 import re
@@ -42,6 +43,8 @@ DEFAULT_HOST: Final = "127.0.0.1"
 STOP_GRACE_S: Final = 20.0
 
 POLL_INTERVAL_S: Final = 0.2
+#: Lines of supervisord's stderr kept in memory (for the message when it exits at start).
+STDERR_TAIL_LINES: Final = 50
 #: How often :func:`supervise` looks at the programs' states.
 SUPERVISE_INTERVAL_S: Final = 0.5
 #: How long :meth:`ProcessManager.stop` waits for supervisord beyond the programs' grace.
@@ -129,6 +132,10 @@ class ProcessManager:
     _stop_tailing: threading.Event = field(default_factory=threading.Event)
     _tailer: threading.Thread | None = None
     _events: _Tail | None = None
+    #: The end of supervisord's stderr (also appended to ``supervisord.err`` while it can be).
+    _stderr_tail: collections.deque[str] = field(
+        default_factory=lambda: collections.deque(maxlen=STDERR_TAIL_LINES)
+    )
 
     @property
     def config_path(self) -> Path:
@@ -136,9 +143,23 @@ class ProcessManager:
         return self.run_dir / "supervisord.conf"
 
     def say(self, line: str) -> None:
-        """Print one line, never interleaved with another."""
-        with self._echo_lock:
+        """Print one line, never interleaved with another (dropped if the output is full)."""
+        with self._echo_lock, contextlib.suppress(OSError):
             self.echo(line)
+
+    def _drain_stderr(self, stream: Any) -> None:
+        """Keep supervisord's stderr: in memory, and in ``supervisord.err`` while the disk allows.
+
+        supervisord reports a log write that failed (a full disk) on its stderr; were that a
+        file on the same full disk, the report itself would fail and supervisord would exit.
+        Through this pipe it never fails, so the programs keep running while the disk is full.
+        """
+        path = self.log_dir / "supervisord.err"
+        for raw in iter(stream.readline, b""):
+            line = raw.decode(errors="replace")
+            self._stderr_tail.append(line)
+            with contextlib.suppress(OSError), path.open("a") as errors:
+                errors.write(line)
 
     def start(self, *, timeout_s: float = 20.0) -> None:
         """Write the configuration, start supervisord and wait until it answers.
@@ -160,23 +181,26 @@ class ProcessManager:
             tail.read_lines()
             self._tails[program.name] = tail
             self._seen[program.name] = _Seen()
-        with (self.log_dir / "supervisord.err").open("ab") as errors:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "supervisor.supervisord", "-c", str(self.config_path)],
-                cwd=self.cwd,
-                env=dict(self.env),
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=errors,
-                start_new_session=True,  # Ctrl-C reaches the caller, which stops supervisord
-                preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
-            )
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "supervisor.supervisord", "-c", str(self.config_path)],
+            cwd=self.cwd,
+            env=dict(self.env),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,  # see _drain_stderr
+            start_new_session=True,  # Ctrl-C reaches the caller, which stops supervisord
+            preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
+        )
+        drain = threading.Thread(target=self._drain_stderr, args=(self.process.stderr,))
+        drain.daemon = True
+        drain.start()
         self._tailer = threading.Thread(target=self._tail_forever, daemon=True)
         self._tailer.start()
         deadline = time.monotonic() + timeout_s
         while True:
             if self.process.poll() is not None:
-                err = (self.log_dir / "supervisord.err").read_text(errors="replace")[-2000:]
+                drain.join(timeout=2)
+                err = "".join(self._stderr_tail)[-2000:]
                 raise ProcessManagerError(f"supervisord exited at start:\n{err}")
             with contextlib.suppress(OSError, xmlrpc.client.Fault):
                 self.rpc().supervisor.getState()

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Final, NoReturn
 
-from shared.cli.home import SHARE_MARKER
+from shared.store.config import SHARE_MARKER
 from shared.cli.services import child_environment
 from shared.errors import RunnerError
 

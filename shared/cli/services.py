@@ -28,12 +28,14 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import shutil
 import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
-from shared.cli.home import METRICS_DIR, no_model_message, prepare_admin_key, prepare_home
+from shared.cli.home import metrics_dir as default_metrics_dir
+from shared.cli.home import no_model_message, prepare_admin_key, prepare_home
 from shared.cli.private_redis import redis_program, wait_for_redis
 from shared.cli.process_manager import (
     DEFAULT_HOST,
@@ -153,7 +155,7 @@ def child_environment(
     Children inherit the caller's environment (``PATH`` and the like) unchanged; the settings
     the runner resolved (home, database, Redis) are pinned so every child agrees on them.
     ``metrics_dir`` is where the web workers add up their request metrics (default
-    ``$GENREFLOW_HOME/metrics``).
+    :func:`shared.cli.home.metrics_dir`: RAM where it can, else ``$GENREFLOW_HOME/metrics``).
     """
     env = dict(os.environ)  # pass-through only; Settings.from_env remains the only reader
     python_path = [str(PROJECT_ROOT), *filter(None, env.get("PYTHONPATH", "").split(os.pathsep))]
@@ -166,7 +168,7 @@ def child_environment(
         GENREFLOW_WEBHOOK_SECRET=settings.webhook_secret,
         GENREFLOW_SECRET_KEY=settings.secret_key,
         # gunicorn's workers add up their request metrics in files here (see web/metrics.py)
-        PROMETHEUS_MULTIPROC_DIR=str(metrics_dir or settings.home / METRICS_DIR),
+        PROMETHEUS_MULTIPROC_DIR=str(metrics_dir or default_metrics_dir(settings)),
         PYTHONPATH=os.pathsep.join(dict.fromkeys(python_path)),
         PYTHONUNBUFFERED="1",
     )
@@ -290,6 +292,7 @@ def run_service(
             except KeyboardInterrupt:
                 manager.stop()
             manager.say("genreflow: stopped")
+            shutil.rmtree(default_metrics_dir(settings), ignore_errors=True)  # RAM in /dev/shm
         stop.restore()
 
 

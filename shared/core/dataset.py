@@ -101,6 +101,20 @@ def dataset_fingerprint(root: str | Path) -> str:
     return digest.hexdigest()[:32]
 
 
+def tracks_fingerprint(base: str, extra_tracks: Sequence[Track]) -> str:
+    """Return ``base`` (a folder's fingerprint) combined with extra tracks' genres and names.
+
+    ``base`` itself when there are no extra tracks. Extra tracks are content-addressed uploads,
+    so their names change whenever their bytes do.
+    """
+    if not extra_tracks:
+        return base
+    digest = hashlib.sha256(base.encode())
+    for line in sorted(f"{t.genre}\0{t.path.name}" for t in extra_tracks):
+        digest.update(f"{line}\n".encode())
+    return digest.hexdigest()[:32]
+
+
 def split_tracks(
     tracks: Sequence[Track], *, valid_fraction: float, test_fraction: float, seed: int
 ) -> dict[str, list[Track]]:

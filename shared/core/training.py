@@ -27,6 +27,7 @@ from shared.core.dataset import (
     load_features,
     split_from_lists,
     split_tracks,
+    tracks_fingerprint,
 )
 from shared.core.embeddings import EmbeddingCache
 from shared.core.evaluation import evaluate_probabilities, save_confusion_png
@@ -177,6 +178,8 @@ class TrainingReport:
     skipped: dict[str, str] = field(default_factory=dict)
     epochs_run: int = 0
     timings: dict[str, float] = field(default_factory=dict)
+    #: Usable tracks by source: ``folder`` (the training folder) and ``labels`` (users' labels).
+    sources: dict[str, int] = field(default_factory=dict)
 
 
 def _stack(tracks: Sequence[Track], features: dict[Track, np.ndarray], genres: list[str]):
@@ -212,6 +215,7 @@ def train_from_folder(
     feature_config: FeatureConfig = DEFAULT_FEATURES,
     progress: TrainingProgress | None = None,
     recipe: Recipe | None = None,
+    extra_tracks: Sequence[Track] = (),
 ) -> TrainingReport:
     """Train, evaluate by track, and save a model with its sidecar and confusion matrix.
 
@@ -231,6 +235,10 @@ def train_from_folder(
         Recorded in the sidecar as the model's recipe; by default the one ``options`` and
         ``feature_config`` make (:func:`recipe_of`). A service run passes the recipe it was
         asked for, whose ``epochs`` it may have capped in ``options``.
+    extra_tracks : sequence of Track, optional
+        More labelled tracks (users' labels). They only ever join the training part: the
+        validation and test tracks are the folder's own fixed split, so models stay comparable.
+        Their genres join the model's genre list.
 
     Raises
     ------
@@ -240,20 +248,22 @@ def train_from_folder(
     report = progress or (lambda stage, fraction: None)
     data_dir = Path(data_dir)
     tracks = find_tracks(data_dir)
+    extra_tracks = list(extra_tracks)
     keras = import_keras()
-    fingerprint = dataset_fingerprint(data_dir)
+    fingerprint = tracks_fingerprint(dataset_fingerprint(data_dir), extra_tracks)
     # MFCCs are cached apart from the musicnn embeddings, so both recipes share them.
     cache = FeatureCache(options.cache_dir, replace(feature_config, musicnn=False))
     share = 0.5 if feature_config.musicnn else 1.0
     features_started = time.perf_counter()
     report("features", 0.0)
     features, skipped = load_features(
-        tracks,
+        tracks + extra_tracks,
         cache,
         progress_bar=options.progress_bar,
         progress=lambda fraction: report("features", share * fraction),
     )
     usable = [t for t in tracks if t in features]
+    usable_extra = [t for t in extra_tracks if t in features]
     embedding_caches = [
         EmbeddingCache(options.cache_dir, feature_config, weights=network)
         for network in options.networks
@@ -261,13 +271,13 @@ def train_from_folder(
     embeddings: dict[Track, np.ndarray] = {}
     if feature_config.musicnn:
         embeddings = _load_embeddings(
-            usable,
+            usable + usable_extra,
             embedding_caches,
             options.embedding,
             progress=lambda fraction: report("features", 0.5 + 0.5 * fraction),
         )
-    genres = sorted({t.genre for t in usable})
-    if len(genres) < 2:
+    genres = sorted({t.genre for t in usable + usable_extra})
+    if len({t.genre for t in usable}) < 2:
         raise DatasetError(f"{data_dir} needs at least two genre folders with readable audio.")
     if options.split_dir:
         parts = split_from_lists(usable, options.split_dir)
@@ -278,6 +288,8 @@ def train_from_folder(
             test_fraction=options.test_fraction,
             seed=options.seed,
         )
+    parts["train"] = parts["train"] + usable_extra  # never valid or test: the split stays fixed
+    sources = {"folder": len(usable), "labels": len(usable_extra)}
     features_seconds = time.perf_counter() - features_started
     report("training", 0.0)
 
@@ -389,6 +401,7 @@ def train_from_folder(
                 "root": str(data_dir.resolve()),
                 "n_tracks": n_tracks,
                 "n_segments_train": len(x_train),
+                "sources": sources,
                 "split": "lists:" + str(options.split_dir)
                 if options.split_dir
                 else "stratified-by-track",
@@ -422,6 +435,7 @@ def train_from_folder(
         skipped={t.relpath: reason for t, reason in skipped.items()},
         epochs_run=len(history.history["loss"]),
         timings={"features_s": round(features_seconds, 1), "training_s": round(train_seconds, 1)},
+        sources=sources,
     )
 
 

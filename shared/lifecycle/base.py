@@ -16,7 +16,8 @@ from typing import Protocol
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
-from shared.errors import GenreflowError, TransientError
+from shared.errors import GenreflowError, StorageFull, TransientError
+from shared.store.disk import is_disk_full
 from shared.store.orm import JobStatus, utcnow
 
 log = logging.getLogger(__name__)
@@ -45,13 +46,20 @@ def transient_db_errors(what: str) -> Iterator[None]:
     """Re-raise retryable database errors inside the block as :class:`TransientError`.
 
     Tasks wrap their ``session_scope`` in this once, so the commit at the end is covered too.
+    A full disk (the database's, or ``ENOSPC`` from a file write) is :class:`StorageFull`.
     """
     try:
         yield
     except DBAPIError as exc:
+        if is_disk_full(exc):
+            raise StorageFull(f"The database's disk is full while {what}: {exc}") from exc
         if not is_transient_db_error(exc):
             raise
         raise TransientError(f"Database unavailable while {what}: {exc}") from exc
+    except OSError as exc:
+        if not is_disk_full(exc):
+            raise
+        raise StorageFull(f"The disk is full while {what}: {exc}") from exc
 
 
 def mark_failed(row: Failable, *, code: str, detail: str, title: str | None = None) -> None:

@@ -9,16 +9,32 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-from shared.store.orm import Job, isoformat
+from shared.store.orm import Job, JobLabel, isoformat
 
 #: The API's path prefix; the job's ``links`` are paths under it.
 API_PREFIX: Final = "/api/v1"
 
 
 def job_links(job_id: str) -> dict[str, str]:
-    """Return the API paths of a job, its audio and its webhook deliveries."""
+    """Return the API paths of a job, its audio, its webhook deliveries and its label."""
     base = f"{API_PREFIX}/jobs/{job_id}"
-    return {"self": base, "audio": f"{base}/audio", "deliveries": f"{base}/deliveries"}
+    return {
+        "self": base,
+        "audio": f"{base}/audio",
+        "deliveries": f"{base}/deliveries",
+        "label": f"{base}/label",
+    }
+
+
+def label_fields(label: JobLabel) -> dict[str, Any]:
+    """Return the public fields of a user's label (without its job)."""
+    return {
+        "genre": label.genre,
+        "status": label.status,
+        "predicted_genre": label.predicted_genre,
+        "created_at": isoformat(label.created_at),
+        "decided_at": isoformat(label.decided_at),
+    }
 
 
 def job_fields(job: Job) -> dict[str, Any]:
@@ -54,5 +70,7 @@ def job_fields(job: Job) -> dict[str, Any]:
         "webhook_url": job.webhook_url,
         "error": error,
         "result": result,
+        "label": label_fields(job.label) if job.label is not None else None,
+        "audio_expired_at": isoformat(job.audio_expired_at),
         "links": job_links(job.id),
     }

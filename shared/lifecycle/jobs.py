@@ -20,11 +20,13 @@ from typing import TYPE_CHECKING, Any, Final, Protocol
 from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.exc import StaleDataError
 
 from shared.errors import (
     GenreflowError,
     NoActiveModel,
     QueueUnavailable,
+    StorageFull,
     TransientError,
     UploadMissing,
 )
@@ -38,6 +40,7 @@ from shared.lifecycle.queues import (
 from shared.lifecycle.recovery import WorkInProgress, is_alive, record_webhook_due
 from shared.lifecycle.webhooks import EVENT_COMPLETED, event_for_status
 from shared.logs import set_job_id
+from shared.store.disk import is_disk_full
 from shared.store.orm import (
     JOB_FINAL_STATUSES,
     Job,
@@ -237,7 +240,14 @@ def run_classification(
     WorkInProgress
         When the job is ``processing`` and its heartbeat is fresh: another task holds it.
     """
-    return _classify(session, job_id, model_provider, settings)
+    try:
+        return _classify(session, job_id, model_provider, settings)
+    except StaleDataError:  # the job was deleted under the task (DELETE /api/v1/jobs/<id>)
+        session.rollback()
+        if session.get(Job, job_id) is not None:
+            raise
+        log.info("job %s was deleted while it was being classified; dropped", job_id)
+        return None
 
 
 def _classify(
@@ -301,6 +311,8 @@ def _classify(
     except DBAPIError:
         raise
     except Exception as exc:  # a job must end; the traceback goes to the log
+        if is_disk_full(exc):  # not the file's fault: the task tries again later
+            raise StorageFull(f"The disk is full while classifying job {job_id}: {exc}") from exc
         log.exception("job %s failed unexpectedly", job_id)
         if not _still_ours(session, job, attempt):
             return None
@@ -367,6 +379,20 @@ def _event(session: Session, job: Job) -> str | None:
     if event:
         record_webhook_due(session, job.id, event)
     return event
+
+
+def requeue_after_storage_full(session: Session, job_id: str) -> None:
+    """Put a job whose try hit a full disk back to ``queued``, not counting that try.
+
+    Best effort (the disk may still be full): the task's retry finds the job either way.
+    """
+    job = session.get(Job, job_id)
+    if job is None or job.status in JOB_FINAL_STATUSES:
+        return
+    if job.status == JobStatus.PROCESSING.value:  # the try's start was committed: uncount it
+        job.attempts = max(0, job.attempts - 1)
+    job.status, job.progress = JobStatus.QUEUED.value, 0.0
+    job.heartbeat_at = utcnow()
 
 
 def abandon_job(session: Session, job_id: str, exc: BaseException) -> str | None:

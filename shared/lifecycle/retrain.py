@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from shared.errors import GenreflowError, TrainingBusy
 from shared.lifecycle.base import mark_failed
+from shared.lifecycle.labels import training_fingerprint
 from shared.lifecycle.training_lock import training_lock
 from shared.lifecycle.training_runs import recipe_record, run_training
 from shared.store.orm import RunStatus, RunTrigger, TrainingRun, utcnow
@@ -48,24 +49,23 @@ def plan_scheduled_run(session: Session, settings: Settings) -> TrainingRun:
     """Create the run of a scheduled retrain: ``queued`` if the data changed, else ``skipped``.
 
     The run is skipped (with the reason in ``error_detail``) when no training folder is
-    configured, or when :func:`shared.core.dataset.dataset_fingerprint` of the folder equals the
-    active model's ``data_fingerprint``. A queued run keeps the active model's recipe in its
-    ``metrics`` (:func:`shared.lifecycle.training_runs.recipe_record`).
+    configured, or when the fingerprint of what it would train on (the folder and the approved
+    labels, :func:`shared.lifecycle.labels.training_fingerprint`) equals the active model's
+    ``data_fingerprint``. A queued run keeps the active model's recipe in its ``metrics``
+    (:func:`shared.lifecycle.training_runs.recipe_record`).
 
     Returns
     -------
     TrainingRun
         Flushed, not committed.
     """
-    from shared.core.dataset import dataset_fingerprint
-
     run = TrainingRun(trigger=RunTrigger.SCHEDULE.value, status=RunStatus.QUEUED.value)
     session.add(run)
     if settings.train_data_dir is None:
         return _skip(session, run, "no_training_data", "GENREFLOW_TRAIN_DATA_DIR is not set.")
     run.data_dir = str(settings.train_data_dir)
     try:
-        run.data_fingerprint = dataset_fingerprint(settings.train_data_dir)
+        run.data_fingerprint = training_fingerprint(session, settings.train_data_dir)
     except GenreflowError as exc:
         return _skip(session, run, exc.code, exc.detail)
     active = active_model(session)

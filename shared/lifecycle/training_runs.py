@@ -33,6 +33,7 @@ from shared.errors import (
     TransientError,
 )
 from shared.lifecycle.base import describe, mark_failed, progress_writer
+from shared.lifecycle.labels import training_labels
 from shared.lifecycle.queues import QUEUE_TRAIN, TASK_TRAIN_MODEL
 from shared.store.orm import RUN_FINAL_STATUSES, RunStatus, RunTrigger, TrainingRun, utcnow
 from shared.store.registry import DEFAULT_MODEL_DIR, activate_version, active_model, register_model
@@ -176,9 +177,10 @@ def decide_activation(
         Why the active model could not be evaluated; under ``if_better`` the new model then
         wins (a model that cannot score the current data should not stay in service).
     genres, active_genres : sequence of str, optional
-        The genres of the new and of the active model. Under ``if_better`` a new model whose
-        set of genres differs is never activated: it answers another question, so a score on
-        the same tracks does not say it is the better one. Activate it by hand if it should be.
+        The genres of the new and of the active model. A new model whose set of genres differs
+        is never activated automatically, whatever the policy: it answers another question, so
+        a score on the same tracks does not say it is the better one (a user's label may have
+        brought a new genre). An admin activates it by hand if it should be.
 
     Returns
     -------
@@ -189,10 +191,7 @@ def decide_activation(
     differ = genres is not None and active_genres is not None and new_set != active_set
     if policy == "never":
         return False, "GENREFLOW_ACTIVATE_POLICY is 'never'"
-    if policy == "always":
-        note = " (its genres differ from the active model's)" if differ else ""
-        return True, f"GENREFLOW_ACTIVATE_POLICY is 'always'{note}"
-    if policy != "if_better":
+    if policy not in {"always", "if_better"}:
         raise ValueError(f"unknown activation policy {policy!r}")
     if differ:
         changes = [
@@ -202,8 +201,10 @@ def decide_activation(
         ]
         return False, (
             f"its genres differ from the active model's (it {' and '.join(changes)}); a model "
-            "of other genres is never activated automatically: activate it by hand"
+            "of other genres is never activated automatically: an admin activates it by hand"
         )
+    if policy == "always":
+        return True, "GENREFLOW_ACTIVATE_POLICY is 'always'"
     if compare_error is not None:
         return True, f"the active model could not be evaluated ({compare_error})"
     if active_metrics is None:
@@ -286,6 +287,7 @@ def _train(session: Session, run_id: str, settings: Settings) -> str | None:
             cache_dir=str(settings.cache_dir),
             progress_bar=False,
         )
+        labels = training_labels(session, data_dir)  # users' approved labels join training
         report = train_from_folder(
             data_dir,
             settings.model_dir,
@@ -293,6 +295,7 @@ def _train(session: Session, run_id: str, settings: Settings) -> str | None:
             feature_config=recipe_features(recipe),
             progress=progress,
             recipe=recipe,
+            extra_tracks=labels.tracks,
         )
         run.data_fingerprint = report.data_fingerprint
         progress("comparing", 0.0)
@@ -321,6 +324,8 @@ def _train(session: Session, run_id: str, settings: Settings) -> str | None:
             "timings": report.timings,
             RECIPE_KEY: recipe.to_dict(),
             RECIPE_SOURCE_KEY: source,
+            "sources": report.sources,
+            "labels": labels.summary(),
             "comparison": {
                 "test_tracks": len(report.test_tracks),
                 "candidate_metrics": _summary(candidate),

@@ -19,6 +19,10 @@ from shared.core import hparams
 
 ACTIVATE_POLICIES = ("if_better", "always", "never")
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+#: ``genreflow prepare`` leaves this file in the uploads and models folders; a one-role command
+#: (:mod:`shared.cli.roles`) that does not find it there is not looking at the shared folders,
+#: and the retention sweep never removes it.
+SHARE_MARKER = ".genreflow-shared"
 DEFAULT_RETRAIN_CRON = "0 3 * * 0"
 DEFAULT_MAX_UPLOAD_MB = 200
 DEFAULT_MAX_DURATION_S = 1800.0
@@ -27,6 +31,8 @@ DEFAULT_WEBHOOK_BACKOFF_S = 30.0
 DEFAULT_TRAIN_EPOCHS = hparams.EPOCHS
 DEFAULT_UPLOADS_PER_MINUTE = 30
 DEFAULT_UPLOAD_MB_PER_HOUR = 2048
+DEFAULT_MIN_FREE_MB = 512
+DEFAULT_AUDIO_RETENTION_DAYS = 7.0
 LOG_FORMATS = ("text", "json")
 WEBHOOK_SECRET_FILE = "webhook_secret"
 SECRET_KEY_FILE = "secret_key"
@@ -101,6 +107,15 @@ class Settings:
     metrics_token : str or None
         ``GENREFLOW_METRICS_TOKEN``: when set, ``/metrics`` answers only requests carrying
         ``Authorization: Bearer <token>``.
+    min_free_mb : int > 0
+        ``GENREFLOW_MIN_FREE_MB``: uploads are refused (507) when storing one would leave less
+        free space than this where uploads and the database live (default 512).
+    audio_retention_days : float > 0
+        ``GENREFLOW_AUDIO_RETENTION_DAYS``: uploaded audio is removed this long after its job was
+        created, unless a label keeps it as training data (default 7).
+    result_retention_days : float > 0 or None
+        ``GENREFLOW_RESULT_RETENTION_DAYS``: jobs and their results are removed this long after
+        they ended (default ``None``: kept forever).
     """
 
     home: Path
@@ -130,6 +145,14 @@ class Settings:
     log_format: str = "text"
     proxy_hops: int = 0
     metrics_token: str | None = None
+    min_free_mb: int = DEFAULT_MIN_FREE_MB
+    audio_retention_days: float = DEFAULT_AUDIO_RETENTION_DAYS
+    result_retention_days: float | None = None
+
+    @property
+    def min_free_bytes(self) -> int:
+        """Free space an upload must leave behind, in bytes."""
+        return self.min_free_mb * 1024 * 1024
 
     @property
     def max_upload_bytes(self) -> int:
@@ -232,6 +255,15 @@ class Settings:
             log_format=log_format,
             proxy_hops=_parse_count("GENREFLOW_PROXY_HOPS", get),
             metrics_token=get("GENREFLOW_METRICS_TOKEN"),
+            min_free_mb=int(_parse_number("GENREFLOW_MIN_FREE_MB", get, DEFAULT_MIN_FREE_MB, int)),
+            audio_retention_days=_parse_number(
+                "GENREFLOW_AUDIO_RETENTION_DAYS", get, DEFAULT_AUDIO_RETENTION_DAYS, float
+            ),
+            result_retention_days=(
+                _parse_number("GENREFLOW_RESULT_RETENTION_DAYS", get, 1.0, float)
+                if get("GENREFLOW_RESULT_RETENTION_DAYS")
+                else None
+            ),
         )
 
     def replace(self, **changes: object) -> Settings:

@@ -1,4 +1,4 @@
-"""The ORM: jobs, predictions, model versions, training runs and webhook deliveries.
+"""The ORM: jobs, predictions, labels, model versions, training runs and webhook deliveries.
 
 SQLAlchemy 2.0 declarative mapping. The schema changes only through ``migrations/``. The rows know
 no URLs and no JSON shapes: the API's schemas (``web/api/schemas.py``) dump them.
@@ -13,6 +13,7 @@ from typing import Any, ClassVar, Final
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     CheckConstraint,
     DateTime,
@@ -66,6 +67,14 @@ JOB_FINAL_STATUSES: Final = frozenset({JobStatus.DONE.value, JobStatus.FAILED.va
 RUN_FINAL_STATUSES: Final = frozenset(
     {RunStatus.DONE.value, RunStatus.FAILED.value, RunStatus.SKIPPED.value}
 )
+
+
+class LabelStatus(StrEnum):
+    """Review state of a user's label: pending until an admin approves or rejects it."""
+
+    PENDING = "pending"
+    APPROVED = "approved"
+    REJECTED = "rejected"
 
 
 class RunTrigger(StrEnum):
@@ -163,12 +172,17 @@ class Job(Base):
     )
     #: Last sign of life: when the job was (re-)enqueued, or its task's latest heartbeat.
     heartbeat_at: Mapped[datetime | None]
+    #: When the retention sweep let the job's audio go (``None``: still kept).
+    audio_expired_at: Mapped[datetime | None]
 
     prediction: Mapped[StoredPrediction | None] = relationship(
         back_populates="job", uselist=False, cascade="all, delete-orphan", lazy="selectin"
     )
     deliveries: Mapped[list[WebhookDelivery]] = relationship(
         back_populates="job", cascade="all, delete-orphan", order_by="WebhookDelivery.id"
+    )
+    label: Mapped[JobLabel | None] = relationship(
+        back_populates="job", uselist=False, cascade="all, delete-orphan", lazy="selectin"
     )
 
     def set_error(self, code: str, title: str, detail: str) -> None:
@@ -215,6 +229,49 @@ class StoredPrediction(Base):
             uncertain=bool(result.get("uncertain", False)),
             uncertain_reason=result.get("uncertain_reason"),
         )
+
+
+class JobLabel(Base):
+    """A user's word on a job's genre (at most one per job); approved labels are training data.
+
+    The audio stays where the upload put it (``jobs.upload_path``): a pending or approved label
+    keeps it from the retention sweep.
+    """
+
+    __tablename__ = "job_labels"
+    __table_args__ = (
+        CheckConstraint(_check_in("status", LabelStatus), name="status"),
+        Index("ix_job_labels_status_created_at", "status", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    job_id: Mapped[str] = mapped_column(
+        ForeignKey("jobs.id", ondelete="CASCADE"), unique=True, index=True
+    )
+    genre: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16), default=LabelStatus.PENDING.value)
+    #: What the model said when the label was given.
+    predicted_genre: Mapped[str | None] = mapped_column(String(64))
+    #: The key that gave the label (``None``: a keyless client).
+    api_key_id: Mapped[str | None] = mapped_column(ForeignKey("api_keys.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    #: When an admin approved or rejected it (an admin's own label: when it was given).
+    decided_at: Mapped[datetime | None]
+
+    job: Mapped[Job] = relationship(back_populates="label")
+
+
+class RetentionSweep(Base):
+    """One pass of the retention sweep: what it let go (the ``/metrics`` counters sum these)."""
+
+    __tablename__ = "retention_sweeps"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    started_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    n_audio_expired: Mapped[int] = mapped_column(Integer, default=0)
+    n_files_removed: Mapped[int] = mapped_column(Integer, default=0)
+    n_results_expired: Mapped[int] = mapped_column(Integer, default=0)
+    bytes_freed: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
 class TrainingRun(Base):

@@ -56,10 +56,9 @@ def post_file(base_url: str, path: Path, content_type: str) -> requests.Response
         )
 
 
-@pytest.fixture(scope="module")
-def done_job(live_service: Any, audio_files: dict[str, Path]) -> dict[str, Any]:
-    """Return a classified job of the synthetic mixtape (uploaded through the API)."""
-    answer = post_file(live_service.base_url, audio_files["mixtape"], "audio/mpeg")
+def classified(live_service: Any, path: Path, content_type: str) -> dict[str, Any]:
+    """Upload ``path`` through the API and return its job once it is done."""
+    answer = post_file(live_service.base_url, path, content_type)
     assert answer.status_code in (200, 202), answer.text
     job = answer.json()
     deadline = time.monotonic() + JOB_TIMEOUT_MS / 1000
@@ -68,6 +67,12 @@ def done_job(live_service: Any, audio_files: dict[str, Path]) -> dict[str, Any]:
         job = live_service.api(f"/jobs/{job['id']}")
     assert job["status"] == "done", job
     return job
+
+
+@pytest.fixture(scope="module")
+def done_job(live_service: Any, audio_files: dict[str, Path]) -> dict[str, Any]:
+    """Return a classified job of the synthetic mixtape (uploaded through the API)."""
+    return classified(live_service, audio_files["mixtape"], "audio/mpeg")
 
 
 def test_upload_two_songs_and_read_genre_bars_and_timeline(

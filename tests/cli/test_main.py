@@ -7,18 +7,23 @@ import sys
 
 from click.testing import CliRunner
 
-from shared.cli import commands, key_commands, service_commands
+from shared.cli import commands, job_commands, key_commands, service_commands
 from shared.cli.main import main
 
 EXPECTED = {
-    "train", "evaluate", "predict", "demo-data", "run", "prepare", "keys",
+    "train", "evaluate", "predict", "demo-data", "run", "prepare", "keys", "jobs",
     "web", "worker", "trainer", "beat",
 }  # fmt: skip
 
 
 def test_every_command_is_registered_on_the_one_group() -> None:
     assert set(main.commands) == EXPECTED
-    registered = (*commands.COMMANDS, *service_commands.COMMANDS, *key_commands.COMMANDS)
+    registered = (
+        *commands.COMMANDS,
+        *service_commands.COMMANDS,
+        *key_commands.COMMANDS,
+        *job_commands.COMMANDS,
+    )
     assert {c.name for c in registered} == EXPECTED
 
 

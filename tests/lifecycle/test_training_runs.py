@@ -91,12 +91,18 @@ def test_same_genres_in_another_order_compare_by_score() -> None:
     ) == (True, "track_accuracy_vote 0.800 >= active model's 0.500")
 
 
-def test_always_activates_other_genres_and_says_so() -> None:
-    activate, reason = decide_activation(
-        "always", NEW, None, genres=["a", "b"], active_genres=["a", "c"]
+def test_no_policy_activates_other_genres_by_itself() -> None:
+    for policy in ("always", "if_better"):
+        activate, reason = decide_activation(
+            policy, NEW, None, genres=["a", "b", "c"], active_genres=["a", "d"]
+        )
+        assert activate is False
+        assert "it adds b, c and lacks d" in reason
+        assert "an admin activates it by hand" in reason
+    assert decide_activation("always", NEW, None, genres=["b", "a"], active_genres=["a", "b"]) == (
+        True,
+        "GENREFLOW_ACTIVATE_POLICY is 'always'",
     )
-    assert activate is True
-    assert reason.endswith("'always' (its genres differ from the active model's)")
 
 
 # --- which recipe a run uses -----------------------------------------------------------------

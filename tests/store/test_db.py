@@ -26,6 +26,8 @@ TABLES = {
     "webhook_deliveries",
     "api_keys",
     "webhook_outbox",
+    "job_labels",
+    "retention_sweeps",
 }
 
 

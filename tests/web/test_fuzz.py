@@ -50,10 +50,11 @@ UPLOAD_REFUSALS: dict[int, frozenset[str]] = {
     415: frozenset({"unsupported_media_type"}),
     422: frozenset({"empty_audio", "invalid_audio", "audio_too_short"}),
     429: frozenset({"rate_limited"}),
+    507: frozenset({"insufficient_storage"}),
 }
 #: Real songs for the upload's file: (format, declared type), 4 s each, distinct.
 SONG_FORMATS = ((".wav", "audio/wav"), (".mp3", "audio/mpeg"), (".flac", "audio/flac"))
-N_OPERATIONS = 20  # every documented operation; a new one must be fuzzed too
+N_OPERATIONS = 27  # every documented operation; a new one must be fuzzed too
 
 
 @pytest.fixture

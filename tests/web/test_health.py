@@ -23,6 +23,13 @@ ENDPOINTS = {
     ("get", "/api/v1/jobs/{job_id}"),
     ("get", "/api/v1/jobs/{job_id}/audio"),
     ("get", "/api/v1/jobs/{job_id}/deliveries"),
+    ("delete", "/api/v1/jobs/{job_id}"),
+    ("put", "/api/v1/jobs/{job_id}/label"),
+    ("get", "/api/v1/jobs/{job_id}/label"),
+    ("delete", "/api/v1/jobs/{job_id}/label"),
+    ("get", "/api/v1/labels"),
+    ("post", "/api/v1/labels/{job_id}/approve"),
+    ("post", "/api/v1/labels/{job_id}/reject"),
     ("post", "/api/v1/models/train"),
     ("get", "/api/v1/training-runs"),
     ("get", "/api/v1/training-runs/{run_id}"),
@@ -60,6 +67,7 @@ def test_ready_waits_for_a_warm_worker(
         "broker": True,
         "model": True,
         "worker": True,
+        "disk": True,
     }
     assert active_model in body["checks"]["model"]["detail"]
     assert "1 predict process" in body["checks"]["worker"]["detail"]

@@ -92,7 +92,10 @@ def test_upload_stores_the_file_commits_the_job_then_enqueues(
         "self": f"/api/v1/jobs/{job['id']}",
         "audio": f"/api/v1/jobs/{job['id']}/audio",
         "deliveries": f"/api/v1/jobs/{job['id']}/deliveries",
+        "label": f"/api/v1/jobs/{job['id']}/label",
     }
+    assert job["label"] is None
+    assert job["audio_expired_at"] is None
     assert seen_at_publish == ["queued"]
 
     digest = hashlib.sha256(data).hexdigest()

@@ -9,9 +9,10 @@ from flask.typing import ResponseReturnValue
 from sqlalchemy import text
 
 from shared.errors import QueueUnavailable
+from shared.store.disk import disk_spaces
 from shared.store.registry import active_model
 from web.api.schemas import HealthOut, ReadyOut
-from web.context import get_db, get_queue
+from web.context import get_db, get_queue, get_settings
 from web.errors import problem_response
 
 bp = APIBlueprint("health", __name__, tag="Health")
@@ -28,14 +29,16 @@ def health() -> dict[str, Any]:
 @bp.get("/ready")
 @bp.output(ReadyOut)
 @bp.doc(
-    summary="Readiness: database, broker, an active model and a warm predict worker",
+    summary="Readiness: database, broker, an active model, a warm predict worker, free disk",
     responses=[503],
 )
 def ready() -> ResponseReturnValue:
     """Check the database, the broker, the active model and a warm worker; 503 names the failures.
 
     ``worker`` is ready when a predict worker process holds the active model, so the first job
-    pays no model loading; until then its detail starts with "warming up".
+    pays no model loading; until then its detail starts with "warming up". ``disk`` fails while
+    less than ``GENREFLOW_MIN_FREE_MB`` is free where uploads (and a SQLite database) live:
+    uploads are answered 507 then.
     """
     checks = {"database": _check_database(), "broker": _check_broker()}
     checks["model"] = (
@@ -45,6 +48,7 @@ def ready() -> ResponseReturnValue:
     )
     active_version = checks["model"].pop("version", None)
     checks["worker"] = _check_worker(active_version, checks["broker"]["ok"])
+    checks["disk"] = _check_disk()
     failed = [name for name, check in checks.items() if not check["ok"]]
     if failed:
         return problem_response(
@@ -62,6 +66,17 @@ def _check_database() -> dict[str, Any]:
         get_db().rollback()
         return {"ok": False, "detail": f"{type(exc).__name__}: {str(exc).splitlines()[0]}"}
     return {"ok": True, "detail": "reachable"}
+
+
+def _check_disk() -> dict[str, Any]:
+    try:
+        spaces = disk_spaces(get_settings())
+    except OSError as exc:
+        return {"ok": False, "detail": f"cannot measure free space: {exc}"}
+    low = [space for space in spaces if space.low]
+    if low:
+        return {"ok": False, "detail": "low: " + "; ".join(space.describe() for space in low)}
+    return {"ok": True, "detail": "; ".join(space.describe() for space in spaces)}
 
 
 def _check_broker() -> dict[str, Any]:

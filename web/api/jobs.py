@@ -1,4 +1,4 @@
-"""Jobs: upload a song, follow its classification, fetch its audio and webhook deliveries."""
+"""Jobs: upload a song, follow its classification, fetch its audio and deliveries, delete it."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from apiflask import APIBlueprint
 from flask import request, send_file
 from flask.typing import ResponseReturnValue
 from sqlalchemy import select
+from sqlalchemy.exc import DBAPIError
 
 from shared.core.probe import probe_audio
 from shared.errors import (
@@ -20,10 +21,12 @@ from shared.errors import (
     MissingFile,
     UnsupportedMediaType,
 )
+from shared.lifecycle.deletion import delete_job, release_audio
 from shared.lifecycle.job_shape import job_links
 from shared.lifecycle.jobs import Upload, require_active_model, submit_job
 from shared.lifecycle.webhook_targets import check_webhook_target
-from shared.store.orm import Job, WebhookDelivery
+from shared.store.disk import is_disk_full, require_free_space, storage_full_error
+from shared.store.orm import Job, WebhookDelivery, utcnow
 from web.api import API_PREFIX
 from web.api.pagination import paginate
 from web.api.schemas import (
@@ -49,7 +52,8 @@ SNIFF_BYTES = 64
 bp = APIBlueprint("jobs", __name__, url_prefix=API_PREFIX, tag="Jobs")
 
 
-def _find_job(job_id: str) -> Job:
+def find_readable_job(job_id: str) -> Job:
+    """Return the job ``job_id`` if the caller may read it, else raise :class:`JobNotFound`."""
     job = get_db().get(Job, job_id)
     if job is None or not can_read_job(job, current_principal()):
         raise JobNotFound(f"No job has id {job_id!r}.")
@@ -68,9 +72,11 @@ def _find_job(job_id: str) -> Job:
         "already classified by the active model, answers 200 with a new job that is already "
         "done (a copy of the earlier result). 503 when no model is active or the task queue is "
         "unreachable (the file and the job row are kept; the job is marked failed with code "
-        "`queue_unavailable`)."
+        "`queue_unavailable`). 507 with Retry-After when storing the song would leave less "
+        "free disk space than GENREFLOW_MIN_FREE_MB, or the disk fills up while storing it "
+        "(nothing is kept)."
     ),
-    responses=[200, 400, 413, 415, 422, 429, 503],
+    responses=[200, 400, 413, 415, 422, 429, 503, 507],
 )
 def create_job(form_and_files_data: Any = None) -> ResponseReturnValue:
     """Accept an upload: validate, store durably, then submit the job (commit, enqueue)."""
@@ -99,6 +105,7 @@ def create_job(form_and_files_data: Any = None) -> ResponseReturnValue:
     db = get_db()
     settings = get_settings()
     model = require_active_model(db, model_dir=settings.model_dir)
+    require_free_space(settings, incoming_bytes=request.content_length or 0)
     stored = store_upload(
         upload.stream,
         settings.upload_dir,
@@ -106,19 +113,22 @@ def create_job(form_and_files_data: Any = None) -> ResponseReturnValue:
         max_bytes=settings.max_upload_bytes,
         check=partial(probe_audio, max_duration_s=settings.max_duration_s, name=filename),
     )
-    job, copied = submit_job(
-        db,
-        Upload(
-            filename,
-            stored.path,
-            stored.sha256,
-            stored.size_bytes,
-            webhook_url,
-            api_key_id=current_principal().key_id,
-        ),
-        model_version=model.version,
-        queue=get_queue(),
+    upload_row = Upload(
+        filename,
+        stored.path,
+        stored.sha256,
+        stored.size_bytes,
+        webhook_url,
+        api_key_id=current_principal().key_id,
     )
+    try:
+        job, copied = submit_job(db, upload_row, model_version=model.version, queue=get_queue())
+    except DBAPIError as exc:
+        if not is_disk_full(exc):
+            raise
+        db.rollback()  # the database is full: keep no file that no job holds
+        release_audio(db, str(stored.path), held_since=utcnow())
+        raise storage_full_error("recording the job") from exc
     return job, 200 if copied else 202, {"Location": job_links(job.id)["self"]}
 
 
@@ -148,7 +158,25 @@ def list_jobs(query_data: dict[str, Any]) -> dict[str, Any]:
 @bp.doc(summary="Get a job", responses=[404])
 def get_job(job_id: str) -> Job:
     """Return one job."""
-    return _find_job(job_id)
+    return find_readable_job(job_id)
+
+
+@bp.delete("/jobs/<job_id>")
+@requires(Access.CLIENT)
+@bp.output({}, status_code=204, description="Job deleted")
+@bp.doc(
+    summary="Delete a job, its result, label, webhook deliveries and audio",
+    description=(
+        "Whoever may read the job may delete it. Its audio file goes too unless another job "
+        "holds the same bytes. A queued job is deleted and its worker drops it; a job being "
+        "classified right now answers 409 with Retry-After. The job is 404 afterwards."
+    ),
+    responses=[404, 409],
+)
+def delete_job_view(job_id: str) -> ResponseReturnValue:
+    """Delete one job and everything it keeps."""
+    delete_job(get_db(), find_readable_job(job_id))
+    return ""
 
 
 @bp.get("/jobs/<job_id>/audio")
@@ -156,10 +184,13 @@ def get_job(job_id: str) -> Job:
 @bp.doc(summary="Download the uploaded audio", responses=[404])
 def get_job_audio(job_id: str) -> ResponseReturnValue:
     """Send the job's stored upload (supports Range requests for the page's player)."""
-    job = _find_job(job_id)
+    job = find_readable_job(job_id)
     path = Path(job.upload_path)
-    if not path.is_file():
-        raise JobNotFound(f"The audio of job {job_id!r} is no longer stored.")
+    if job.audio_expired_at is not None or not path.is_file():
+        raise JobNotFound(
+            f"The audio of job {job_id!r} is no longer stored (uploads are kept for "
+            "GENREFLOW_AUDIO_RETENTION_DAYS)."
+        )
     mimetype = mimetypes.guess_type(job.filename)[0] or mimetypes.guess_type(path.name)[0]
     return send_file(
         path,
@@ -176,7 +207,7 @@ def get_job_audio(job_id: str) -> ResponseReturnValue:
 @bp.doc(summary="List a job's webhook deliveries", responses=[404])
 def list_deliveries(job_id: str) -> dict[str, Any]:
     """Return every webhook delivery attempt of a job, oldest first."""
-    job = _find_job(job_id)
+    job = find_readable_job(job_id)
     rows = get_db().scalars(
         select(WebhookDelivery).where(WebhookDelivery.job_id == job.id).order_by(WebhookDelivery.id)
     )

@@ -12,17 +12,19 @@ from typing import Any
 
 from apiflask import Schema, fields
 from apiflask.validators import Length, OneOf, Range
-from marshmallow import INCLUDE, RAISE, pre_dump
+from marshmallow import INCLUDE, RAISE, ValidationError, pre_dump, validates_schema
 
 from shared.core.recipe import recipe_json_schema
 from shared.core.sidecar import model_card_path
-from shared.lifecycle.job_shape import job_fields
+from shared.lifecycle.job_shape import job_fields, job_links, label_fields
 from shared.store.keys import MAX_NAME_CHARS as MAX_KEY_NAME_CHARS
 from shared.store.orm import (
     ApiKey,
     Job,
+    JobLabel,
     JobStatus,
     KeyScope,
+    LabelStatus,
     ModelVersion,
     RunStatus,
     TrainingRun,
@@ -102,6 +104,20 @@ class PredictionOut(Schema):
     segments = fields.List(fields.Nested(SegmentOut))
 
 
+class JobLabelOut(Schema):
+    """A user's label of a job: the genre it really is, and where its review stands."""
+
+    genre = fields.String(metadata={"example": "jazz"})
+    status = fields.String(validate=OneOf([s.value for s in LabelStatus]))
+    predicted_genre = fields.String(allow_none=True)
+    created_at = fields.String(metadata={"format": "date-time"})
+    decided_at = fields.String(allow_none=True, metadata={"format": "date-time"})
+
+
+class JobLabelOnJobOut(JobLabelOut):
+    """A job's label inside the job (a distinct class for the reason given at ModelItemOut)."""
+
+
 class JobOut(Schema):
     """A classification job."""
 
@@ -117,6 +133,8 @@ class JobOut(Schema):
     webhook_url = fields.String(allow_none=True)
     error = fields.Nested(ErrorOut, allow_none=True)
     result = fields.Nested(PredictionOut, allow_none=True)
+    label = fields.Nested(JobLabelOnJobOut, allow_none=True)
+    audio_expired_at = fields.String(allow_none=True, metadata={"format": "date-time"})
     links = fields.Dict(keys=fields.String(), values=fields.String())
 
     @pre_dump
@@ -168,6 +186,60 @@ class JobPageOut(PageOut):
     """A page of jobs, newest first."""
 
     items = fields.List(fields.Nested(JobOut))
+
+
+class LabelIn(Schema):
+    """The body of ``PUT /api/v1/jobs/<id>/label``."""
+
+    genre = fields.String(
+        required=True,
+        metadata={
+            "description": "the song's real genre (may be new to the model)",
+            "example": "jazz",
+        },
+    )
+
+
+class LabelOut(JobLabelOut):
+    """A label with its job, as the review listing shows it."""
+
+    job_id = fields.String()
+    filename = fields.String()
+    links = fields.Dict(keys=fields.String(), values=fields.String())
+
+    @pre_dump
+    def _from_row(self, data: Any, **_: Any) -> Any:
+        if not isinstance(data, JobLabel):
+            return data
+        links = job_links(data.job_id)
+        return {
+            **label_fields(data),
+            "job_id": data.job_id,
+            "filename": data.job.filename,
+            "links": {"job": links["self"], "audio": links["audio"], "self": links["label"]},
+        }
+
+
+class LabelItemOut(LabelOut):
+    """A label inside a listing (a distinct class for the reason given at ModelItemOut)."""
+
+
+class LabelQuery(PageQuery):
+    """Query parameters of ``GET /api/v1/labels`` (an unknown one is a 400, not ignored)."""
+
+    status = fields.String(validate=OneOf([s.value for s in LabelStatus]))
+
+    @validates_schema(pass_original=True)
+    def _no_unknown(self, _data: Any, original: Any, **_: Any) -> None:
+        unknown = sorted(set(original or {}) - set(self.fields))
+        if unknown:
+            raise ValidationError({name: ["Unknown query parameter."] for name in unknown})
+
+
+class LabelPageOut(PageOut):
+    """A page of labels, newest first."""
+
+    items = fields.List(fields.Nested(LabelItemOut))
 
 
 class DeliveryOut(Schema):

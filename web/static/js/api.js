@@ -41,6 +41,7 @@ const FALLBACK_DETAIL = {
   413: "The file is larger than the server accepts.",
   415: "That file is not an audio type genreflow can read.",
   503: "The service is not ready (no active model, or a backend is down).",
+  507: "The server's disk is full; try again later.",
 };
 
 // ---- the API key -------------------------------------------------------------------------
@@ -94,6 +95,8 @@ async function request(method, url, body, { key = storedKey() } = {}) {
 
 export const getJSON = (path, options) => request("GET", API + path, undefined, options);
 export const postJSON = (path, body = {}, options) => request("POST", API + path, body, options);
+export const putJSON = (path, body = {}, options) => request("PUT", API + path, body, options);
+export const deleteJSON = (path, options) => request("DELETE", API + path, undefined, options);
 
 /**
  * Upload one file to POST /jobs with XMLHttpRequest, so the upload reports progress.

@@ -75,6 +75,12 @@ const recent = new HistoryView({
   pageLabel: document.getElementById("history-page"),
   refreshButton: document.getElementById("history-refresh"),
   linkTo,
+  onDeleted: (id) => {
+    // The song shown in the result panel is gone: back to the upload page.
+    if (recent.currentId !== id) return;
+    window.history.pushState({}, "", ROOT);
+    openJob(null);
+  },
 });
 
 setUpUploads({

@@ -1,14 +1,15 @@
-// Recent songs: GET /jobs, newest first, each linking to its result page.
+// Recent songs: GET /jobs, newest first, each linking to its result page, each deletable.
 
-import { getJSON, jobPageUrl } from "./api.js";
-import { h, replace } from "./dom.js";
-import { answerName, dateTime, genreColor, percent, timeAgo } from "./format.js";
+import { deleteJSON, getJSON, jobPageUrl } from "./api.js";
+import { announce, h, replace } from "./dom.js";
+import { answerName, dateTime, genreColor, genreName, percent, timeAgo } from "./format.js";
 
 const PER_PAGE = 8;
 
 export class HistoryView {
-  constructor({ list, status, pager, pageLabel, refreshButton, linkTo }) {
+  constructor({ list, status, pager, pageLabel, refreshButton, linkTo, onDeleted = () => {} }) {
     this.list = list;
+    this.onDeleted = onDeleted;
     this.status = status;
     this.pager = pager;
     this.pageLabel = pageLabel;
@@ -77,6 +78,28 @@ export class HistoryView {
         badge,
         job.status === "done" && job.result ? h("span", { class: "history__conf" }, percent(job.result.confidence)) : null,
         h("time", { datetime: job.created_at, title: dateTime(job.created_at) }, timeAgo(job.created_at))));
-    return h("li", { class: "history__item" }, this.linkTo(job, link));
+    const name = job.filename || job.id;
+    const remove = h("button", {
+      type: "button",
+      class: "button button--ghost button--small history__delete",
+      "aria-label": `Delete ${name}`,
+      title: "Delete this song, its result and its audio",
+      onclick: () => this.remove(job, name),
+    }, "Delete");
+    return h("li", { class: "history__item" }, this.linkTo(job, link), remove);
+  }
+
+  /** DELETE the job (after a confirmation), then reload the page of the list. */
+  async remove(job, name) {
+    if (!window.confirm(`Delete "${name}", its result and its audio? This cannot be undone.`)) return;
+    try {
+      await deleteJSON(`/jobs/${encodeURIComponent(job.id)}`);
+    } catch (error) {
+      this.status.textContent = `Could not delete ${name}: ${error.detail || error.message}`;
+      return;
+    }
+    announce(`Deleted ${name}.`);
+    this.onDeleted(job.id);
+    await this.load(this.page);
   }
 }

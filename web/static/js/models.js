@@ -4,6 +4,7 @@
 import { API, getJSON, isFinished, poll, postJSON, storedKey, storeKey } from "./api.js";
 import { announce, h, replace } from "./dom.js";
 import { dateTime, genreColor, genreName, percent, timeAgo } from "./format.js";
+import { loadPendingLabels } from "./label_review.js";
 
 const activeBox = document.getElementById("active-model");
 const versionsBox = document.getElementById("model-versions");
@@ -281,6 +282,7 @@ function useKey(key, refusal) {
     : refusal || KEY_NEEDED;
   keyStatus.classList.toggle("key-status--refused", Boolean(refusal));
   loadModels();
+  loadPendingLabels(adminKey);
 }
 
 keyForm.addEventListener("submit", async (event) => {

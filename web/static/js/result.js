@@ -4,6 +4,7 @@
 import { playableAudioUrl } from "./api.js";
 import { h, replace } from "./dom.js";
 import { UNSURE_REASONS, bytes, clock, dateTime, genreColor, genreName, percent, ranked } from "./format.js";
+import { labelSection } from "./label.js";
 import { keepLoading } from "./player.js";
 import { createTimeline } from "./timeline.js";
 
@@ -200,6 +201,7 @@ export class ResultView {
     replace(this.body,
       this.header(job, [copyButton]),
       h("div", { class: "result__summary" }, verdict, bars),
+      labelSection(job),
       listen,
       h("p", { class: "result__model muted" }, `Model ${result.model_version || job.model_version || "?"}`));
   }
