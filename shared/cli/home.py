@@ -14,9 +14,8 @@ import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
-from shared.store.keys import ADMIN_KEY_FILE
-
 from shared.store.config import SHARE_MARKER
+from shared.store.keys import ADMIN_KEY_FILE
 
 if TYPE_CHECKING:
     from shared.store.config import Settings

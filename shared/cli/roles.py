@@ -23,9 +23,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Final, NoReturn
 
-from shared.store.config import SHARE_MARKER
 from shared.cli.services import child_environment
 from shared.errors import RunnerError
+from shared.store.config import SHARE_MARKER
 
 if TYPE_CHECKING:
     from shared.cli.supervisord_config import Program
