@@ -160,5 +160,5 @@ def test_labels_change_what_the_next_training_run_sees(
     assert second_card["genres"] == sorted([*TINY_GENRES, "reggae"])
     assert second_card["test_tracks"] == first_card["test_tracks"]  # the same held-out tracks
     assert second.activated is False  # a new genre set waits for an admin
-    assert "genre set changed" in second.metrics["comparison"]["reason"]
+    assert "it adds reggae" in second.metrics["comparison"]["reason"]
     assert db_session.get(ModelVersion, first.model_version).active is True
