@@ -10,8 +10,9 @@ from typing import Any
 import numpy as np
 
 from shared.core.audio import MAX_DURATION_S, stream_audio
-from shared.core.features import segment_features
+from shared.core.features import logmel_segments, segment_features
 from shared.core.genre_model import GenreModel
+from shared.core.staged import patch_segments
 
 ProgressCallback = Callable[[float], None]
 
@@ -86,10 +87,18 @@ def predict_audio(y: np.ndarray, model: GenreModel) -> Prediction:
 
 
 def predict_features(
-    features: np.ndarray | dict[str, np.ndarray], model: GenreModel, *, duration_s: float
+    features: np.ndarray | dict[str, np.ndarray],
+    model: GenreModel,
+    *,
+    duration_s: float,
+    patches: np.ndarray | None = None,
 ) -> Prediction:
-    """Score segments (MFCCs, or every model input by name) with ``model`` and let them vote."""
-    probabilities = model.predict_segments(features)
+    """Score segments (MFCCs, or every model input by name) with ``model`` and let them vote.
+
+    ``patches`` names the segments the ``logmel`` rows belong to when musicnn ran on some
+    segments only (see :meth:`GenreModel.predict_segments`).
+    """
+    probabilities = model.predict_segments(features, patches=patches)
     winner, votes, mean = vote_genre(probabilities, model.genres)
     genres = model.genres
     step = model.feature_config.segment_seconds
@@ -125,7 +134,9 @@ def predict_file(
     """Decode an audio file and predict its genre.
 
     MFCCs of each block of :data:`SEGMENTS_PER_BLOCK` segments are computed while ffmpeg
-    decodes the next block, so decoding and feature extraction overlap.
+    decodes the next block, so decoding and feature extraction overlap. A musicnn model with
+    ``musicnn_stride`` k > 1 gets log-mel patches of every k-th segment only
+    (:func:`shared.core.staged.patch_segments`); the timeline still has every segment.
 
     Parameters
     ----------
@@ -154,15 +165,28 @@ def predict_file(
         max_duration_s=max_duration_s,
         name=name,
     )
-    parts, n_samples = [], 0
+    stride = model.musicnn_stride if config.musicnn else 1
+    parts, patches, n_samples, n_segments, last = [], [], 0, 0, None
     for block in blocks:
         n_samples += len(block)
-        if len(block) >= config.samples_per_segment:
-            parts.append(segment_features(block, config=config))
+        n_block = len(block) // config.samples_per_segment
+        if n_block:
+            chosen = patch_segments(n_block, stride, start=n_segments) if stride > 1 else None
+            parts.append(segment_features(block, config=config, patches=chosen))
+            if chosen is not None:
+                patches.append(chosen + n_segments)
+            n_segments, last = n_segments + n_block, (block, n_block)
     if progress:
         progress(0.5)
     features = {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}
-    prediction = predict_features(features, model, duration_s=n_samples / config.sample_rate)
+    chosen = np.concatenate(patches) if patches else None
+    if chosen is not None and chosen.size == 0:  # shorter than stride // 2 + 1 segments
+        block, n_block = last
+        features["logmel"] = logmel_segments(block, config=config, segments=[n_block - 1])
+        chosen = np.array([n_segments - 1])
+    prediction = predict_features(
+        features, model, duration_s=n_samples / config.sample_rate, patches=chosen
+    )
     if progress:
         progress(1.0)
     return prediction

@@ -14,8 +14,12 @@ import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from shared.core import hparams
+
+if TYPE_CHECKING:
+    from shared.core.staged import ServingOptions
 
 ACTIVATE_POLICIES = ("if_better", "always", "never")
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -28,6 +32,9 @@ DEFAULT_TRAIN_EPOCHS = hparams.EPOCHS
 DEFAULT_UPLOADS_PER_MINUTE = 30
 DEFAULT_UPLOAD_MB_PER_HOUR = 2048
 LOG_FORMATS = ("text", "json")
+PREDICT_PATHS = ("fast", "exact")
+MUSICNN_PRECISIONS = ("auto", "bf16", "f32")
+DEFAULT_MUSICNN_STRIDE = 4  # docs/speed.md: the cost-vs-fidelity table that chose it
 WEBHOOK_SECRET_FILE = "webhook_secret"
 SECRET_KEY_FILE = "secret_key"
 MULTIPART_SLACK_BYTES = 64 * 1024  # room for the multipart envelope around the file itself
@@ -94,6 +101,15 @@ class Settings:
         (default 2048).
     log_format : {"text", "json"}
         ``GENREFLOW_LOG_FORMAT``: plain text lines (default) or one JSON object per line.
+    predict_path : {"fast", "exact"}
+        ``GENREFLOW_PREDICT_PATH``: how a musicnn model is scored. ``fast`` (default) runs it
+        in stages, musicnn on every k-th segment, bf16 where the CPU has it; ``exact`` runs
+        the whole graph on every segment in float32 (see docs/speed.md).
+    musicnn_stride : int > 0
+        ``GENREFLOW_MUSICNN_STRIDE``, k of the fast path (default 4; 1: every segment).
+    musicnn_precision : {"auto", "bf16", "f32"}
+        ``GENREFLOW_MUSICNN_PRECISION``: musicnn's precision on the fast path; ``auto`` is
+        bf16 where the CPU and OpenVINO have it.
     """
 
     home: Path
@@ -121,6 +137,19 @@ class Settings:
     uploads_per_minute: int = DEFAULT_UPLOADS_PER_MINUTE
     upload_mb_per_hour: int = DEFAULT_UPLOAD_MB_PER_HOUR
     log_format: str = "text"
+    predict_path: str = "fast"
+    musicnn_stride: int = DEFAULT_MUSICNN_STRIDE
+    musicnn_precision: str = "auto"
+
+    def serving_options(self) -> ServingOptions:
+        """How the predict worker scores a musicnn model (:mod:`shared.core.staged`)."""
+        from shared.core.staged import ServingOptions
+
+        return ServingOptions(
+            exact=self.predict_path == "exact",
+            musicnn_stride=self.musicnn_stride,
+            precision=self.musicnn_precision,
+        )
 
     @property
     def max_upload_bytes(self) -> int:
@@ -180,6 +209,17 @@ class Settings:
             raise ValueError(
                 f"GENREFLOW_LOG_FORMAT={log_format!r} is not one of {', '.join(LOG_FORMATS)}"
             )
+        predict_path = (get("GENREFLOW_PREDICT_PATH") or "fast").lower()
+        if predict_path not in PREDICT_PATHS:
+            raise ValueError(
+                f"GENREFLOW_PREDICT_PATH={predict_path!r} is not one of {', '.join(PREDICT_PATHS)}"
+            )
+        precision = (get("GENREFLOW_MUSICNN_PRECISION") or "auto").lower()
+        if precision not in MUSICNN_PRECISIONS:
+            raise ValueError(
+                f"GENREFLOW_MUSICNN_PRECISION={precision!r} is not one of "
+                f"{', '.join(MUSICNN_PRECISIONS)}"
+            )
         train_dir = get("GENREFLOW_TRAIN_DATA_DIR")
         public_url = get("GENREFLOW_PUBLIC_URL")
         return cls(
@@ -221,6 +261,11 @@ class Settings:
                 _parse_number("GENREFLOW_UPLOAD_MB_PER_HOUR", get, DEFAULT_UPLOAD_MB_PER_HOUR, int)
             ),
             log_format=log_format,
+            predict_path=predict_path,
+            musicnn_stride=int(
+                _parse_number("GENREFLOW_MUSICNN_STRIDE", get, DEFAULT_MUSICNN_STRIDE, int)
+            ),
+            musicnn_precision=precision,
         )
 
     def replace(self, **changes: object) -> Settings:
