@@ -163,7 +163,7 @@ def nearest_patches(n_segments: int, patches: Sequence[int] | np.ndarray) -> np.
     """
     patches = np.asarray(patches, dtype=np.int64)
     if patches.size == 0:
-        raise ValueError("At least one segment needs a musicnn patch.")
+        raise ValueError("At least one segment needs a musicnn patch (none given).")
     segments = np.arange(n_segments)
     after = np.clip(np.searchsorted(patches, segments), 0, len(patches) - 1)
     before = np.clip(after - 1, 0, len(patches) - 1)

@@ -90,9 +90,11 @@ def test_training_with_musicnn_saves_one_servable_model(musicnn_training, make_a
     # the worker serves the ONNX export of the whole model (musicnn included): same scores
     from shared.core.features import segment_features
     from shared.core.inference import load_served_model
+    from shared.core.staged import EXACT
 
     assert sidecar["served"]["format"] == "onnx"
-    served = load_served_model(report.model_path)
+    assert load_served_model(report.model_path).runtime == "staged"  # the fast path by default
+    served = load_served_model(report.model_path, serving=EXACT)
     assert served.runtime == "onnx"
     y = np.random.default_rng(3).standard_normal(7 * SR).astype(np.float32) * 0.1
     inputs = segment_features(y, config=FeatureConfig(musicnn=True))
