@@ -54,12 +54,17 @@ def cpu_seconds() -> float:
     return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
-def make_song(path: Path, *, synthetic: bool = False, seconds: float = SONG_SECONDS) -> str:
-    """Write the benchmark mp3 (44.1 kHz stereo, 192 kbps); return what it is made of."""
+def make_song(
+    path: Path, *, samples: Path | None = KIT_SAMPLES, seconds: float = SONG_SECONDS
+) -> str:
+    """Write the benchmark mp3 (44.1 kHz stereo, 192 kbps); return what it is made of.
+
+    ``samples`` is a folder of ``.au`` clips to join (the kit's); ``None`` generates audio.
+    """
     from shared.core.audio import decode_audio, ffmpeg_executable
 
     sr = 22_050
-    clips = sorted(KIT_SAMPLES.glob("*.au")) if KIT_SAMPLES.is_dir() and not synthetic else []
+    clips = sorted(samples.glob("*.au")) if samples is not None and samples.is_dir() else []
     if clips:
         y = np.concatenate([decode_audio(clip, sr=sr) for clip in clips])
         source = f"kit samples joined ({len(clips)} GTZAN clips, looped)"
@@ -135,6 +140,7 @@ def main() -> None:
     parser.add_argument("model", nargs="?", type=Path, help=".keras file or folder")
     parser.add_argument("--repeat", type=int, default=3, help="timed runs per variant")
     parser.add_argument("--synthetic", action="store_true", help="generated audio, not the kit")
+    parser.add_argument("--samples", type=Path, default=KIT_SAMPLES, help="folder of .au clips")
     parser.add_argument("--fidelity", type=Path, help="JSON from benchmarks/fidelity.py")
     parser.add_argument("--json", dest="as_json", action="store_true", help="also print JSON")
     args = parser.parse_args()
@@ -154,7 +160,7 @@ def main() -> None:
     config = exact.feature_config
     with tempfile.TemporaryDirectory() as tmp:
         song = Path(tmp) / "song.mp3"
-        source = make_song(song, synthetic=args.synthetic)
+        source = make_song(song, samples=None if args.synthetic else args.samples)
         y = decode_audio(song)
         mfcc = mfcc_segments(y, config=config)
         n_segments = len(mfcc)
