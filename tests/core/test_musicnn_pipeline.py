@@ -121,3 +121,22 @@ def test_served_model_scores_like_the_head_on_cached_embeddings(musicnn_training
     config = FeatureConfig(musicnn=True)
     cached = EmbeddingCache(None, config).embeddings(track.path)["penultimate"]
     assert cached.shape == (3, 200)
+
+
+def test_musicnn_embeddings_show_progress_while_they_are_computed(tiny_dataset, capsys):
+    from shared.core.dataset import find_tracks
+    from shared.core.embeddings import EmbeddingCache
+    from shared.core.training import _load_embeddings
+
+    tracks = find_tracks(tiny_dataset)[:3]
+    fractions: list[float] = []
+    embeddings = _load_embeddings(
+        tracks,
+        EmbeddingCache(None, FeatureConfig(musicnn=True)),
+        "penultimate",
+        progress=fractions.append,
+        progress_bar=True,
+    )
+    assert [e.shape for e in embeddings.values()] == [(3, 200)] * 3
+    assert fractions == pytest.approx([1 / 3, 2 / 3, 1.0])  # once per track, as it goes
+    assert "musicnn: 100%" in capsys.readouterr().err  # the bar, beside the MFCCs' one
