@@ -37,15 +37,25 @@ import numpy as np
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 KIT_DATA = PROJECT_ROOT.parent / "shared" / "data"
 STRIDES = (1, 2, 4, 6, 8)
+#: the default's stride rule (shared.core.staged.FAST), as predict_cost names it
+DEFAULT_ROW = "k=4 (>= 10 patches)"
 
 
-def list_songs(folders: list[Path], per_genre: int | None) -> list[tuple[Path, str]]:
-    """Return ``(file, folder genre)`` for the audio files under ``<genre>/`` subfolders."""
+def list_songs(
+    folders: list[Path], per_genre: int | None, *, join: int = 1
+) -> list[tuple[list[Path], str]]:
+    """Return ``(files, folder genre)`` per song under ``<genre>/`` subfolders.
+
+    ``join`` > 1 makes each song of that many consecutive files of one genre, joined (three
+    60-s Emotify excerpts make a 3-minute song, as ``benchmarks/load.py`` makes them).
+    """
     songs = []
     for folder in folders:
         for genre_dir in sorted(p for p in folder.iterdir() if p.is_dir()):
-            files = sorted(f for f in genre_dir.iterdir() if f.is_file())
-            songs += [(f, genre_dir.name) for f in files[:per_genre]]
+            files = sorted(f for f in genre_dir.iterdir() if f.is_file())[:per_genre]
+            songs += [
+                (files[i : i + join], genre_dir.name) for i in range(0, len(files) - join + 1, join)
+            ]
     return songs
 
 
@@ -65,6 +75,7 @@ def main() -> None:
         "--data", nargs="+", type=Path, default=[KIT_DATA / "emotify", KIT_DATA / "4q"]
     )
     parser.add_argument("--per-genre", type=int, help="first N files of each genre folder")
+    parser.add_argument("--join", type=int, default=1, help="files joined into one song")
     parser.add_argument("--out", type=Path, help="write the figures as JSON (for predict_cost)")
     args = parser.parse_args()
     sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -74,7 +85,14 @@ def main() -> None:
     from shared.core.audio import decode_audio
     from shared.core.features import segment_features
     from shared.core.inference import load_served_model, use_one_math_thread
-    from shared.core.staged import EXACT, ServingOptions, nearest_patches, patch_segments
+    from shared.core.staged import (
+        EXACT,
+        FAST,
+        ServingOptions,
+        nearest_patches,
+        patch_segments,
+        song_stride,
+    )
     from shared.errors import GenreflowError
 
     use_one_math_thread()
@@ -96,15 +114,17 @@ def main() -> None:
     }
     head = embedders["ONNX Runtime f32"].head
     genres = exact.genres
-    songs = list_songs(folders, args.per_genre)
+    songs = list_songs(folders, args.per_genre, join=args.join)
     stats: dict[str, dict[str, Any]] = {}
     n_scored, n_labelled, exact_right = 0, 0, 0
-    for path, label in tqdm(songs, desc="songs", unit="song", file=sys.stderr):
+    for paths, label in tqdm(songs, desc="songs", unit="song", file=sys.stderr):
         try:
-            y = decode_audio(path, sr=exact.feature_config.sample_rate)
+            y = np.concatenate(
+                [decode_audio(p, sr=exact.feature_config.sample_rate) for p in paths]
+            )
             features = segment_features(y, config=exact.feature_config)
         except GenreflowError as exc:
-            print(f"skipped {path.name}: {exc}", file=sys.stderr)
+            print(f"skipped {paths[0].name}: {exc}", file=sys.stderr)
             continue
         n = len(features["mfcc"])
         reference = exact.predict_segments(features)
@@ -116,13 +136,15 @@ def main() -> None:
         rows = {"exact: whole graph, ONNX Runtime f32, k=1": reference}
         for runtime, staged in embedders.items():
             embedding = staged.embed(features["logmel"])
-            for k in STRIDES:
+            strides = {f"k={k}": k for k in STRIDES}
+            strides[DEFAULT_ROW] = song_stride(n, FAST.musicnn_stride, FAST.musicnn_min_patches)
+            for stride_name, k in strides.items():
                 patches = patch_segments(n, k)
                 if patches.size == 0:
                     patches = np.array([n - 1])
                 nearest = patches[nearest_patches(n, patches)]
                 chosen = {name: rows_[nearest] for name, rows_ in embedding.items()}
-                rows[f"staged {runtime}, k={k}"] = head(features["mfcc"], chosen)
+                rows[f"staged {runtime}, {stride_name}"] = head(features["mfcc"], chosen)
         for name, probabilities in rows.items():
             top, song_mean = song_probabilities(probabilities, genres)
             entry = stats.setdefault(
@@ -137,25 +159,16 @@ def main() -> None:
     for entry in stats.values():
         entry["top_agreement"] = entry["same_top"] / n_scored
         entry["accuracy"] = entry["right"] / n_labelled if n_labelled else float("nan")
-    # the rows predict_cost names its fallbacks after
-    aliases = {
-        "(no bf16)": "staged OpenVINO f32, k={k}",
-        "(no OpenVINO)": "staged ONNX Runtime f32, k={k}",
-    }
-    for k in STRIDES:
-        for suffix, source in aliases.items():
-            base = source.format(k=k)
-            stats[f"{base} {suffix}"] = stats[base]
     print(
-        f"model: {model_path.name}; {n_scored} songs from {', '.join(f.name for f in folders)}, "
+        f"model: {model_path.name}; {n_scored} songs"
+        + (f" of {args.join} files joined" if args.join > 1 else "")
+        + f" from {', '.join(f.name for f in folders)}, "
         f"{n_labelled} labelled with the model's genres (in-sample: the model trained on them)"
     )
     print(f"exact path accuracy on those: {exact_right / max(n_labelled, 1):.1%}\n")
     print("| variant | same top genre (songs) | max abs Δp (song) | max abs Δp (segment) | acc. |")
     print("|---|---|---|---|---|")
     for name, entry in stats.items():
-        if name.endswith(")"):
-            continue
         print(
             f"| {name} | {entry['top_agreement']:.1%} | {entry['max_abs_dp']:.3f} | "
             f"{entry['max_segment_dp']:.3f} | {entry['accuracy']:.1%} |"

@@ -42,6 +42,8 @@ class GenreModel:
     staged: Any = field(default=None, repr=False)
     #: Run musicnn on every k-th segment only (:func:`shared.core.staged.patch_segments`).
     musicnn_stride: int = 1
+    #: ... but on at least this many segments where a song has them (``song_stride``).
+    musicnn_min_patches: int = 1
 
     def predict_segments(
         self,

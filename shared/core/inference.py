@@ -136,6 +136,7 @@ def load_served_model(
             runtime="staged",
             staged=staged,
             musicnn_stride=serving.stride,
+            musicnn_min_patches=serving.musicnn_min_patches,
         )
     score, input_shapes, n_outputs = _onnx_scorer(artefact, threads=threads)
     return assemble_model(

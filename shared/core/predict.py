@@ -12,7 +12,7 @@ import numpy as np
 from shared.core.audio import MAX_DURATION_S, stream_audio
 from shared.core.features import logmel_segments, segment_features
 from shared.core.genre_model import GenreModel
-from shared.core.staged import patch_segments
+from shared.core.staged import patch_segments, song_stride
 
 ProgressCallback = Callable[[float], None]
 
@@ -136,7 +136,9 @@ def predict_file(
     MFCCs of each block of :data:`SEGMENTS_PER_BLOCK` segments are computed while ffmpeg
     decodes the next block, so decoding and feature extraction overlap. A musicnn model with
     ``musicnn_stride`` k > 1 gets log-mel patches of every k-th segment only
-    (:func:`shared.core.staged.patch_segments`); the timeline still has every segment.
+    (:func:`shared.core.staged.patch_segments`), every k'-th for a song too short for
+    ``musicnn_min_patches`` of them (:func:`shared.core.staged.song_stride`); the timeline still
+    has every segment.
 
     Parameters
     ----------
@@ -166,24 +168,31 @@ def predict_file(
         name=name,
     )
     stride = model.musicnn_stride if config.musicnn else 1
-    parts, patches, n_samples, n_segments, last = [], [], 0, 0, None
+    # a song with fewer than stride x min_patches segments gets a finer stride at the end, so
+    # its audio is kept until it is known to be longer
+    keep_until = stride * model.musicnn_min_patches if stride > 1 else 0
+    parts, patches, kept, n_samples, n_segments = [], [], [], 0, 0
     for block in blocks:
         n_samples += len(block)
         n_block = len(block) // config.samples_per_segment
-        if n_block:
-            chosen = patch_segments(n_block, stride, start=n_segments) if stride > 1 else None
-            parts.append(segment_features(block, config=config, patches=chosen))
-            if chosen is not None:
-                patches.append(chosen + n_segments)
-            n_segments, last = n_segments + n_block, (block, n_block)
+        if not n_block:
+            continue
+        chosen = patch_segments(n_block, stride, start=n_segments) if stride > 1 else None
+        parts.append(segment_features(block, config=config, patches=chosen))
+        if chosen is not None:
+            patches.append(chosen + n_segments)
+        n_segments += n_block
+        kept = [*kept, block[: n_block * config.samples_per_segment]]
+        if n_segments >= keep_until:
+            kept = []
     if progress:
         progress(0.5)
     features = {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}
     chosen = np.concatenate(patches) if patches else None
-    if chosen is not None and chosen.size == 0:  # shorter than stride // 2 + 1 segments
-        block, n_block = last
-        features["logmel"] = logmel_segments(block, config=config, segments=[n_block - 1])
-        chosen = np.array([n_segments - 1])
+    if kept:  # a short song: its own stride, from all of its audio
+        finer = song_stride(n_segments, stride, model.musicnn_min_patches)
+        chosen = patch_segments(n_segments, finer)
+        features["logmel"] = logmel_segments(np.concatenate(kept), config=config, segments=chosen)
     prediction = predict_features(
         features, model, duration_s=n_samples / config.sample_rate, patches=chosen
     )

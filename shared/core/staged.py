@@ -65,6 +65,11 @@ class ServingOptions:
         When set, the other options are ignored.
     musicnn_stride : int >= 1
         Run musicnn on every k-th segment (1: every segment).
+    musicnn_min_patches : int >= 1
+        A song gets at least this many patches where it has the segments: a shorter song
+        runs musicnn on every k'-th segment, ``k' = n_segments // musicnn_min_patches``
+        (:func:`song_stride`). Short clips then keep their answer; a 3-minute song (60
+        segments) keeps ``musicnn_stride``.
     runtime : {"auto", "openvino", "onnxruntime"}
         What runs musicnn's trunk; ``auto`` is OpenVINO when installed.
     precision : {"auto", "bf16", "f32"}
@@ -75,6 +80,7 @@ class ServingOptions:
 
     exact: bool = False
     musicnn_stride: int = 4
+    musicnn_min_patches: int = 10
     runtime: str = "auto"
     precision: str = "auto"
     threads: int = 1
@@ -82,6 +88,8 @@ class ServingOptions:
     def __post_init__(self) -> None:
         if self.musicnn_stride < 1:
             raise ValueError(f"musicnn_stride must be >= 1, not {self.musicnn_stride}.")
+        if self.musicnn_min_patches < 1:
+            raise ValueError(f"musicnn_min_patches must be >= 1, not {self.musicnn_min_patches}.")
         if self.runtime not in RUNTIMES:
             raise ValueError(f"runtime {self.runtime!r} is not one of {', '.join(RUNTIMES)}.")
         if self.precision not in PRECISIONS:
@@ -130,13 +138,23 @@ class StagedScorer:
     tail: Callable[[Mapping[str, np.ndarray]], dict[str, np.ndarray]] | None = None
 
 
+def song_stride(n_segments: int, stride: int, min_patches: int) -> int:
+    """Return the stride a song of ``n_segments`` gets: ``stride``, finer to keep ``min_patches``.
+
+    ``max(1, min(stride, n_segments // min_patches))``: with k = 4 and 10 patches, a 30-s clip
+    (10 segments) runs musicnn on every segment, a 60-s one on every 2nd, a song of 2 minutes
+    or more on every 4th.
+    """
+    return max(1, min(stride, n_segments // min_patches))
+
+
 def patch_segments(n_segments: int, stride: int, *, start: int = 0) -> np.ndarray:
     """Return which of segments ``start .. start + n_segments - 1`` get a musicnn patch.
 
     Segment ``i`` does when ``i % stride == stride // 2``: the centre of every run of
     ``stride`` segments, so no segment is more than ``stride // 2`` from a patch inside the
-    song. A song shorter than that has none here; :func:`predict_file` then takes its last
-    segment.
+    song. A song of ``stride // 2`` segments or fewer has none here: :func:`song_stride` gives
+    it a finer stride.
 
     Returns
     -------

@@ -26,6 +26,7 @@ from shared.core.staged import (
     nearest_patches,
     openvino_core,
     patch_segments,
+    song_stride,
     split_served_graph,
 )
 from shared.store.config import Settings
@@ -98,6 +99,14 @@ def test_patches_are_the_centres_of_runs_of_k_segments():
     assert patch_segments(2, 4).tolist() == []  # too short: predict_file takes the last
 
 
+def test_short_songs_get_a_finer_stride():
+    assert song_stride(60, 4, 10) == 4  # a 3-minute song
+    assert song_stride(20, 4, 10) == 2  # a 60-s clip
+    assert song_stride(10, 4, 10) == 1  # a 30-s clip: every segment
+    assert song_stride(3, 4, 10) == 1
+    assert song_stride(1000, 4, 10) == 4
+
+
 def test_every_segment_takes_its_nearest_patch():
     assert nearest_patches(10, [2, 6]).tolist() == [0, 0, 0, 0, 0, 1, 1, 1, 1, 1]
     assert nearest_patches(3, [1]).tolist() == [0, 0, 0]
@@ -164,7 +173,8 @@ def test_musicnn_on_every_4th_segment_keeps_every_songs_answer(exact, generated,
     songs = generated if source == "generated" else kit_songs()
     if not songs:
         pytest.skip("team kit (../shared/data) not present")
-    fast = load_served_model(DEFAULT_MODEL)  # the default: FAST
+    # k = 4 even on these 30-s clips (the default would give them every segment)
+    fast = load_served_model(DEFAULT_MODEL, serving=ServingOptions(musicnn_min_patches=1))
     assert fast.musicnn_stride == FAST.musicnn_stride == 4
     for path in songs:
         got, expected = predict_file(path, fast), predict_file(path, exact)
@@ -172,6 +182,19 @@ def test_musicnn_on_every_4th_segment_keeps_every_songs_answer(exact, generated,
         assert got.n_segments == expected.n_segments  # the timeline keeps every segment
         for genre, p in expected.probabilities.items():
             assert got.probabilities[genre] == pytest.approx(p, abs=STRIDE_SONG_ATOL)
+
+
+def test_the_default_stride_follows_the_songs_length(exact, make_audio):
+    default = load_served_model(DEFAULT_MODEL)
+    assert (default.musicnn_stride, default.musicnn_min_patches) == (4, 10)
+    for seconds, k in ((30.0, 1), (60.0, 2), (150.0, 4)):  # 10, 20 and 50 segments
+        path = make_audio("disco", seconds=seconds, ext=".mp3")
+        fixed = load_served_model(
+            DEFAULT_MODEL, serving=ServingOptions(musicnn_stride=k, musicnn_min_patches=1)
+        )
+        got, same = predict_file(path, default), predict_file(path, fixed)
+        assert got.probabilities == same.probabilities, seconds  # the same patches
+        assert got.genre == predict_file(path, exact).genre
 
 
 def test_a_song_shorter_than_half_a_stride_still_gets_a_patch(exact, make_audio):
