@@ -45,7 +45,9 @@ MFCC_INPUT = "mfcc"
 #: Nodes that pool musicnn's frame features over time: where the trunk ends.
 POOLING_OPS = frozenset({"ReduceMean", "ReduceMax", "GlobalAveragePool", "GlobalMaxPool"})
 #: Log-mel patches per trunk call: bounds the activations held at once (as ``SCORE_CHUNK``).
-TRUNK_CHUNK = 8
+#: Peak RSS of a process that loads the default model and embeds 60 patches: 327 MB in chunks
+#: of 8, 301 MB of 4, 271 MB of 2, at the same CPU time (1.3 s, bf16).
+TRUNK_CHUNK = 2
 RUNTIMES = ("auto", "openvino", "onnxruntime")
 PRECISIONS = ("auto", "bf16", "f32")
 #: ``/proc/cpuinfo`` flags of the bf16 matrix instructions OpenVINO's CPU plugin uses.
