@@ -199,27 +199,10 @@ class Settings:
         max_duration_s = _parse_number(
             "GENREFLOW_MAX_DURATION_S", get, DEFAULT_MAX_DURATION_S, float
         )
-        policy = (get("GENREFLOW_ACTIVATE_POLICY") or "if_better").lower()
-        if policy not in ACTIVATE_POLICIES:
-            raise ValueError(
-                f"GENREFLOW_ACTIVATE_POLICY={policy!r} is not one of {', '.join(ACTIVATE_POLICIES)}"
-            )
-        log_format = (get("GENREFLOW_LOG_FORMAT") or "text").lower()
-        if log_format not in LOG_FORMATS:
-            raise ValueError(
-                f"GENREFLOW_LOG_FORMAT={log_format!r} is not one of {', '.join(LOG_FORMATS)}"
-            )
-        predict_path = (get("GENREFLOW_PREDICT_PATH") or "fast").lower()
-        if predict_path not in PREDICT_PATHS:
-            raise ValueError(
-                f"GENREFLOW_PREDICT_PATH={predict_path!r} is not one of {', '.join(PREDICT_PATHS)}"
-            )
-        precision = (get("GENREFLOW_MUSICNN_PRECISION") or "auto").lower()
-        if precision not in MUSICNN_PRECISIONS:
-            raise ValueError(
-                f"GENREFLOW_MUSICNN_PRECISION={precision!r} is not one of "
-                f"{', '.join(MUSICNN_PRECISIONS)}"
-            )
+        policy = _parse_choice("GENREFLOW_ACTIVATE_POLICY", get, ACTIVATE_POLICIES)
+        log_format = _parse_choice("GENREFLOW_LOG_FORMAT", get, LOG_FORMATS)
+        predict_path = _parse_choice("GENREFLOW_PREDICT_PATH", get, PREDICT_PATHS)
+        precision = _parse_choice("GENREFLOW_MUSICNN_PRECISION", get, MUSICNN_PRECISIONS)
         train_dir = get("GENREFLOW_TRAIN_DATA_DIR")
         public_url = get("GENREFLOW_PUBLIC_URL")
         return cls(
@@ -293,6 +276,14 @@ def _parse_number(
         raise ValueError(f"{name}={raw!r} is not a number") from None
     if value <= 0:
         raise ValueError(f"{name}={raw!r} must be greater than 0")
+    return value
+
+
+def _parse_choice(name: str, get: Callable[[str], str | None], choices: tuple[str, ...]) -> str:
+    """Return the lower-cased value of ``name``, one of ``choices`` (the first when unset)."""
+    value = (get(name) or choices[0]).lower()
+    if value not in choices:
+        raise ValueError(f"{name}={value!r} is not one of {', '.join(choices)}")
     return value
 
 

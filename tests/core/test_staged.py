@@ -61,7 +61,6 @@ STRIDE_SONG_ATOL = 0.25
 
 needs_openvino = pytest.mark.skipif(openvino_core() is None, reason="openvino not installed")
 needs_bf16 = pytest.mark.skipif(not bf16_supported(), reason="no bf16 on this CPU/runtime")
-needs_kit = pytest.mark.skipif(KIT_SAMPLES is None, reason="team kit (../shared/data) not present")
 
 
 @pytest.fixture(scope="module")
@@ -80,8 +79,13 @@ def generated(tmp_path_factory) -> list[Path]:
     ]
 
 
-def kit_songs() -> list[Path]:
-    return sorted(KIT_SAMPLES.glob("*.au")) if KIT_SAMPLES is not None else []
+def songs_of(source: str, generated: list[Path]) -> list[Path]:
+    """Return the generated songs, or the kit's sample clips (skip the test without the kit)."""
+    if source == "generated":
+        return generated
+    if KIT_SAMPLES is None:
+        pytest.skip("team kit (../shared/data) not present")
+    return sorted(KIT_SAMPLES.glob("*.au"))
 
 
 def inputs_of(path: Path) -> dict[str, np.ndarray]:
@@ -150,9 +154,7 @@ def test_openvino_f32_equals_the_exact_path(exact, generated):
 @needs_bf16
 @pytest.mark.parametrize("source", ["generated", "kit"])
 def test_bf16_keeps_every_songs_answer(exact, generated, source):
-    songs = generated if source == "generated" else kit_songs()
-    if not songs:
-        pytest.skip("team kit (../shared/data) not present")
+    songs = songs_of(source, generated)
     bf16 = load_served_model(DEFAULT_MODEL, serving=ServingOptions(musicnn_stride=1))
     assert bf16.staged.description == {
         "trunk": "openvino bf16",
@@ -170,9 +172,7 @@ def test_bf16_keeps_every_songs_answer(exact, generated, source):
 
 @pytest.mark.parametrize("source", ["generated", "kit"])
 def test_musicnn_on_every_4th_segment_keeps_every_songs_answer(exact, generated, source):
-    songs = generated if source == "generated" else kit_songs()
-    if not songs:
-        pytest.skip("team kit (../shared/data) not present")
+    songs = songs_of(source, generated)
     # k = 4 even on these 30-s clips (the default would give them every segment)
     fast = load_served_model(DEFAULT_MODEL, serving=ServingOptions(musicnn_min_patches=1))
     assert fast.musicnn_stride == FAST.musicnn_stride == 4
