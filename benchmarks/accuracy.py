@@ -258,11 +258,15 @@ def run_fold(
     patience: int,
     seed: int,
     verbose: int,
+    strides: tuple[int, ...] = (),
 ) -> dict[str, Any]:
     """Train one variant on one fold's training tracks and score its test tracks.
 
     Besides the fold's metrics, ``tracks`` holds every test track's song-level scores: the
     mean of its segments' probabilities, their geometric mean and the vote shares.
+    With ``strides``, a musicnn variant's test tracks are scored again as the fast serving path
+    scores them: musicnn's embedding of every k-th segment only, each segment taking its
+    nearest patch's (:mod:`shared.core.staged`); ``by_stride`` holds those track accuracies.
     """
     from shared.core.evaluation import evaluate_probabilities, song_scores
     from shared.core.model import import_keras
@@ -296,6 +300,11 @@ def run_fold(
     probabilities = np.asarray(model.predict(x_test, batch_size=256, verbose=0))
     per_track = np.split(probabilities, np.cumsum(counts)[:-1])
     metrics = evaluate_probabilities(per_track, [t.genre for t in fold["test"]], genres)
+    if strides and variant.embedding:
+        metrics["by_stride"] = {
+            str(k): _accuracy_at_stride(model, x_test, counts, fold["test"], genres, k)
+            for k in strides
+        }
     metrics["train_seconds"] = round(train_seconds, 1)
     metrics["epochs_run"] = len(history.history["loss"])
     metrics["tracks"] = [
@@ -354,6 +363,31 @@ def open_set(
     return records
 
 
+def _accuracy_at_stride(
+    model: Any,
+    x_test: list[np.ndarray],
+    counts: list[int],
+    tracks: list[Any],
+    genres: list[str],
+    stride: int,
+) -> float:
+    """Track accuracy (vote) when each test track's embedding rows come from every k-th patch."""
+    from shared.core.evaluation import evaluate_probabilities
+    from shared.core.staged import nearest_patches, patch_segments
+
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    rows = []
+    for start, n in zip(starts, counts, strict=True):
+        patches = patch_segments(n, stride)
+        patches = patches if patches.size else np.array([n - 1])
+        rows.append(start + patches[nearest_patches(n, patches)])
+    embedding = x_test[1][np.concatenate(rows)]
+    probabilities = np.asarray(model.predict([x_test[0], embedding], batch_size=256, verbose=0))
+    per_track = np.split(probabilities, np.cumsum(counts)[:-1])
+    metrics = evaluate_probabilities(per_track, [t.genre for t in tracks], genres)
+    return float(metrics["track_accuracy_vote"])
+
+
 RULES = ("vote", "mean", "geometric")
 
 
@@ -395,7 +429,12 @@ def summarise(
     for entry in per_source.values():
         entry["mean"] = round(entry["mean"] / entry["n"], 4)
         entry["vote"] = round(entry["vote"] / entry["n"], 4)
+    by_stride = {}
+    for k in folds[0].get("by_stride", {}):
+        values = np.array([f["by_stride"][k] for f in folds])
+        by_stride[k] = [round(float(values.mean()), 4), round(float(values.std()), 4)]
     return {
+        "by_stride": by_stride,
         "variant": asdict(variant),
         "description": variant.describe(),
         "track_accuracy_vote": stat("track_accuracy_vote"),
@@ -455,6 +494,15 @@ def format_report(summaries: list[dict[str, Any]], genres: list[str], header: st
                 f"{per[k]['mean']:.1%} ({per[k]['n']})" if k in per else "-" for k in keys
             )
             lines.append(f"| {s['variant']['name']} | {rules} | {cells} |")
+    strided = [s for s in summaries if s.get("by_stride")]
+    if strided:
+        lines += ["", "musicnn on every k-th segment only, as served (the same fold models):", ""]
+        lines += ["| variant | k | track acc. (vote) |", "|---|---|---|"]
+        lines += [
+            f"| {s['variant']['name']} | {k} | {pct(value)} |"
+            for s in strided
+            for k, value in s["by_stride"].items()
+        ]
     for s in summaries:
         lines += ["", f"Confusion of **{s['variant']['name']}** (rows true, columns vote), pooled:"]
         lines.append("")
@@ -537,13 +585,21 @@ def main(argv: list[str] | None = None) -> int:
         '"not sure" threshold)',
     )
     parser.add_argument(
+        "--strides",
+        nargs="+",
+        type=int,
+        default=[],
+        help="also score musicnn variants with musicnn on every k-th segment (fast path)",
+    )
+    parser.add_argument("--skip-seed", action="store_true", help="do not run the seed recipe")
+    parser.add_argument(
         "--resume",
         action="store_true",
         help="keep the variants already in --out's JSON (same folds and settings), run the rest",
     )
     args = parser.parse_args(argv)
 
-    names = ["seed", *[n for n in args.variants if n != "seed"]]
+    names = [*([] if args.skip_seed else ["seed"]), *[n for n in args.variants if n != "seed"]]
     collection = Collection.load(args.data_dirs)
     started = time.perf_counter()
     datas: dict[float | None, TrackData] = {}
@@ -626,6 +682,7 @@ def main(argv: list[str] | None = None) -> int:
                 patience=args.patience,
                 seed=args.seed + number,
                 verbose=0 if args.quiet else 2,
+                strides=tuple(args.strides),
             )
             results.append(metrics)
             print(

@@ -90,14 +90,16 @@ class ProcessStats:
 # --- songs -----------------------------------------------------------------------------------
 
 
-def make_songs(folder: Path, n_songs: int, *, synthetic: bool, seed: int) -> list[Song]:
+def make_songs(
+    folder: Path, n_songs: int, *, synthetic: bool, seed: int, kit: Path = KIT_DATA
+) -> list[Song]:
     """Write ``n_songs`` distinct songs, alternately 30 s and 3 min, into ``folder``."""
     from shared.core.audio import ffmpeg_executable
 
     rng = random.Random(seed)
     folder.mkdir(parents=True, exist_ok=True)
-    samples = sorted((KIT_DATA / "samples").glob("*.au"))
-    excerpts = sorted((KIT_DATA / "emotify").glob("*/*.mp3"))
+    samples = sorted((kit / "samples").glob("*.au"))
+    excerpts = sorted((kit / "emotify").glob("*/*.mp3"))
     real = not synthetic and len(samples) >= 2 and len(excerpts) >= 3
     songs = []
     for i in range(n_songs):
@@ -417,6 +419,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, default=4, help="client threads")
     parser.add_argument("--model", type=Path, help="a .keras model (its .onnx beside it)")
     parser.add_argument("--synthetic", action="store_true", help="generated songs, not kit clips")
+    parser.add_argument("--kit", type=Path, default=KIT_DATA, help="the team kit's data folder")
     parser.add_argument("--seed", type=int, default=int(time.time()) % 100_000)
     parser.add_argument("--keep", action="store_true", help="keep the temporary home")
     parser.add_argument("--json", dest="as_json", action="store_true", help="also print JSON")
@@ -426,7 +429,9 @@ def main(argv: list[str] | None = None) -> int:
 
     tmp = Path(tempfile.mkdtemp(prefix="genreflow-load-"))
     print(f"working in {tmp}", flush=True)
-    songs = make_songs(tmp / "songs", args.songs + 1, synthetic=args.synthetic, seed=args.seed)
+    songs = make_songs(
+        tmp / "songs", args.songs + 1, synthetic=args.synthetic, seed=args.seed, kit=args.kit
+    )
     first_song, songs = songs[1], [s for i, s in enumerate(songs) if i != 1]  # first job: 3 min
     print(f"{len(songs)} songs ({songs[0].source}, ...); first-job song {first_song.source}")
     model = args.model or default_model(tmp / "model")

@@ -65,7 +65,8 @@ def get_active_model(session: Session, settings: Settings | None = None) -> Genr
         from shared.core.inference import load_served_model
 
         log.info("loading model %s from %s", row.version, path)
-        model = load_served_model(path)
+        serving = settings.serving_options() if settings is not None else None
+        model = load_served_model(path, serving=serving)
         _cached, _cached_key = model, key
         return model
 

@@ -242,7 +242,9 @@ def evaluate(data_dir: Path, model_path: str | None, split_dir: str | None, as_j
     from shared.core.training import evaluate_folder
 
     try:
-        model = load_served_model(find_model_path(model_path))
+        model = load_served_model(
+            find_model_path(model_path), serving=_settings().serving_options()
+        )
         metrics = evaluate_folder(
             model,
             data_dir,
@@ -280,11 +282,12 @@ def predict(files: tuple[Path, ...], model_path: str | None, as_json: bool, segm
     from shared.core.inference import load_served_model
     from shared.core.predict import predict_file
 
+    settings = _settings()
     try:
-        model = load_served_model(find_model_path(model_path))
+        model = load_served_model(find_model_path(model_path), serving=settings.serving_options())
     except GenreflowError as exc:
         raise _fail(exc) from exc
-    max_duration_s = _settings().max_duration_s
+    max_duration_s = settings.max_duration_s
     for path in readable:
         try:
             prediction = predict_file(path, model, max_duration_s=max_duration_s, name=str(path))

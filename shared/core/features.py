@@ -202,8 +202,13 @@ def add_deltas(mfcc: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(stacked.transpose(0, 2, 1), dtype=np.float32)
 
 
-def logmel_segments(y: np.ndarray, *, config: FeatureConfig = DEFAULT_FEATURES) -> np.ndarray:
-    """Return musicnn's input for every segment of ``y``: a 16 kHz, 96-band log-mel patch.
+def logmel_segments(
+    y: np.ndarray,
+    *,
+    config: FeatureConfig = DEFAULT_FEATURES,
+    segments: np.ndarray | None = None,
+) -> np.ndarray:
+    """Return musicnn's input for the segments of ``y``: a 16 kHz, 96-band log-mel patch.
 
     Each segment is resampled to 16 kHz on its own, so a segment's patch does not depend on its
     neighbours (prediction in blocks gives the same values as the whole song). Magnitudes are
@@ -215,18 +220,24 @@ def logmel_segments(y: np.ndarray, *, config: FeatureConfig = DEFAULT_FEATURES) 
         Mono audio at ``config.sample_rate``.
     config : FeatureConfig
         Gives the segment length.
+    segments : np.ndarray of int, optional
+        Only these segments (musicnn on every k-th segment); all of them by default.
 
     Returns
     -------
     np.ndarray, shape (n_segments, 187, 96), float32
-        Frames x mel bands.
+        Frames x mel bands, one row per chosen segment.
     """
     import librosa
 
-    segments = segment_audio(np.asarray(y, dtype=np.float32), config=config)
-    segments = normalise_loudness(segments, target_db=config.loudness_db)
+    audio = segment_audio(np.asarray(y, dtype=np.float32), config=config)
+    if segments is not None:
+        audio = audio[np.asarray(segments, dtype=np.int64)]
+    if len(audio) == 0:
+        return np.zeros((0, MUSICNN_FRAMES, MUSICNN_MELS), np.float32)
+    audio = normalise_loudness(audio, target_db=config.loudness_db)
     resampled = librosa.resample(
-        segments, orig_sr=config.sample_rate, target_sr=MUSICNN_SAMPLE_RATE, res_type="soxr_hq"
+        audio, orig_sr=config.sample_rate, target_sr=MUSICNN_SAMPLE_RATE, res_type="soxr_hq"
     )
     mel = librosa.feature.melspectrogram(
         y=resampled,
@@ -240,14 +251,18 @@ def logmel_segments(y: np.ndarray, *, config: FeatureConfig = DEFAULT_FEATURES) 
 
 
 def segment_features(
-    y: np.ndarray, *, config: FeatureConfig = DEFAULT_FEATURES
+    y: np.ndarray,
+    *,
+    config: FeatureConfig = DEFAULT_FEATURES,
+    patches: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
     """Return every model input for the segments of ``y``, keyed by input name.
 
     ``mfcc`` always (see :func:`mfcc_segments`); ``logmel`` too when ``config.musicnn`` (see
-    :func:`logmel_segments`). Arrays share their first axis, one row per segment.
+    :func:`logmel_segments`), for the segments in ``patches`` only when given. Otherwise the
+    arrays share their first axis, one row per segment.
     """
     features = {"mfcc": mfcc_segments(y, config=config)}
     if config.musicnn:
-        features["logmel"] = logmel_segments(y, config=config)
+        features["logmel"] = logmel_segments(y, config=config, segments=patches)
     return features

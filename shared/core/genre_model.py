@@ -39,13 +39,24 @@ class GenreModel:
     keras_model: keras.Model | None = field(default=None, repr=False)
     runtime: str = "keras"
     _score: Any = field(default=None, repr=False)  # batch (array or dict by input) -> probabilities
+    #: A musicnn model served in stages (:class:`shared.core.staged.StagedScorer`), or None.
+    staged: Any = field(default=None, repr=False)
+    #: Run musicnn on every k-th segment only (:func:`shared.core.staged.patch_segments`).
+    musicnn_stride: int = 1
+    #: ... but on at least this many segments where a song has them (``song_stride``).
+    musicnn_min_patches: int = 1
 
     @property
     def answer_policy(self) -> AnswerPolicy:
         """How this model turns segment scores into a song's answer (sidecar ``"answer"``)."""
         return AnswerPolicy.from_dict(self.metadata.get("answer"))
 
-    def predict_segments(self, features: np.ndarray | dict[str, np.ndarray]) -> np.ndarray:
+    def predict_segments(
+        self,
+        features: np.ndarray | dict[str, np.ndarray],
+        *,
+        patches: np.ndarray | None = None,
+    ) -> np.ndarray:
         """Score segments.
 
         Parameters
@@ -53,6 +64,9 @@ class GenreModel:
         features : np.ndarray, shape (n_segments, n_frames, n_features), or dict
             The MFCC sequences; or every input by name (``mfcc``, plus ``logmel`` for a model
             that reads musicnn), as :func:`shared.features.segment_features` returns them.
+        patches : np.ndarray of int, ascending, optional
+            The segments the ``logmel`` rows belong to, when musicnn ran on some segments only;
+            every segment then takes the embedding of its nearest patch.
 
         Returns
         -------
@@ -71,7 +85,23 @@ class GenreModel:
                     f"(input {name}), got {got}."
                 )
         batch = {name: np.asarray(features[name], dtype=np.float32) for name in shapes}
-        return np.asarray(self._score(batch if len(batch) > 1 else batch["mfcc"]))
+        if "logmel" not in batch:
+            return np.asarray(self._score(batch["mfcc"]))
+        nearest = None
+        if patches is not None:
+            from shared.core.staged import nearest_patches
+
+            if len(patches) != len(batch["logmel"]):
+                raise ValueError(f"{len(patches)} patch indices for {len(batch['logmel'])} rows.")
+            nearest = nearest_patches(len(batch["mfcc"]), patches)
+        if self.staged is not None:
+            embedding = self.staged.embed(batch["logmel"])
+            if nearest is not None:
+                embedding = {name: rows[nearest] for name, rows in embedding.items()}
+            return np.asarray(self.staged.head(batch["mfcc"], embedding))
+        if nearest is not None:  # a single graph: same answer, no saving
+            batch["logmel"] = batch["logmel"][nearest]
+        return np.asarray(self._score(batch))
 
 
 def open_sidecar(

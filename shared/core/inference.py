@@ -23,6 +23,7 @@ import numpy as np
 from shared.core.features import FeatureConfig
 from shared.core.genre_model import GenreModel, assemble_model, open_sidecar
 from shared.core.sidecar import onnx_path, read_sidecar
+from shared.core.staged import FAST, ServingOptions
 from shared.errors import FeatureMismatch, ModelError
 
 log = logging.getLogger(__name__)
@@ -75,6 +76,7 @@ def load_served_model(
     expected_features: FeatureConfig | None = None,
     warm_up: bool = True,
     threads: int = INTRA_OP_THREADS,
+    serving: ServingOptions | None = None,
 ) -> GenreModel:
     """Load a model for scoring: its ONNX artefact when it has one, else the Keras file.
 
@@ -88,11 +90,16 @@ def load_served_model(
         Score one zero segment now, so the first song pays no set-up.
     threads : int > 0
         ONNX Runtime's intra-op threads.
+    serving : ServingOptions, optional
+        How a musicnn model is scored: in stages, musicnn on every k-th segment, bf16 where the
+        CPU has it (:data:`shared.core.staged.FAST`, the default), or the whole graph on every
+        segment (:data:`shared.core.staged.EXACT`). A model without musicnn ignores it.
 
     Returns
     -------
     GenreModel
-        ``runtime`` is ``"onnx"`` or ``"keras"``.
+        ``runtime`` is ``"onnx"``, ``"staged"`` (a musicnn model served in stages) or
+        ``"keras"``.
 
     Raises
     ------
@@ -112,6 +119,25 @@ def load_served_model(
             path.name,
         )
         return load_genre_model(path, expected_features=expected_features, warm_up=warm_up)
+    serving = FAST if serving is None else serving
+    if config.musicnn and not serving.exact:
+        from shared.core.staged import build_staged_scorer
+
+        staged = build_staged_scorer(artefact, serving)
+        log.info("model %s served in stages: %s", path.name, staged.description)
+        return assemble_model(
+            path,
+            sidecar,
+            config,
+            network_name=artefact.name,
+            input_shapes=staged.split.input_shapes,
+            n_outputs=staged.split.n_outputs,
+            warm_up=warm_up,
+            runtime="staged",
+            staged=staged,
+            musicnn_stride=serving.stride,
+            musicnn_min_patches=serving.musicnn_min_patches,
+        )
     score, input_shapes, n_outputs = _onnx_scorer(artefact, threads=threads)
     return assemble_model(
         path,

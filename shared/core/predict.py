@@ -11,8 +11,9 @@ import numpy as np
 
 from shared.core.audio import MAX_DURATION_S, stream_audio
 from shared.core.calibration import apply_temperature, song_statistics
-from shared.core.features import segment_features
+from shared.core.features import logmel_segments, segment_features
 from shared.core.genre_model import GenreModel
+from shared.core.staged import patch_segments, song_stride
 
 ProgressCallback = Callable[[float], None]
 
@@ -100,16 +101,22 @@ def predict_audio(y: np.ndarray, model: GenreModel) -> Prediction:
 
 
 def predict_features(
-    features: np.ndarray | dict[str, np.ndarray], model: GenreModel, *, duration_s: float
+    features: np.ndarray | dict[str, np.ndarray],
+    model: GenreModel,
+    *,
+    duration_s: float,
+    patches: np.ndarray | None = None,
 ) -> Prediction:
     """Score segments (MFCCs, or every model input by name) with ``model``; answer by its rule.
 
-    The model's answer policy (:class:`shared.core.calibration.AnswerPolicy`, from its sidecar)
-    picks the genre (most votes, or highest mean probability), calibrates the probabilities and
-    flags the answer ``uncertain`` when its probability is under the threshold, or when the
-    song's MFCC statistics lie outside those of the songs it was trained on.
+    ``patches`` names the segments the ``logmel`` rows belong to when musicnn ran on some
+    segments only (see :meth:`GenreModel.predict_segments`). The model's answer policy
+    (:class:`shared.core.calibration.AnswerPolicy`, from its sidecar) picks the genre (most
+    votes, or highest mean probability), calibrates the probabilities and flags the answer
+    ``uncertain`` when its probability is under the threshold, or when the song's MFCC
+    statistics lie outside those of the songs it was trained on.
     """
-    probabilities = model.predict_segments(features)
+    probabilities = model.predict_segments(features, patches=patches)
     winner, votes, mean = vote_genre(probabilities, model.genres)
     policy = model.answer_policy
     calibrated = apply_temperature(mean, policy.temperature)
@@ -159,7 +166,11 @@ def predict_file(
     """Decode an audio file and predict its genre.
 
     MFCCs of each block of :data:`SEGMENTS_PER_BLOCK` segments are computed while ffmpeg
-    decodes the next block, so decoding and feature extraction overlap.
+    decodes the next block, so decoding and feature extraction overlap. A musicnn model with
+    ``musicnn_stride`` k > 1 gets log-mel patches of every k-th segment only
+    (:func:`shared.core.staged.patch_segments`), every k'-th for a song too short for
+    ``musicnn_min_patches`` of them (:func:`shared.core.staged.song_stride`); the timeline still
+    has every segment.
 
     Parameters
     ----------
@@ -188,15 +199,35 @@ def predict_file(
         max_duration_s=max_duration_s,
         name=name,
     )
-    parts, n_samples = [], 0
+    stride = model.musicnn_stride if config.musicnn else 1
+    # a song with fewer than stride x min_patches segments gets a finer stride at the end, so
+    # its audio is kept until it is known to be longer
+    keep_until = stride * model.musicnn_min_patches if stride > 1 else 0
+    parts, patches, kept, n_samples, n_segments = [], [], [], 0, 0
     for block in blocks:
         n_samples += len(block)
-        if len(block) >= config.samples_per_segment:
-            parts.append(segment_features(block, config=config))
+        n_block = len(block) // config.samples_per_segment
+        if not n_block:
+            continue
+        chosen = patch_segments(n_block, stride, start=n_segments) if stride > 1 else None
+        parts.append(segment_features(block, config=config, patches=chosen))
+        if chosen is not None:
+            patches.append(chosen + n_segments)
+        n_segments += n_block
+        kept = [*kept, block[: n_block * config.samples_per_segment]]
+        if n_segments >= keep_until:
+            kept = []
     if progress:
         progress(0.5)
     features = {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}
-    prediction = predict_features(features, model, duration_s=n_samples / config.sample_rate)
+    chosen = np.concatenate(patches) if patches else None
+    if kept:  # a short song: its own stride, from all of its audio
+        finer = song_stride(n_segments, stride, model.musicnn_min_patches)
+        chosen = patch_segments(n_segments, finer)
+        features["logmel"] = logmel_segments(np.concatenate(kept), config=config, segments=chosen)
+    prediction = predict_features(
+        features, model, duration_s=n_samples / config.sample_rate, patches=chosen
+    )
     if progress:
         progress(1.0)
     return prediction

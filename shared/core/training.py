@@ -196,10 +196,19 @@ def _load_embeddings(
     *,
     offset: int = 0,
     progress: Callable[[float], None] | None = None,
+    progress_bar: bool = False,
 ) -> dict[Track, np.ndarray]:
-    """Musicnn embeddings (``name``) of tracks, cached; several networks' joined per segment."""
+    """Musicnn embeddings (``name``: penultimate or pool) of tracks, cached.
+
+    Several networks' embeddings are joined per segment. Uncached, this is the longest step
+    before training (musicnn on every segment), so it shows a ``musicnn`` bar, as
+    :func:`load_features` does, and reports ``progress``.
+    """
+    from tqdm import tqdm
+
     result = {}
-    for i, track in enumerate(tracks):
+    bar = tqdm(tracks, desc="musicnn", unit="track", disable=not progress_bar)
+    for i, track in enumerate(bar):
         parts = [cache.embeddings(track.path, offset=offset)[name] for cache in caches]
         result[track] = parts[0] if len(parts) == 1 else np.concatenate(parts, axis=1)
         if progress:
@@ -275,6 +284,7 @@ def train_from_folder(
             embedding_caches,
             options.embedding,
             progress=lambda fraction: report("features", 0.5 + 0.5 * fraction),
+            progress_bar=options.progress_bar,
         )
     genres = sorted({t.genre for t in usable + usable_extra})
     if len({t.genre for t in usable}) < 2:
@@ -308,7 +318,11 @@ def train_from_folder(
             x_train, y_train = np.concatenate([x_train, x_more]), np.concatenate([y_train, y_more])
             if e_train is not None:
                 e_more = _load_embeddings(
-                    list(shifted), embedding_caches, options.embedding, offset=offset
+                    list(shifted),
+                    embedding_caches,
+                    options.embedding,
+                    offset=offset,
+                    progress_bar=options.progress_bar,
                 )
                 e_train = np.concatenate([e_train, *(e_more[t] for t in shifted)])
     x_valid, y_valid = _stack(parts["valid"], features, genres)

@@ -14,8 +14,12 @@ import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from shared.core import hparams
+
+if TYPE_CHECKING:
+    from shared.core.staged import ServingOptions
 
 ACTIVATE_POLICIES = ("if_better", "always", "never")
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -34,6 +38,9 @@ DEFAULT_UPLOAD_MB_PER_HOUR = 2048
 DEFAULT_MIN_FREE_MB = 512
 DEFAULT_AUDIO_RETENTION_DAYS = 7.0
 LOG_FORMATS = ("text", "json")
+PREDICT_PATHS = ("fast", "exact")
+MUSICNN_PRECISIONS = ("auto", "bf16", "f32")
+DEFAULT_MUSICNN_STRIDE = 4  # docs/speed.md: the cost-vs-fidelity table that chose it
 WEBHOOK_SECRET_FILE = "webhook_secret"
 SECRET_KEY_FILE = "secret_key"
 MULTIPART_SLACK_BYTES = 64 * 1024  # room for the multipart envelope around the file itself
@@ -116,6 +123,15 @@ class Settings:
     result_retention_days : float > 0 or None
         ``GENREFLOW_RESULT_RETENTION_DAYS``: jobs and their results are removed this long after
         they ended (default ``None``: kept forever).
+    predict_path : {"fast", "exact"}
+        ``GENREFLOW_PREDICT_PATH``: how a musicnn model is scored. ``fast`` (default) runs it
+        in stages, musicnn on every k-th segment, bf16 where the CPU has it; ``exact`` runs
+        the whole graph on every segment in float32 (see docs/speed.md).
+    musicnn_stride : int > 0
+        ``GENREFLOW_MUSICNN_STRIDE``, k of the fast path (default 4; 1: every segment).
+    musicnn_precision : {"auto", "bf16", "f32"}
+        ``GENREFLOW_MUSICNN_PRECISION``: musicnn's precision on the fast path; ``auto`` is
+        bf16 where the CPU and OpenVINO have it.
     """
 
     home: Path
@@ -148,11 +164,24 @@ class Settings:
     min_free_mb: int = DEFAULT_MIN_FREE_MB
     audio_retention_days: float = DEFAULT_AUDIO_RETENTION_DAYS
     result_retention_days: float | None = None
+    predict_path: str = "fast"
+    musicnn_stride: int = DEFAULT_MUSICNN_STRIDE
+    musicnn_precision: str = "auto"
 
     @property
     def min_free_bytes(self) -> int:
         """Free space an upload must leave behind, in bytes."""
         return self.min_free_mb * 1024 * 1024
+
+    def serving_options(self) -> ServingOptions:
+        """How the predict worker scores a musicnn model (:mod:`shared.core.staged`)."""
+        from shared.core.staged import ServingOptions
+
+        return ServingOptions(
+            exact=self.predict_path == "exact",
+            musicnn_stride=self.musicnn_stride,
+            precision=self.musicnn_precision,
+        )
 
     @property
     def max_upload_bytes(self) -> int:
@@ -202,16 +231,10 @@ class Settings:
         max_duration_s = _parse_number(
             "GENREFLOW_MAX_DURATION_S", get, DEFAULT_MAX_DURATION_S, float
         )
-        policy = (get("GENREFLOW_ACTIVATE_POLICY") or "if_better").lower()
-        if policy not in ACTIVATE_POLICIES:
-            raise ValueError(
-                f"GENREFLOW_ACTIVATE_POLICY={policy!r} is not one of {', '.join(ACTIVATE_POLICIES)}"
-            )
-        log_format = (get("GENREFLOW_LOG_FORMAT") or "text").lower()
-        if log_format not in LOG_FORMATS:
-            raise ValueError(
-                f"GENREFLOW_LOG_FORMAT={log_format!r} is not one of {', '.join(LOG_FORMATS)}"
-            )
+        policy = _parse_choice("GENREFLOW_ACTIVATE_POLICY", get, ACTIVATE_POLICIES)
+        log_format = _parse_choice("GENREFLOW_LOG_FORMAT", get, LOG_FORMATS)
+        predict_path = _parse_choice("GENREFLOW_PREDICT_PATH", get, PREDICT_PATHS)
+        precision = _parse_choice("GENREFLOW_MUSICNN_PRECISION", get, MUSICNN_PRECISIONS)
         train_dir = get("GENREFLOW_TRAIN_DATA_DIR")
         public_url = get("GENREFLOW_PUBLIC_URL")
         return cls(
@@ -264,6 +287,11 @@ class Settings:
                 if get("GENREFLOW_RESULT_RETENTION_DAYS")
                 else None
             ),
+            predict_path=predict_path,
+            musicnn_stride=int(
+                _parse_number("GENREFLOW_MUSICNN_STRIDE", get, DEFAULT_MUSICNN_STRIDE, int)
+            ),
+            musicnn_precision=precision,
         )
 
     def replace(self, **changes: object) -> Settings:
@@ -301,6 +329,14 @@ def _parse_count(name: str, get: Callable[[str], str | None]) -> int:
     if not raw.isdigit():
         raise ValueError(f"{name}={raw!r} must be a whole number, 0 or more")
     return int(raw)
+
+
+def _parse_choice(name: str, get: Callable[[str], str | None], choices: tuple[str, ...]) -> str:
+    """Return the lower-cased value of ``name``, one of ``choices`` (the first when unset)."""
+    value = (get(name) or choices[0]).lower()
+    if value not in choices:
+        raise ValueError(f"{name}={value!r} is not one of {', '.join(choices)}")
+    return value
 
 
 def _parse_flag(name: str, get: Callable[[str], str | None]) -> bool:

@@ -92,9 +92,11 @@ def test_training_with_musicnn_saves_one_servable_model(musicnn_training, make_a
     # the worker serves the ONNX export of the whole model (musicnn included): same scores
     from shared.core.features import segment_features
     from shared.core.inference import load_served_model
+    from shared.core.staged import EXACT
 
     assert sidecar["served"]["format"] == "onnx"
-    served = load_served_model(report.model_path)
+    assert load_served_model(report.model_path).runtime == "staged"  # the fast path by default
+    served = load_served_model(report.model_path, serving=EXACT)
     assert served.runtime == "onnx"
     y = np.random.default_rng(3).standard_normal(7 * SR).astype(np.float32) * 0.1
     inputs = segment_features(y, config=FeatureConfig(musicnn=True))
@@ -121,3 +123,22 @@ def test_served_model_scores_like_the_head_on_cached_embeddings(musicnn_training
     config = FeatureConfig(musicnn=True)
     cached = EmbeddingCache(None, config).embeddings(track.path)["penultimate"]
     assert cached.shape == (3, 200)
+
+
+def test_musicnn_embeddings_show_progress_while_they_are_computed(tiny_dataset, capsys):
+    from shared.core.dataset import find_tracks
+    from shared.core.embeddings import EmbeddingCache
+    from shared.core.training import _load_embeddings
+
+    tracks = find_tracks(tiny_dataset)[:3]
+    fractions: list[float] = []
+    embeddings = _load_embeddings(
+        tracks,
+        EmbeddingCache(None, FeatureConfig(musicnn=True)),
+        "penultimate",
+        progress=fractions.append,
+        progress_bar=True,
+    )
+    assert [e.shape for e in embeddings.values()] == [(3, 200)] * 3
+    assert fractions == pytest.approx([1 / 3, 2 / 3, 1.0])  # once per track, as it goes
+    assert "musicnn: 100%" in capsys.readouterr().err  # the bar, beside the MFCCs' one
