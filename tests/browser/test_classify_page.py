@@ -545,3 +545,28 @@ def test_with_keys_required_the_upload_page_asks_for_a_key_and_uses_it(
     page.reload()
     expect(page.locator("#client-key-status")).to_contain_text("Using the API key")
     expect(page.locator(f'.history__link[data-job-id="{job_id}"]')).to_be_visible()
+
+
+def test_an_uncertain_answer_reads_not_sure_with_the_closest_genre(
+    page: Any, live_service: Any, audio_files: dict[str, Path], screenshot_dir: Path
+) -> None:
+    """The page's side of "uncertain": whatever the model decided, the page must say it."""
+    from playwright.sync_api import expect
+
+    from shared.store.db import session_scope
+    from shared.store.orm import StoredPrediction
+
+    job = classified(live_service, audio_files["metal"], "audio/ogg")
+    with session_scope(live_service.settings.database_url) as session:
+        stored = session.query(StoredPrediction).filter_by(job_id=job["id"]).one()
+        stored.uncertain, stored.uncertain_reason = True, "unfamiliar_sound"
+    closest = job["result"]["genre"]
+
+    page.goto(live_service.url(f"/jobs/{job['id']}"))
+    verdict = page.locator(".verdict")
+    expect(verdict.locator(".eyebrow")).to_have_text("Not sure — closest genre")
+    expect(verdict.locator(".verdict__genre")).to_have_attribute("data-genre", closest)
+    expect(verdict.get_by_role("note")).to_contain_text("does not sound like the music")
+    history = page.locator(f'.history__link[data-job-id="{job["id"]}"]')
+    expect(history).to_contain_text("Not sure — closest:")
+    page.screenshot(path=str(screenshot_dir / "uncertain-answer.png"), full_page=True)

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -103,10 +104,11 @@ def test_a_fresh_home_predicts_with_the_shipped_model(tmp_path, make_audio):
     result = json.loads(done.stdout)
     assert result["model_version"] == shipped["version"]
     assert set(result["probabilities"]) == set(shipped["genres"]) == {
-        "classical", "electronic", "pop", "rock",
+        "blues", "classical", "country", "electronic", "hiphop", "jazz", "pop", "reggae", "rock",
     }  # fmt: skip
     assert result["n_segments"] == 2
     assert result["genre"] in shipped["genres"]
+    assert isinstance(result["uncertain"], bool)  # every answer says whether it is sure
 
 
 def test_missing_file_fails_before_any_model_or_tensorflow(tmp_path):
@@ -158,3 +160,27 @@ def test_tensorflow_start_up_lines_show_only_when_verbose(tmp_path):
     )
     assert quiet.stderr == ""
     assert "TensorFlow start-up" in verbose.stderr
+
+
+def test_the_table_says_not_sure_and_names_the_closest_genre():
+    from shared.cli.commands import format_prediction
+
+    result = {
+        "genre": "jazz",
+        "confidence": 0.41,
+        "uncertain": True,
+        "uncertain_reason": "low_confidence",
+        "n_segments": 2,
+        "duration_s": 6.0,
+        "probabilities": {"jazz": 0.41, "blues": 0.39, "rock": 0.2},
+        "votes": {"jazz": 1, "blues": 1, "rock": 0},
+        "segments": [],
+    }
+    first = format_prediction(Path("song.mp3"), result, with_segments=False).splitlines()[0]
+    assert first == "song.mp3: not sure — closest: jazz (41%), 2 segments, 6.0 s"
+    strange = {**result, "uncertain_reason": "unfamiliar_sound"}
+    first = format_prediction(Path("hum.wav"), strange, with_segments=False).splitlines()[0]
+    assert "it sounds unlike the music this model knows" in first
+    sure = {**result, "uncertain": False, "uncertain_reason": None}
+    first = format_prediction(Path("song.mp3"), sure, with_segments=False).splitlines()[0]
+    assert first.startswith("song.mp3: jazz (41%)")

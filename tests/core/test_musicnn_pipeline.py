@@ -134,7 +134,7 @@ def test_musicnn_embeddings_show_progress_while_they_are_computed(tiny_dataset, 
     fractions: list[float] = []
     embeddings = _load_embeddings(
         tracks,
-        EmbeddingCache(None, FeatureConfig(musicnn=True)),
+        [EmbeddingCache(None, FeatureConfig(musicnn=True))],
         "penultimate",
         progress=fractions.append,
         progress_bar=True,
