@@ -299,8 +299,11 @@ def run_fold(
     train_seconds = time.perf_counter() - started
     probabilities = np.asarray(model.predict(x_test, batch_size=256, verbose=0))
     per_track = np.split(probabilities, np.cumsum(counts)[:-1])
-    metrics = evaluate_probabilities(per_track, [t.genre for t in fold["test"]], genres)
-    if strides and variant.embedding:
+    known = all(t.genre in genres for t in fold["test"])  # not so in the open-set runs
+    metrics = (
+        evaluate_probabilities(per_track, [t.genre for t in fold["test"]], genres) if known else {}
+    )
+    if strides and variant.embedding and known:
         metrics["by_stride"] = {
             str(k): _accuracy_at_stride(model, x_test, counts, fold["test"], genres, k)
             for k in strides
