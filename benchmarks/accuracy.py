@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from shared.core.recipe import RECIPES, Recipe
+from shared.core.nets.recipe import RECIPES, Recipe
 
 DEFAULT_CACHE = Path("benchmarks/out/cache")
 SEED = 42
@@ -45,7 +45,8 @@ PATIENCE = 6
 BATCH_SIZE = 32
 
 
-#: A variant is a training recipe; the service trains the same recipes (``shared/core/recipe.py``).
+#: A variant is a training recipe; the service trains the same recipes
+#: (``shared/core/nets/recipe.py``).
 Variant = Recipe
 VARIANTS = RECIPES
 
@@ -61,7 +62,7 @@ class Collection:
     @classmethod
     def load(cls, folders: list[Path]) -> Collection:
         """Read ``<genre>/<file>`` folders; a folder's ``artists.csv`` groups it by artist."""
-        from shared.core.dataset import find_tracks, read_artists
+        from shared.core.learning.dataset import find_tracks, read_artists
 
         tracks, source, group = [], {}, {}
         for folder in folders:
@@ -92,7 +93,7 @@ def _folds(
     """Split into folds; tracks of one group (artist) always stay on one side of every split."""
     from sklearn.model_selection import StratifiedGroupKFold
 
-    from shared.core.dataset import split_from_lists
+    from shared.core.learning.dataset import split_from_lists
 
     if split_dir is not None:
         return [split_from_lists(tracks, split_dir)]
@@ -133,8 +134,8 @@ class TrackData:
         progress: bool,
         loudness_db: float | None = None,
     ) -> None:
-        from shared.core.dataset import FeatureCache, load_features
-        from shared.core.features import FeatureConfig
+        from shared.core.audio.features import FeatureConfig
+        from shared.core.learning.dataset import FeatureCache, load_features
 
         self.config = FeatureConfig(loudness_db=loudness_db)
         self.tracks = tracks
@@ -155,7 +156,7 @@ class TrackData:
     def shifted(self) -> dict[Any, np.ndarray]:
         """Half-segment-shifted MFCC segments of every track (augmentation)."""
         if self._shifted is None:
-            from shared.core.dataset import load_features
+            from shared.core.learning.dataset import load_features
 
             started = time.perf_counter()
             self._shifted, _ = load_features(
@@ -172,7 +173,7 @@ class TrackData:
         if network not in self._embeddings:
             from tqdm import tqdm
 
-            from shared.core.embeddings import EmbeddingCache
+            from shared.core.learning.embeddings import EmbeddingCache
 
             cache = EmbeddingCache(self.cache_dir, self.config, weights=network)
             started = time.perf_counter()
@@ -187,7 +188,7 @@ class TrackData:
 def _inputs(
     data: TrackData, tracks: list[Any], variant: Variant, genres: list[str], *, train: bool
 ) -> tuple[list[np.ndarray], np.ndarray, list[int]]:
-    from shared.core.features import add_deltas
+    from shared.core.audio.features import add_deltas
 
     index = {g: i for i, g in enumerate(genres)}
     mfcc = [data.mfcc[t] for t in tracks]
@@ -218,8 +219,8 @@ def _inputs(
 
 
 def _build(variant: Variant, inputs: list[np.ndarray], n_classes: int) -> Any:
-    from shared.core.fusion_model import build_fusion_head
-    from shared.core.model import build_model
+    from shared.core.nets.fusion_model import build_fusion_head
+    from shared.core.nets.model import build_model
 
     flat = inputs[0].reshape(-1, inputs[0].shape[-1])
     if variant.embedding is None:
@@ -266,11 +267,11 @@ def run_fold(
     mean of its segments' probabilities, their geometric mean and the vote shares.
     With ``strides``, a musicnn variant's test tracks are scored again as the fast serving path
     scores them: musicnn's embedding of every k-th segment only, each segment taking its
-    nearest patch's (:mod:`shared.core.staged`); ``by_stride`` holds those track accuracies.
+    nearest patch's (:mod:`shared.core.serving.staged`); ``by_stride`` holds those track accuracies.
     """
-    from shared.core.evaluation import evaluate_probabilities, song_scores
-    from shared.core.model import import_keras
-    from shared.core.training import balanced_class_weights
+    from shared.core.learning.evaluation import evaluate_probabilities, song_scores
+    from shared.core.learning.training import balanced_class_weights
+    from shared.core.nets.model import import_keras
 
     keras = import_keras()
     keras.utils.set_random_seed(seed)
@@ -375,8 +376,8 @@ def _accuracy_at_stride(
     stride: int,
 ) -> float:
     """Track accuracy (vote) when each test track's embedding rows come from every k-th patch."""
-    from shared.core.evaluation import evaluate_probabilities
-    from shared.core.staged import nearest_patches, patch_segments
+    from shared.core.learning.evaluation import evaluate_probabilities
+    from shared.core.serving.staged import nearest_patches, patch_segments
 
     starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
     rows = []

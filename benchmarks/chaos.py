@@ -267,7 +267,7 @@ def wait_processing(url: str, ids: list[str], timeout_s: float = 60.0) -> None:
 
 def make_songs(folder: Path, n: int, *, seconds: float, first_seed: int) -> list[Path]:
     """Write ``n`` distinct synthetic songs (distinct bytes: no upload is deduplicated)."""
-    from shared.core.demo_data import synth_track, write_audio
+    from shared.core.learning.demo_data import synth_track, write_audio
 
     styles = ("classical", "disco", "metal")
     return [
@@ -427,8 +427,8 @@ def print_table(rows: list[Row], *, database: str) -> None:
 
 def train_tiny_model(folder: Path) -> Path:
     """Train a small model on synthetic demo data (3 genres, seconds of CPU)."""
-    from shared.core.demo_data import write_demo_dataset
-    from shared.core.training import TrainOptions, train_from_folder
+    from shared.core.learning.demo_data import write_demo_dataset
+    from shared.core.learning.training import TrainOptions, train_from_folder
 
     data = folder / "demo"
     write_demo_dataset(data, genres=("classical", "disco", "metal"), tracks_per_genre=5,

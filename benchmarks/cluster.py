@@ -62,7 +62,7 @@ HOSTS: Final = {"db": 10, "web": 11, "w1": 21, "w2": 22, "client": 30}
 WEB_PORT: Final = 8000
 REDIS_PORT: Final = 6379
 PG_PORT: Final = 5432
-STYLES: Final = ("disco", "metal", "classical", "reggae")  # shared.core.demo_data's
+STYLES: Final = ("disco", "metal", "classical", "reggae")  # shared.core.learning.demo_data's
 #: After the cut, every job must end within this many seconds (the goal the table checks).
 CUT_GOAL_S: Final = 60.0
 JOB_DONE = re.compile(r"job ([0-9a-f-]{36}) done:")
@@ -300,7 +300,7 @@ def make_songs(folder: Path, n: int, *, seconds: float) -> list[Path]:
     """Write ``n`` distinct songs: each a mix of two styles at its own seed, as MP3."""
     import numpy as np
 
-    from shared.core.demo_data import synth_track, write_audio
+    from shared.core.learning.demo_data import synth_track, write_audio
 
     folder.mkdir(parents=True)
     songs = []

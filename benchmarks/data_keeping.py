@@ -39,8 +39,8 @@ MIB = 1024 * 1024
 
 def make_mp3(path: Path, *, seconds: float, seed: int) -> Path:
     """Write a distinct synthetic song as a 192 kbps mp3."""
-    from shared.core.audio import ffmpeg_executable
-    from shared.core.demo_data import DEMO_GENRES, synth_track, write_audio
+    from shared.core.audio.audio import ffmpeg_executable
+    from shared.core.learning.demo_data import DEMO_GENRES, synth_track, write_audio
 
     wav = write_audio(
         path.with_suffix(".wav"),

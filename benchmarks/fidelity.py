@@ -10,8 +10,8 @@ log-mel patch, and scores
 
 - the exact path: the whole ONNX graph on every segment, ONNX Runtime float32 (the reference);
 - musicnn's embeddings of every segment by ONNX Runtime f32, OpenVINO f32 and OpenVINO bf16
-  (:mod:`shared.core.staged`); a stride-k variant keeps the patches ``predict_file`` would take
-  and gives each segment its nearest one, exactly as served.
+  (:mod:`shared.core.serving.staged`); a stride-k variant keeps the patches ``predict_file``
+  would take and gives each segment its nearest one, exactly as served.
 
 Per variant it prints how many songs get the same top genre as the exact path, the largest
 change of a song's probability (max over songs and genres of ``|Δp|`` of the song's mean
@@ -37,7 +37,7 @@ import numpy as np
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 KIT_DATA = PROJECT_ROOT.parent / "shared" / "data"
 STRIDES = (1, 2, 4, 6, 8)
-#: the default's stride rule (shared.core.staged.FAST), as predict_cost names it
+#: the default's stride rule (shared.core.serving.staged.FAST), as predict_cost names it
 DEFAULT_ROW = "k=4 (>= 10 patches)"
 
 
@@ -61,7 +61,7 @@ def list_songs(
 
 def song_probabilities(probabilities: np.ndarray, genres: list[str]) -> tuple[int, np.ndarray]:
     """Return the voted genre's column and the mean probabilities of a song's segments."""
-    from shared.core.predict import vote_genre
+    from shared.core.serving.predict import vote_genre
 
     winner, _, mean = vote_genre(probabilities, genres)
     return winner, mean
@@ -82,10 +82,10 @@ def main() -> None:
     from predict_cost import find_model
     from tqdm import tqdm
 
-    from shared.core.audio import decode_audio
-    from shared.core.features import segment_features
-    from shared.core.inference import load_served_model, use_one_math_thread
-    from shared.core.staged import (
+    from shared.core.audio.audio import decode_audio
+    from shared.core.audio.features import segment_features
+    from shared.core.serving.inference import load_served_model, use_one_math_thread
+    from shared.core.serving.staged import (
         EXACT,
         FAST,
         ServingOptions,

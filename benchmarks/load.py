@@ -94,7 +94,7 @@ def make_songs(
     folder: Path, n_songs: int, *, synthetic: bool, seed: int, kit: Path = KIT_DATA
 ) -> list[Song]:
     """Write ``n_songs`` distinct songs, alternately 30 s and 3 min, into ``folder``."""
-    from shared.core.audio import ffmpeg_executable
+    from shared.core.audio.audio import ffmpeg_executable
 
     rng = random.Random(seed)
     folder.mkdir(parents=True, exist_ok=True)
@@ -116,7 +116,7 @@ def make_songs(
             _join(ffmpeg_executable(), [clip], path, seconds=seconds, gain_db=0.01 * i)
             source = clip.stem
         else:
-            from shared.core.demo_data import DEMO_GENRES, synth_track, write_audio
+            from shared.core.learning.demo_data import DEMO_GENRES, synth_track, write_audio
 
             style = DEMO_GENRES[i % len(DEMO_GENRES)]
             write_audio(path, synth_track(style, seconds=seconds, seed=seed + i))
@@ -149,8 +149,8 @@ def cpu_seconds_self_and_children() -> float:
 
 def standalone(model_path: Path, songs: list[Song]) -> dict[str, float]:
     """Predict every song in this process, as the worker does; return CPU and wall per song."""
-    from shared.core.inference import load_served_model, use_one_math_thread
-    from shared.core.predict import predict_file
+    from shared.core.serving.inference import load_served_model, use_one_math_thread
+    from shared.core.serving.predict import predict_file
 
     use_one_math_thread()  # as a predict pool process runs
     model = load_served_model(model_path)
@@ -173,7 +173,7 @@ def standalone(model_path: Path, songs: list[Song]) -> dict[str, float]:
 
 def door_probe_ms(song: Song, *, rounds: int = 9) -> float:
     """Return the median time of the web's door check (ffmpeg reads the header) on ``song``."""
-    from shared.core.probe import probe_audio
+    from shared.core.audio.probe import probe_audio
 
     probe_audio(song.path)  # the first call finds the ffmpeg binary
     times = []
@@ -204,8 +204,8 @@ def default_model(folder: Path) -> Path:
     packaged = sorted(DEFAULT_MODEL_DIR.glob("*.keras")) if DEFAULT_MODEL_DIR.is_dir() else []
     if packaged:
         return packaged[-1]
-    from shared.core.features import FeatureConfig
-    from shared.core.model import build_model, new_version, save_model
+    from shared.core.audio.features import FeatureConfig
+    from shared.core.nets.model import build_model, new_version, save_model
 
     config = FeatureConfig()
     keras_model = build_model((config.n_frames, config.n_features), 10)

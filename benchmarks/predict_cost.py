@@ -6,7 +6,7 @@
 
 ``MODEL`` is a ``.keras`` file (its ``.onnx`` and sidecar beside it) or a folder holding one;
 the packaged default model when omitted. In one process, with one math thread (as a predict
-pool process runs, :func:`shared.core.inference.use_one_math_thread`), it
+pool process runs, :func:`shared.core.serving.inference.use_one_math_thread`), it
 
 1. writes a 3-minute 44.1 kHz stereo 192 kbps mp3: the team kit's 30-s clips
    (``../shared/data/samples``) joined, or generated audio with ``--synthetic`` or without the kit;
@@ -63,7 +63,7 @@ def make_song(
 
     ``samples`` is a folder of ``.au`` clips to join (the kit's); ``None`` generates audio.
     """
-    from shared.core.audio import decode_audio, ffmpeg_executable
+    from shared.core.audio.audio import decode_audio, ffmpeg_executable
 
     sr = 22_050
     clips = sorted(samples.glob("*.au")) if samples is not None and samples.is_dir() else []
@@ -71,7 +71,7 @@ def make_song(
         y = np.concatenate([decode_audio(clip, sr=sr) for clip in clips])
         source = f"kit samples joined ({len(clips)} GTZAN clips, looped)"
     else:
-        from shared.core.demo_data import DEMO_GENRES, synth_track
+        from shared.core.learning.demo_data import DEMO_GENRES, synth_track
 
         part = seconds / len(DEMO_GENRES)
         y = np.concatenate(
@@ -119,7 +119,7 @@ def find_model(path: Path | None) -> Path:
 
 def variants() -> dict[str, Any]:
     """Return the serving variants measured, by row name (``DEFAULT_ROW`` is the default)."""
-    from shared.core.staged import EXACT, FAST, ServingOptions
+    from shared.core.serving.staged import EXACT, FAST, ServingOptions
 
     def fixed(k: int, **options: Any) -> ServingOptions:
         return ServingOptions(musicnn_stride=k, musicnn_min_patches=1, **options)
@@ -148,11 +148,11 @@ def main() -> None:
     parser.add_argument("--json", dest="as_json", action="store_true", help="also print JSON")
     args = parser.parse_args()
 
-    from shared.core.audio import decode_audio
-    from shared.core.features import logmel_segments, mfcc_segments
-    from shared.core.inference import load_served_model, use_one_math_thread
-    from shared.core.predict import predict_file
-    from shared.core.staged import FAST, cpu_flags, patch_segments
+    from shared.core.audio.audio import decode_audio
+    from shared.core.audio.features import logmel_segments, mfcc_segments
+    from shared.core.serving.inference import load_served_model, use_one_math_thread
+    from shared.core.serving.predict import predict_file
+    from shared.core.serving.staged import FAST, cpu_flags, patch_segments
 
     use_one_math_thread()
     model_path = find_model(args.model)

@@ -31,7 +31,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 def make_song(path: Path, seconds: float) -> Path:
     """Write a synthetic song that moves through the demo styles, as a 44.1 kHz stereo-free mp3."""
-    from shared.core.demo_data import DEMO_GENRES, synth_track, write_audio
+    from shared.core.learning.demo_data import DEMO_GENRES, synth_track, write_audio
 
     part = seconds / len(DEMO_GENRES)
     y = np.concatenate(
@@ -84,10 +84,10 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5, help="timed runs per way")
     args = parser.parse_args()
 
-    from shared.core.audio import decode_audio
-    from shared.core.features import DEFAULT_FEATURES, mfcc_segments
-    from shared.core.model import build_model, load_genre_model, new_version, save_model
-    from shared.core.predict import predict_file
+    from shared.core.audio.audio import decode_audio
+    from shared.core.audio.features import DEFAULT_FEATURES, mfcc_segments
+    from shared.core.nets.model import build_model, load_genre_model, new_version, save_model
+    from shared.core.serving.predict import predict_file
 
     config = DEFAULT_FEATURES
     with tempfile.TemporaryDirectory() as tmp:

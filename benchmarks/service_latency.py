@@ -30,7 +30,7 @@ POLL_INTERVAL_S = 0.05
 
 def make_song(path: Path, *, seconds: float, seed: int) -> Path:
     """Write a synthetic mp3 of ``seconds`` seconds (genre styles alternate per seed)."""
-    from shared.core.demo_data import DEMO_GENRES, synth_track, write_audio
+    from shared.core.learning.demo_data import DEMO_GENRES, synth_track, write_audio
 
     style = DEMO_GENRES[seed % len(DEMO_GENRES)]
     return write_audio(path, synth_track(style, seconds=seconds, seed=seed))

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-OUT_DIR = Path(__file__).resolve().parents[1] / "shared" / "core" / "musicnn_weights"
+OUT_DIR = Path(__file__).resolve().parents[1] / "shared" / "core" / "nets" / "musicnn_weights"
 
 
 def main() -> int:

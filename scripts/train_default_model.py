@@ -51,8 +51,8 @@ def _variant(benchmark: dict, name: str) -> dict:
 
 
 def fit_policy(benchmark: dict, summary: dict, novelty: Any) -> Any:
-    """Fit the answer policy on the benchmark's held-out songs (see shared.core.calibration)."""
-    from shared.core.calibration import fit_answer_policy
+    """Fit the answer policy on the benchmark's held-out songs (shared.core.serving.calibration)."""
+    from shared.core.serving.calibration import fit_answer_policy
 
     genres = benchmark["genres"]
     records = [r for fold in summary["folds"] for r in fold["tracks"]]
@@ -81,7 +81,12 @@ def fit_song_novelty(data: Any, collection: Any) -> Any:
     """Fit the novelty check on all songs; set its threshold on held-out songs' distances."""
     from sklearn.model_selection import GroupKFold
 
-    from shared.core.calibration import NOVELTY_QUANTILE, Novelty, fit_novelty, song_statistics
+    from shared.core.serving.calibration import (
+        NOVELTY_QUANTILE,
+        Novelty,
+        fit_novelty,
+        song_statistics,
+    )
 
     tracks = data.usable
     n_mfcc = data.config.n_mfcc
@@ -251,9 +256,9 @@ MFCCs (librosa, n_fft 2048, hop 512: 130 x 13) and a 16 kHz, 96-band log-mel pat
 two meet in dropout → Dense(64, relu, L2) → softmax, trained with Adam (1e-3), batch 32, on
 cached embeddings, each genre weighted by the inverse of its share of segments. musicnn's
 weights were converted once from its TF1 checkpoint into our Keras 3 port
-(`shared/core/musicnn.py`), checked against a raw-TensorFlow reference of the original graph
+(`shared/core/nets/musicnn.py`), checked against a raw-TensorFlow reference of the original graph
 (`tests/core/test_musicnn.py`); they are used under the ISC licence
-(`shared/core/musicnn_weights/LICENSE`).
+(`shared/core/nets/musicnn_weights/LICENSE`).
 
 Model inputs (one row per segment): `mfcc` float32 `(n, 130, 13)`, `logmel` float32
 `(n, 187, 96)`; output `(n, {len(genres)})` softmax in the order of `genres` in the sidecar.
@@ -279,9 +284,9 @@ def main() -> int:
     sys.path.insert(0, str(ROOT / "benchmarks"))
     import accuracy
 
-    from shared.core.features import FeatureConfig
-    from shared.core.model import import_keras, new_version, save_model
-    from shared.core.training import balanced_class_weights
+    from shared.core.audio.features import FeatureConfig
+    from shared.core.learning.training import balanced_class_weights
+    from shared.core.nets.model import import_keras, new_version, save_model
 
     benchmark = json.loads(args.benchmark.read_text())
     summary = _variant(benchmark, args.variant)
@@ -320,7 +325,7 @@ def main() -> int:
     )
     train_seconds = time.perf_counter() - started
     if variant.embedding:
-        from shared.core.fusion_model import compose_served_model
+        from shared.core.nets.fusion_model import compose_served_model
 
         model = compose_served_model(model, embedding=variant.embedding, networks=variant.networks)
 
@@ -382,7 +387,7 @@ def main() -> int:
                 "batch_size": accuracy.BATCH_SIZE,
                 "balanced": variant.balanced,
             },
-            # what a service training run copies from the active model (shared/core/recipe.py):
+            # what a service training run copies from the active model (shared/core/nets/recipe.py):
             # the variant, with early stopping on validation tracks in place of fixed epochs
             "recipe": variant.to_dict(),
             "epochs_run": epochs,
@@ -392,7 +397,7 @@ def main() -> int:
             },
         },
     )
-    from shared.core.evaluation import save_confusion_png
+    from shared.core.learning.evaluation import save_confusion_png
 
     save_confusion_png(
         metrics["confusion_matrix"],

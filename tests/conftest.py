@@ -23,7 +23,7 @@ import redis
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
-from shared.core.demo_data import synth_track, write_audio, write_demo_dataset
+from shared.core.learning.demo_data import synth_track, write_audio, write_demo_dataset
 from shared.store.config import Settings
 from shared.store.db import dispose_engines, make_engine, session_scope, upgrade_database
 from tests.redis_server import free_port, running_redis
@@ -98,7 +98,7 @@ def tiny_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_training(tiny_dataset: Path, tmp_path_factory: pytest.TempPathFactory):
     """Train the baseline LSTM on :func:`tiny_dataset` once; return the TrainingReport."""
-    from shared.core.training import TrainOptions, train_from_folder
+    from shared.core.learning.training import TrainOptions, train_from_folder
 
     out = tmp_path_factory.mktemp("tiny-model")
     options = TrainOptions(

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from shared.core.dataset import find_tracks
-from shared.core.demo_data import write_demo_dataset
+from shared.core.learning.dataset import find_tracks
+from shared.core.learning.demo_data import write_demo_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
 

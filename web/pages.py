@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, current_app, render_template
 
-from shared.core.audio import SUPPORTED_EXTENSIONS
+from shared.core.audio.audio import SUPPORTED_EXTENSIONS
 from web.context import get_settings
 
 bp = Blueprint(

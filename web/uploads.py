@@ -17,7 +17,7 @@ from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import BinaryIO
 from urllib.parse import urlsplit
 
-from shared.core.audio import SUPPORTED_EXTENSIONS  # the one list of what the decoder accepts
+from shared.core.audio.audio import SUPPORTED_EXTENSIONS  # the one list of what the decoder accepts
 from shared.errors import UploadTooLarge
 from shared.store.disk import is_disk_full, storage_full_error
 

@@ -2,9 +2,9 @@
 
 Each predict pool process loads the active model as it starts (:mod:`worker.warmup`, after the
 prefork fork, never at import time) and keeps it; ONNX Runtime scores it when the model has its
-ONNX artefact (:mod:`shared.core.inference`), so the process does not import TensorFlow. Every
-task asks the database which version is active (one cheap query); when another version has been
-activated since, the new one is loaded and swapped in.
+ONNX artefact (:mod:`shared.core.serving.inference`), so the process does not import TensorFlow.
+Every task asks the database which version is active (one cheap query); when another version has
+been activated since, the new one is loaded and swapped in.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from shared.errors import ModelError
 from shared.store.registry import active_model
 
 if TYPE_CHECKING:
-    from shared.core.genre_model import GenreModel
+    from shared.core.nets.genre_model import GenreModel
     from shared.store.config import Settings
 
 log = logging.getLogger(__name__)
@@ -62,7 +62,7 @@ def get_active_model(session: Session, settings: Settings | None = None) -> Genr
     with _lock:
         if _cached is not None and _cached_key == key:
             return _cached
-        from shared.core.inference import load_served_model
+        from shared.core.serving.inference import load_served_model
 
         log.info("loading model %s from %s", row.version, path)
         serving = settings.serving_options() if settings is not None else None

@@ -3,8 +3,8 @@
 Celery's ``worker_process_init`` signal runs in every pool process right after the fork, before
 the process takes any task (Celery waits up to ``worker_proc_alive_timeout`` for it). In a
 process of a worker that consumes the ``predict`` queue it loads the active model (ONNX Runtime,
-see :mod:`shared.core.inference`) and scores one silent segment through the whole feature path, so
-the first job pays for nothing. A daemon thread then refreshes the process's warm key
+see :mod:`shared.core.serving.inference`) and scores one silent segment through the whole feature
+path, so the first job pays for nothing. A daemon thread then refreshes the process's warm key
 (:mod:`shared.lifecycle.warmth`) and, when another model has been activated, loads it before any
 job needs it. Training and beat processes are left alone.
 """
@@ -67,7 +67,7 @@ def warm_up(settings: Settings) -> str | None:
     if model.version not in _primed:
         import numpy as np
 
-        from shared.core.predict import predict_audio
+        from shared.core.serving.predict import predict_audio
 
         silence = np.zeros(model.feature_config.samples_per_segment, dtype=np.float32)
         predict_audio(silence, model)  # imports and primes librosa's MFCC path as well
@@ -92,7 +92,7 @@ def start(app: Celery, settings: Settings, redis: Redis) -> threading.Thread | N
     """Warm this pool process and start its refresh thread, if it serves the predict queue."""
     if not consumes_predict(app):
         return None
-    from shared.core.inference import use_one_math_thread
+    from shared.core.serving.inference import use_one_math_thread
 
     use_one_math_thread()  # one process per core: no spinning BLAS threads beside each other
     _stop.clear()

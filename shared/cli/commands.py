@@ -14,8 +14,8 @@ from typing import Any
 
 import click
 
-from shared.core import hparams
-from shared.core.recipe import RECIPES
+from shared.core.nets import hparams
+from shared.core.nets.recipe import RECIPES
 from shared.errors import GenreflowError
 
 
@@ -149,7 +149,7 @@ def train(
     Progress goes to stderr (bars, or one line per step with --json); the report, with the
     feature and training times, to stdout.
     """
-    from shared.core.training import TrainOptions, recipe_features, train_from_folder
+    from shared.core.learning.training import TrainOptions, recipe_features, train_from_folder
 
     settings = _settings()
     context = click.get_current_context()
@@ -238,8 +238,8 @@ def train(
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
 def evaluate(data_dir: Path, model_path: str | None, split_dir: str | None, as_json: bool) -> None:
     """Evaluate a model on every track of DATA_DIR (or the test list of --split-dir)."""
-    from shared.core.inference import load_served_model
-    from shared.core.training import evaluate_folder
+    from shared.core.learning.training import evaluate_folder
+    from shared.core.serving.inference import load_served_model
 
     try:
         model = load_served_model(
@@ -279,8 +279,8 @@ def predict(files: tuple[Path, ...], model_path: str | None, as_json: bool, segm
     if not readable:
         raise SystemExit(1)
 
-    from shared.core.inference import load_served_model
-    from shared.core.predict import predict_file
+    from shared.core.serving.inference import load_served_model
+    from shared.core.serving.predict import predict_file
 
     settings = _settings()
     try:
@@ -319,7 +319,7 @@ def predict(files: tuple[Path, ...], model_path: str | None, as_json: bool, segm
 )
 def demo_data(directory: Path, tracks_per_genre: int, seconds: float, ext: str) -> None:
     """Write a small synthetic GTZAN-layout folder to DIRECTORY (not music: generated sounds)."""
-    from shared.core.demo_data import DEMO_GENRES, write_demo_dataset
+    from shared.core.learning.demo_data import DEMO_GENRES, write_demo_dataset
 
     written = write_demo_dataset(
         directory, tracks_per_genre=tracks_per_genre, seconds=seconds, ext=f".{ext}"
@@ -348,7 +348,7 @@ def format_metrics(metrics: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-#: How the table explains an uncertain answer (see shared.core.predict).
+#: How the table explains an uncertain answer (see shared.core.serving.predict).
 UNCERTAIN_WORDS = {
     "low_confidence": "",
     "unfamiliar_sound": " (it sounds unlike the music this model knows)",

@@ -1,1 +1,1 @@
-"""The audio-ML core: decoding, features, the model and its card, prediction, training."""
+"""The audio-ML core, one sub-room per pipeline stage: audio, nets, serving, learning."""

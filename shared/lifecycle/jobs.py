@@ -52,7 +52,7 @@ from shared.store.orm import (
 from shared.store.registry import active_model
 
 if TYPE_CHECKING:
-    from shared.core.genre_model import GenreModel
+    from shared.core.nets.genre_model import GenreModel
     from shared.store.config import Settings
 
 log = logging.getLogger(__name__)
@@ -292,7 +292,7 @@ def _classify(
                 "song again once it does."
             )
 
-        from shared.core.predict import predict_file
+        from shared.core.serving.predict import predict_file
 
         prediction = predict_file(
             upload_path,

@@ -25,7 +25,7 @@ from shared.errors import InvalidLabel, LabelNotAllowed, LabelNotFound
 from shared.store.orm import Job, JobLabel, JobStatus, LabelStatus, utcnow
 
 if TYPE_CHECKING:
-    from shared.core.dataset import Track
+    from shared.core.learning.dataset import Track
 
 #: Approved examples a genre the training folder lacks needs before it enters training.
 MIN_EXAMPLES_NEW_GENRE: Final = 20
@@ -154,7 +154,7 @@ def label_tracks(session: Session, folder_genres: set[str]) -> LabelSet:
     genre has :data:`MIN_EXAMPLES_NEW_GENRE` approved examples. Identical bytes labelled twice
     with the same genre count once.
     """
-    from shared.core.dataset import Track
+    from shared.core.learning.dataset import Track
 
     rows = session.execute(
         select(Job.upload_path, JobLabel.genre)
@@ -174,7 +174,7 @@ def label_tracks(session: Session, folder_genres: set[str]) -> LabelSet:
 
 def folder_genres(data_dir: str | Path) -> set[str]:
     """Return the genres (sub-folder names) of a GTZAN-layout training folder."""
-    from shared.core.dataset import find_tracks
+    from shared.core.learning.dataset import find_tracks
 
     return {track.genre for track in find_tracks(data_dir)}
 
@@ -187,10 +187,10 @@ def training_labels(session: Session, data_dir: str | Path) -> LabelSet:
 def training_fingerprint(session: Session, data_dir: str | Path) -> str:
     """Return the fingerprint of what a run on ``data_dir`` would see: folder plus labels.
 
-    Equal to :func:`shared.core.dataset.dataset_fingerprint` while no approved label counts, so
-    models trained before any label keep their fingerprint.
+    Equal to :func:`shared.core.learning.dataset.dataset_fingerprint` while no approved label
+    counts, so models trained before any label keep their fingerprint.
     """
-    from shared.core.dataset import dataset_fingerprint, tracks_fingerprint
+    from shared.core.learning.dataset import dataset_fingerprint, tracks_fingerprint
 
     return tracks_fingerprint(
         dataset_fingerprint(data_dir), training_labels(session, data_dir).tracks

@@ -1,9 +1,9 @@
 """A training run's life: start (API), run with progress, finish or fail (the ``train`` worker).
 
-A run trains on a GTZAN-layout folder (:func:`shared.core.training.train_from_folder`) with a
-recipe (:mod:`shared.core.recipe`): the one the request names, else the active model's, so that
-retraining makes the same kind of model as the one in service. It scores the new model and the
-active one on the *same* held-out test tracks, registers the new model, and activates it
+A run trains on a GTZAN-layout folder (:func:`shared.core.learning.training.train_from_folder`)
+with a recipe (:mod:`shared.core.nets.recipe`): the one the request names, else the active model's,
+so that retraining makes the same kind of model as the one in service. It scores the new model and
+the active one on the *same* held-out test tracks, registers the new model, and activates it
 according to ``GENREFLOW_ACTIVATE_POLICY`` (:func:`decide_activation`). The recipe and the
 decision, with its reason, are kept in the run's ``metrics``. The Redis training lock is in
 :mod:`shared.lifecycle.training_lock`; the scheduled retrain in :mod:`shared.lifecycle.retrain`.
@@ -20,8 +20,8 @@ from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from shared.core.recipe import RECIPE_KEY, RECIPES, Recipe, recipe_from_sidecar
-from shared.core.sidecar import read_sidecar
+from shared.core.nets.recipe import RECIPE_KEY, RECIPES, Recipe, recipe_from_sidecar
+from shared.core.nets.sidecar import read_sidecar
 from shared.errors import (
     GenreflowError,
     InvalidRecipe,
@@ -279,7 +279,7 @@ def _train(session: Session, run_id: str, settings: Settings) -> str | None:
         session, run, spans=_STAGE_SPANS, min_interval_s=_PROGRESS_INTERVAL_S
     )
     try:
-        from shared.core.training import TrainOptions, recipe_features, train_from_folder
+        from shared.core.learning.training import TrainOptions, recipe_features, train_from_folder
 
         options = TrainOptions.from_recipe(
             recipe,
@@ -381,8 +381,8 @@ def _score_model(
     model_path: str | Path, data_dir: str, tracks: Sequence[str], settings: Settings
 ) -> dict[str, Any]:
     """Load a saved model and score it on ``tracks`` of ``data_dir`` (by its own features)."""
-    from shared.core.model import load_genre_model
-    from shared.core.training import evaluate_on_tracks
+    from shared.core.learning.training import evaluate_on_tracks
+    from shared.core.nets.model import load_genre_model
 
     model = load_genre_model(model_path, warm_up=False)
     return evaluate_on_tracks(model, data_dir, tracks, cache_dir=settings.cache_dir)

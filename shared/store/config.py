@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from shared.core import hparams
+from shared.core.nets import hparams
 
 if TYPE_CHECKING:
-    from shared.core.staged import ServingOptions
+    from shared.core.serving.staged import ServingOptions
 
 ACTIVATE_POLICIES = ("if_better", "always", "never")
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -174,8 +174,8 @@ class Settings:
         return self.min_free_mb * 1024 * 1024
 
     def serving_options(self) -> ServingOptions:
-        """How the predict worker scores a musicnn model (:mod:`shared.core.staged`)."""
-        from shared.core.staged import ServingOptions
+        """How the predict worker scores a musicnn model (:mod:`shared.core.serving.staged`)."""
+        from shared.core.serving.staged import ServingOptions
 
         return ServingOptions(
             exact=self.predict_path == "exact",

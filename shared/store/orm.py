@@ -31,7 +31,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-from shared.core.sidecar import confusion_png_path
+from shared.core.nets.sidecar import confusion_png_path
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -207,7 +207,8 @@ class StoredPrediction(Base):
     segments: Mapped[list[Any]]
     duration_s: Mapped[float] = mapped_column(Float)
     n_segments: Mapped[int] = mapped_column(Integer)
-    #: The model is not sure: the genre is only the closest one (see shared.core.calibration).
+    #: The model is not sure: the genre is only the closest one
+    #: (see shared.core.serving.calibration).
     uncertain: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     uncertain_reason: Mapped[str | None] = mapped_column(String(32))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -216,7 +217,7 @@ class StoredPrediction(Base):
 
     @classmethod
     def from_result(cls, job_id: str, result: dict[str, Any]) -> StoredPrediction:
-        """Build a row from :meth:`shared.core.predict.Prediction.to_dict` output."""
+        """Build a row from :meth:`shared.core.serving.predict.Prediction.to_dict` output."""
         return cls(
             job_id=job_id,
             genre=result["genre"],

@@ -1,6 +1,6 @@
 """The model registry: which trained model files exist and which one is active.
 
-A model is a ``<version>.keras`` file with its card (:mod:`shared.core.sidecar`) beside it.
+A model is a ``<version>.keras`` file with its card (:mod:`shared.core.nets.sidecar`) beside it.
 Registering reads only the card, so nothing here imports TensorFlow. :func:`sync_model_dir` is
 the one owner of "which files are registered and which is active when none was chosen"; it runs
 at start-up (``genreflow prepare``/``run``, worker start) and from beat's periodic
@@ -20,7 +20,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from shared.core.sidecar import MODEL_SUFFIX, read_sidecar
+from shared.core.nets.sidecar import MODEL_SUFFIX, read_sidecar
 from shared.errors import ModelError, ModelVersionNotFound
 from shared.store.orm import ModelVersion
 

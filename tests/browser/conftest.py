@@ -254,7 +254,7 @@ def page(open_page: Any) -> Any:
 @pytest.fixture(scope="session")
 def audio_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Write the files the tests upload: good songs, an undecodable one, a text file, a big one."""
-    from shared.core.demo_data import synth_track, write_audio
+    from shared.core.learning.demo_data import synth_track, write_audio
 
     root = tmp_path_factory.mktemp("browser-audio")
     parts = [synth_track(style, seconds=9.0, seed=i) for i, style in enumerate(STYLES)]

@@ -51,7 +51,7 @@ def test_job_page_carries_the_job_id(page_client: Any) -> None:
 
 
 def test_upload_input_accepts_every_supported_extension(page_client: Any) -> None:
-    from shared.core.audio import SUPPORTED_EXTENSIONS
+    from shared.core.audio.audio import SUPPORTED_EXTENSIONS
 
     html = page_client.get("/").text
     accept = re.search(r'accept="([^"]+)"', html).group(1).split(",")

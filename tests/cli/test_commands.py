@@ -58,7 +58,7 @@ def test_demo_data_train_predict(tmp_path):
 
 
 def test_train_starts_from_a_named_recipe_and_records_it(tmp_path):
-    from shared.core.demo_data import write_demo_dataset
+    from shared.core.learning.demo_data import write_demo_dataset
 
     data = tmp_path / "demo"
     write_demo_dataset(data, genres=("classical", "metal"), tracks_per_genre=4, seconds=6.0)
@@ -95,7 +95,7 @@ def test_bad_input_gives_one_clear_line_and_nonzero_exit(tmp_path, tiny_model_pa
 
 
 def test_a_fresh_home_predicts_with_the_shipped_model(tmp_path, make_audio):
-    from shared.core.sidecar import read_sidecar
+    from shared.core.nets.sidecar import read_sidecar
     from shared.store.registry import DEFAULT_MODEL_DIR
 
     shipped = read_sidecar(next(DEFAULT_MODEL_DIR.glob("*.keras")))
@@ -143,7 +143,7 @@ def test_tensorflow_start_up_lines_show_only_when_verbose(tmp_path):
         "import logging, sys\n"
         "if sys.argv[1] == '-v':\n"
         "    logging.basicConfig(level=logging.INFO)\n"
-        "from shared.core.model import import_keras\n"
+        "from shared.core.nets.model import import_keras\n"
         "import_keras()\n"
     )
     env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}

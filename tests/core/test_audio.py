@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from shared.core.audio import SUPPORTED_EXTENSIONS, decode_audio
-from shared.core.demo_data import synth_track, write_audio
+from shared.core.audio.audio import SUPPORTED_EXTENSIONS, decode_audio
+from shared.core.learning.demo_data import synth_track, write_audio
 from shared.errors import AudioTooLong, AudioTooShort, EmptyAudio, InvalidAudio
 
 SAMPLES_DIR = Path(__file__).resolve().parents[3] / "shared" / "data" / "samples"
@@ -38,7 +38,7 @@ def test_resampling_keeps_the_pitch(tmp_path):
 def test_stereo_is_mixed_down(tmp_path):
     import subprocess
 
-    from shared.core.audio import ffmpeg_executable
+    from shared.core.audio.audio import ffmpeg_executable
 
     path = tmp_path / "stereo.wav"
     subprocess.run(
@@ -108,7 +108,7 @@ def test_write_audio_refuses_unknown_extension(tmp_path):
 
 
 def test_streamed_blocks_join_to_the_decoded_signal(make_audio):
-    from shared.core.audio import stream_audio
+    from shared.core.audio.audio import stream_audio
 
     path = make_audio("reggae", seconds=10.0, ext=".mp3")
     blocks = list(stream_audio(path, block_samples=66_150))
@@ -117,7 +117,7 @@ def test_streamed_blocks_join_to_the_decoded_signal(make_audio):
 
 
 def test_streaming_stops_an_over_long_file_early(make_audio):
-    from shared.core.audio import stream_audio
+    from shared.core.audio.audio import stream_audio
 
     path = make_audio("metal", seconds=12.0)
     received = []

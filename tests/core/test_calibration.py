@@ -1,11 +1,11 @@
-"""Calibration, the "not sure" threshold and the novelty check (shared/core/calibration.py)."""
+"""Calibration, the "not sure" threshold, the novelty check (shared/core/serving/calibration.py)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from shared.core.calibration import (
+from shared.core.serving.calibration import (
     AnswerPolicy,
     apply_temperature,
     choose_threshold,

@@ -10,9 +10,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from shared.core.demo_data import write_audio
-from shared.core.inference import load_served_model
-from shared.core.predict import predict_file
+from shared.core.learning.demo_data import write_audio
+from shared.core.serving.inference import load_served_model
+from shared.core.serving.predict import predict_file
 from shared.store.registry import DEFAULT_MODEL_DIR
 
 NINE_GENRES = [

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from shared.core.features import FeatureConfig, mfcc_segments, segment_audio
+from shared.core.audio.features import FeatureConfig, mfcc_segments, segment_audio
 from shared.errors import AudioTooShort, FeatureMismatch
 
 SR = 22_050

@@ -11,9 +11,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from shared.core.features import FeatureConfig
-from shared.core.inference import _onnx_scorer, load_served_model
-from shared.core.model import build_model, export_onnx, import_keras, load_genre_model, save_model
+from shared.core.audio.features import FeatureConfig
+from shared.core.nets.model import (
+    build_model,
+    export_onnx,
+    import_keras,
+    load_genre_model,
+    save_model,
+)
+from shared.core.serving.inference import _onnx_scorer, load_served_model
 from shared.errors import FeatureMismatch
 
 # float32 LSTMs in two runtimes agree to a few ulps of a probability
@@ -62,7 +68,7 @@ def test_onnx_equals_keras_on_the_same_segments(architecture: str, tmp_path: Pat
 def test_trained_model_serves_without_tensorflow(tiny_model_path: Path) -> None:
     code = (
         "import sys, numpy as np\n"
-        "from shared.core.inference import load_served_model\n"
+        "from shared.core.serving.inference import load_served_model\n"
         f"model = load_served_model({str(tiny_model_path)!r})\n"
         f"p = model.predict_segments(np.zeros((2, {SEGMENT[0]}, {SEGMENT[1]}), np.float32))\n"
         "print(model.runtime, p.shape, 'tensorflow' in sys.modules, 'keras' in sys.modules)\n"

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from shared.core.musicnn import DEFAULT_WEIGHTS, N_FRAMES, N_MELS, build_musicnn, load_weights
+from shared.core.nets.musicnn import DEFAULT_WEIGHTS, N_FRAMES, N_MELS, build_musicnn, load_weights
 
 EPS = 1e-3
 

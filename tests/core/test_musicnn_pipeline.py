@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from shared.core.features import (
+from shared.core.audio.features import (
     FeatureConfig,
     add_deltas,
     logmel_segments,
@@ -49,7 +49,7 @@ def test_deltas_from_cached_mfccs_equal_deltas_computed_with_them():
 
 @pytest.fixture(scope="module")
 def musicnn_training(tiny_dataset, tmp_path_factory):
-    from shared.core.training import TrainOptions, train_from_folder
+    from shared.core.learning.training import TrainOptions, train_from_folder
 
     out = tmp_path_factory.mktemp("musicnn-model")
     stages = []
@@ -67,8 +67,8 @@ def musicnn_training(tiny_dataset, tmp_path_factory):
 
 
 def test_training_with_musicnn_saves_one_servable_model(musicnn_training, make_audio):
-    from shared.core.model import load_genre_model
-    from shared.core.predict import predict_file
+    from shared.core.nets.model import load_genre_model
+    from shared.core.serving.predict import predict_file
 
     report, stages = musicnn_training
     sidecar = json.loads(report.model_path.with_suffix(".json").read_text())
@@ -90,9 +90,9 @@ def test_training_with_musicnn_saves_one_servable_model(musicnn_training, make_a
     assert prediction.n_segments == 2
     assert set(prediction.probabilities) == set(report.metrics["genres"])
     # the worker serves the ONNX export of the whole model (musicnn included): same scores
-    from shared.core.features import segment_features
-    from shared.core.inference import load_served_model
-    from shared.core.staged import EXACT
+    from shared.core.audio.features import segment_features
+    from shared.core.serving.inference import load_served_model
+    from shared.core.serving.staged import EXACT
 
     assert sidecar["served"]["format"] == "onnx"
     assert load_served_model(report.model_path).runtime == "staged"  # the fast path by default
@@ -108,10 +108,10 @@ def test_training_with_musicnn_saves_one_servable_model(musicnn_training, make_a
 
 
 def test_served_model_scores_like_the_head_on_cached_embeddings(musicnn_training, tiny_dataset):
-    from shared.core.dataset import find_tracks
-    from shared.core.embeddings import EmbeddingCache
-    from shared.core.model import load_genre_model
-    from shared.core.training import evaluate_on_tracks
+    from shared.core.learning.dataset import find_tracks
+    from shared.core.learning.embeddings import EmbeddingCache
+    from shared.core.learning.training import evaluate_on_tracks
+    from shared.core.nets.model import load_genre_model
 
     report, _ = musicnn_training
     model = load_genre_model(report.model_path)
@@ -126,9 +126,9 @@ def test_served_model_scores_like_the_head_on_cached_embeddings(musicnn_training
 
 
 def test_musicnn_embeddings_show_progress_while_they_are_computed(tiny_dataset, capsys):
-    from shared.core.dataset import find_tracks
-    from shared.core.embeddings import EmbeddingCache
-    from shared.core.training import _load_embeddings
+    from shared.core.learning.dataset import find_tracks
+    from shared.core.learning.embeddings import EmbeddingCache
+    from shared.core.learning.training import _load_embeddings
 
     tracks = find_tracks(tiny_dataset)[:3]
     fractions: list[float] = []

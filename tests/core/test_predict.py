@@ -7,8 +7,8 @@ import dataclasses
 import numpy as np
 import pytest
 
-from shared.core.model import load_genre_model
-from shared.core.predict import predict_file, vote_genre
+from shared.core.nets.model import load_genre_model
+from shared.core.serving.predict import predict_file, vote_genre
 from shared.errors import AudioTooShort, InvalidAudio
 
 
@@ -65,8 +65,8 @@ def test_scores_match_keras_predict(model):
 
 
 def test_streamed_prediction_equals_whole_signal_prediction(model, make_audio):
-    from shared.core.audio import decode_audio
-    from shared.core.predict import SEGMENTS_PER_BLOCK, predict_audio
+    from shared.core.audio.audio import decode_audio
+    from shared.core.serving.predict import SEGMENTS_PER_BLOCK, predict_audio
 
     seconds = 3.0 * (SEGMENTS_PER_BLOCK + 2) + 1.0  # two blocks, the second one partial
     path = make_audio("classical", seconds=seconds, ext=".flac")

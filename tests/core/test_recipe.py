@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from shared.core.recipe import (
+from shared.core.nets.recipe import (
     NETWORKS,
     RECIPES,
     WEIGHTS_DIR,
@@ -130,7 +130,7 @@ def test_a_recorded_recipe_wins_and_a_broken_one_is_an_error() -> None:
 
 def test_the_recipe_module_needs_only_the_standard_library() -> None:
     code = (
-        "import sys, shared.core.recipe\n"
+        "import sys, shared.core.nets.recipe\n"
         "heavy = [m for m in ('numpy', 'tensorflow', 'keras', 'librosa') if m in sys.modules]\n"
         "assert not heavy, heavy\n"
     )

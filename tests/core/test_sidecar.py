@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from shared.core.sidecar import (
+from shared.core.nets.sidecar import (
     confusion_png_path,
     model_path_for,
     read_sidecar,
@@ -60,5 +60,8 @@ def test_a_missing_model_file_is_a_model_error(tmp_path: Path) -> None:
 
 
 def test_reading_cards_imports_no_numpy() -> None:
-    code = "import sys, shared.core.sidecar\nassert 'numpy' not in sys.modules, 'numpy imported'\n"
+    code = (
+        "import sys, shared.core.nets.sidecar\n"
+        "assert 'numpy' not in sys.modules, 'numpy imported'\n"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -15,11 +15,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from shared.core.features import FeatureConfig, segment_features
-from shared.core.inference import load_served_model
-from shared.core.predict import predict_file
-from shared.core.sidecar import read_sidecar
-from shared.core.staged import (
+from shared.core.audio.features import FeatureConfig, segment_features
+from shared.core.nets.sidecar import read_sidecar
+from shared.core.serving.inference import load_served_model
+from shared.core.serving.predict import predict_file
+from shared.core.serving.staged import (
     EXACT,
     FAST,
     ServingOptions,
@@ -71,7 +71,7 @@ def exact():
 
 @pytest.fixture(scope="module")
 def generated(tmp_path_factory) -> list[Path]:
-    from shared.core.demo_data import DEMO_GENRES, synth_track, write_audio
+    from shared.core.learning.demo_data import DEMO_GENRES, synth_track, write_audio
 
     folder = tmp_path_factory.mktemp("generated")
     return [
@@ -90,7 +90,7 @@ def songs_of(source: str, generated: list[Path]) -> list[Path]:
 
 
 def inputs_of(path: Path) -> dict[str, np.ndarray]:
-    from shared.core.audio import decode_audio
+    from shared.core.audio.audio import decode_audio
 
     return segment_features(decode_audio(path), config=FeatureConfig(musicnn=True))
 
@@ -210,7 +210,7 @@ def test_a_song_shorter_than_half_a_stride_still_gets_a_patch(exact, make_audio)
 
 
 def test_bf16_falls_back_to_f32_where_the_cpu_lacks_it(monkeypatch, generated, exact):
-    import shared.core.staged as staged
+    import shared.core.serving.staged as staged
 
     monkeypatch.setattr(staged, "bf16_supported", lambda: False)
     model = load_served_model(DEFAULT_MODEL, serving=ServingOptions(precision="bf16"))
@@ -225,7 +225,7 @@ def test_bf16_falls_back_to_f32_where_the_cpu_lacks_it(monkeypatch, generated, e
 def test_the_fast_path_loads_without_tensorflow():
     code = (
         "import sys\n"
-        "from shared.core.inference import load_served_model\n"
+        "from shared.core.serving.inference import load_served_model\n"
         f"model = load_served_model({str(DEFAULT_MODEL)!r})\n"
         "print(model.runtime, model.musicnn_stride, 'tensorflow' in sys.modules)\n"
     )

@@ -8,18 +8,18 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from shared.core.dataset import (
+from shared.core.audio.features import FeatureConfig
+from shared.core.learning.dataset import (
     Track,
     dataset_fingerprint,
     find_tracks,
     split_from_lists,
     split_tracks,
 )
-from shared.core.features import FeatureConfig
-from shared.core.model import build_model, load_genre_model
-from shared.core.predict import predict_file
-from shared.core.recipe import RECIPES
-from shared.core.sidecar import read_sidecar
+from shared.core.nets.model import build_model, load_genre_model
+from shared.core.nets.recipe import RECIPES
+from shared.core.nets.sidecar import read_sidecar
+from shared.core.serving.predict import predict_file
 from shared.errors import DatasetError, FeatureMismatch, ModelError
 from tests.conftest import TINY_GENRES
 
@@ -113,7 +113,7 @@ def test_training_writes_model_sidecar_and_evaluation(tiny_training):
 
 @pytest.mark.parametrize("name", list(RECIPES))
 def test_a_recipe_gives_the_options_and_features_that_give_it_back(name):
-    from shared.core.training import TrainOptions, recipe_features, recipe_of
+    from shared.core.learning.training import TrainOptions, recipe_features, recipe_of
 
     recipe = RECIPES[name]
     options = TrainOptions.from_recipe(recipe, epochs=3, cache_dir="/tmp/cache")
@@ -139,7 +139,7 @@ def test_retraining_reuses_the_feature_cache(tiny_dataset, tiny_training, tmp_pa
     cached = sorted(p.name for p in cache_dir.rglob("*.npy"))
     assert len(cached) == len(find_tracks(tiny_dataset))
     mtimes = {p: p.stat().st_mtime_ns for p in cache_dir.rglob("*.npy")}
-    from shared.core.dataset import FeatureCache, load_features
+    from shared.core.learning.dataset import FeatureCache, load_features
 
     features, skipped = load_features(
         find_tracks(tiny_dataset), FeatureCache(cache_dir, FeatureConfig()), progress_bar=False
@@ -171,7 +171,7 @@ def test_missing_model_or_sidecar_is_a_model_error(tiny_model_path, tmp_path):
 
 
 def test_evaluate_on_tracks_matches_training_report(tiny_training, tiny_dataset):
-    from shared.core.training import evaluate_on_tracks
+    from shared.core.learning.training import evaluate_on_tracks
 
     model = load_genre_model(tiny_training.model_path)
     metrics = evaluate_on_tracks(model, tiny_dataset, tiny_training.test_tracks)
@@ -180,7 +180,7 @@ def test_evaluate_on_tracks_matches_training_report(tiny_training, tiny_dataset)
 
 
 def test_augmentation_adds_shifted_segments_of_training_tracks_only(tiny_dataset, tmp_path):
-    from shared.core.training import TrainOptions, train_from_folder
+    from shared.core.learning.training import TrainOptions, train_from_folder
 
     common = {"epochs": 1, "valid_fraction": 0.2, "test_fraction": 0.2, "progress_bar": False}
     cache = str(tmp_path / "cache")

@@ -52,7 +52,7 @@ def integration_redis_url() -> Iterator[str]:
 @pytest.fixture(scope="session")
 def train_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Return a tiny GTZAN-layout folder: 3 synthetic genres, 6 tracks of 6 s each."""
-    from shared.core.demo_data import write_demo_dataset
+    from shared.core.learning.demo_data import write_demo_dataset
 
     root = tmp_path_factory.mktemp("train-data")
     write_demo_dataset(root, genres=DEMO_GENRES, tracks_per_genre=6, seconds=6.0)
@@ -68,7 +68,7 @@ def integration_model(
         return Path(request.getfixturevalue("tiny_model_path"))
     except pytest.FixtureLookupError:
         pass
-    from shared.core.training import TrainOptions, train_from_folder
+    from shared.core.learning.training import TrainOptions, train_from_folder
 
     out = tmp_path_factory.mktemp("tiny-model")
     options = TrainOptions(epochs=3, progress_bar=False, cache_dir=str(out / "cache"))

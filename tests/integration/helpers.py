@@ -16,7 +16,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from shared.core.demo_data import synth_track, write_audio
+from shared.core.learning.demo_data import synth_track, write_audio
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 FINAL_JOB_STATUSES = {"done", "failed"}

@@ -21,7 +21,7 @@ import pytest
 import redis
 import requests
 
-from shared.core.sidecar import read_sidecar
+from shared.core.nets.sidecar import read_sidecar
 from shared.store.registry import DEFAULT_MODEL_DIR
 from tests.integration.helpers import PROJECT_ROOT, poll, write_song
 from tests.redis_server import free_port

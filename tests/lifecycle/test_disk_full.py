@@ -24,7 +24,7 @@ from tests.small_disk import fill, small_disk
 def test_a_job_that_cannot_write_its_result_is_retried_not_lost(
     tmp_path: Path, tiny_model_path: Path, make_audio: Any
 ) -> None:
-    from shared.core.model import load_genre_model
+    from shared.core.nets.model import load_genre_model
 
     model = load_genre_model(tiny_model_path)
     song = make_audio("metal", seconds=9.0)

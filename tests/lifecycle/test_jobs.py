@@ -48,7 +48,7 @@ def test_missing_model_fails_the_job_with_the_model_error(
 def test_a_job_whose_file_this_host_cannot_see_fails_with_the_reason(
     db_session: Session, settings: Settings, tiny_model_path: Any
 ) -> None:
-    from shared.core.inference import load_served_model
+    from shared.core.serving.inference import load_served_model
 
     model = load_served_model(tiny_model_path)
     job = make_job(db_session, upload_path=str(settings.upload_dir / "elsewhere.wav"))
@@ -68,7 +68,7 @@ def test_a_worker_back_from_a_cut_drops_its_late_result(
 ) -> None:
     from sqlalchemy import update
 
-    from shared.core.inference import load_served_model
+    from shared.core.serving.inference import load_served_model
     from shared.store.orm import StoredPrediction
 
     model = load_served_model(tiny_model_path)

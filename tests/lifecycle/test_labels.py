@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy.orm import Session
 
-from shared.core.dataset import dataset_fingerprint, find_tracks
-from shared.core.demo_data import synth_track, write_audio
+from shared.core.learning.dataset import dataset_fingerprint, find_tracks
+from shared.core.learning.demo_data import synth_track, write_audio
 from shared.errors import InvalidLabel
 from shared.lifecycle.labels import (
     MIN_EXAMPLES_NEW_GENRE,

@@ -22,8 +22,8 @@ def test_scheduled_run_is_skipped_without_a_data_folder(
 def test_scheduled_run_is_skipped_when_data_is_unchanged(
     db_session: Session, settings: Settings, tmp_path: Path
 ) -> None:
-    from shared.core.dataset import dataset_fingerprint
-    from shared.core.demo_data import write_demo_dataset
+    from shared.core.learning.dataset import dataset_fingerprint
+    from shared.core.learning.demo_data import write_demo_dataset
 
     data = tmp_path / "data"
     write_demo_dataset(data, genres=("metal", "reggae"), tracks_per_genre=1, seconds=3.5)
@@ -47,9 +47,9 @@ def test_scheduled_run_is_skipped_when_data_is_unchanged(
 def test_a_scheduled_run_keeps_the_active_models_recipe(
     db_session: Session, settings: Settings, tmp_path: Path
 ) -> None:
-    from shared.core.demo_data import write_demo_dataset
-    from shared.core.recipe import RECIPES
-    from shared.core.sidecar import write_sidecar
+    from shared.core.learning.demo_data import write_demo_dataset
+    from shared.core.nets.recipe import RECIPES
+    from shared.core.nets.sidecar import write_sidecar
     from shared.store.registry import register_model
 
     data = tmp_path / "data"

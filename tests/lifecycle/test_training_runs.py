@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from sqlalchemy.orm import Session
 
-from shared.core.recipe import RECIPES, Recipe, recipe_from_sidecar
-from shared.core.sidecar import read_sidecar, write_sidecar
+from shared.core.nets.recipe import RECIPES, Recipe, recipe_from_sidecar
+from shared.core.nets.sidecar import read_sidecar, write_sidecar
 from shared.lifecycle import training_runs
 from shared.lifecycle.training_runs import (
     choose_recipe,
@@ -226,8 +226,8 @@ def test_retraining_copies_the_shipped_musicnn_recipe_and_keeps_a_model_of_other
 def test_if_better_scores_the_new_and_the_active_model_on_the_same_tracks(
     db_session: Session, settings: Settings, tiny_dataset: Path, tiny_model_path: Path
 ) -> None:
-    from shared.core.model import load_genre_model
-    from shared.core.training import evaluate_on_tracks
+    from shared.core.learning.training import evaluate_on_tracks
+    from shared.core.nets.model import load_genre_model
 
     settings = settings.replace(
         train_data_dir=tiny_dataset, train_epochs=2, activate_policy="if_better"

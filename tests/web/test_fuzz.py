@@ -80,7 +80,7 @@ def fuzz_app(settings: Settings, redis_client: Any, active_model: str) -> Iterat
 @pytest.fixture(scope="module")
 def songs(tmp_path_factory: pytest.TempPathFactory) -> list[tuple[bytes, str]]:
     """Return real songs (bytes, declared type), one per format of :data:`SONG_FORMATS`."""
-    from shared.core.demo_data import synth_track, write_audio
+    from shared.core.learning.demo_data import synth_track, write_audio
 
     folder = tmp_path_factory.mktemp("fuzz-songs")
     out = []

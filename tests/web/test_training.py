@@ -8,7 +8,7 @@ import pytest
 import redis
 from sqlalchemy.orm import Session
 
-from shared.core.recipe import RECIPES, WEIGHTS_DIR
+from shared.core.nets.recipe import RECIPES, WEIGHTS_DIR
 from shared.store.config import Settings
 from shared.store.orm import TrainingRun
 from tests.web.conftest import make_app, write_model_files
@@ -168,7 +168,7 @@ def test_training_with_a_recipe_object(
 def test_training_without_a_recipe_uses_the_active_models(
     settings: Settings, redis_client: redis.Redis, tmp_path: Path, admin_headers: dict[str, str]
 ) -> None:
-    from shared.core.sidecar import write_sidecar
+    from shared.core.nets.sidecar import write_sidecar
     from shared.store.db import session_scope
     from shared.store.registry import register_model
 

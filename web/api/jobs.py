@@ -13,7 +13,7 @@ from flask.typing import ResponseReturnValue
 from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError
 
-from shared.core.probe import probe_audio
+from shared.core.audio.probe import probe_audio
 from shared.errors import (
     EmptyAudio,
     InvalidWebhookUrl,

@@ -9,7 +9,7 @@ from apiflask import APIBlueprint
 from flask import send_file
 from flask.typing import ResponseReturnValue
 
-from shared.core.sidecar import model_card_path
+from shared.core.nets.sidecar import model_card_path
 from shared.errors import ConfusionMatrixNotFound, ModelCardNotFound, ModelFileMissing
 from shared.store.orm import ModelVersion
 from shared.store.registry import activate_version, active_model, get_model, list_models

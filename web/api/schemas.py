@@ -14,8 +14,8 @@ from apiflask import Schema, fields
 from apiflask.validators import Length, OneOf, Range
 from marshmallow import INCLUDE, RAISE, ValidationError, pre_dump, validates_schema
 
-from shared.core.recipe import recipe_json_schema
-from shared.core.sidecar import model_card_path
+from shared.core.nets.recipe import recipe_json_schema
+from shared.core.nets.sidecar import model_card_path
 from shared.lifecycle.job_shape import job_fields, job_links, label_fields
 from shared.store.keys import MAX_NAME_CHARS as MAX_KEY_NAME_CHARS
 from shared.store.orm import (

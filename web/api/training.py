@@ -9,7 +9,7 @@ from flask import request
 from flask.typing import ResponseReturnValue
 from sqlalchemy import select
 
-from shared.core.recipe import Recipe, parse_recipe
+from shared.core.nets.recipe import Recipe, parse_recipe
 from shared.errors import InvalidRecipe, TrainingBusy, TrainingRunNotFound
 from shared.lifecycle.training_runs import start_training_run
 from shared.store.orm import TrainingRun

@@ -9,11 +9,11 @@ from typing import Any
 
 import numpy as np
 
-from shared.core.audio import MAX_DURATION_S, stream_audio
-from shared.core.calibration import apply_temperature, song_statistics
-from shared.core.features import logmel_segments, segment_features
-from shared.core.genre_model import GenreModel
-from shared.core.staged import patch_segments, song_stride
+from shared.core.audio.audio import MAX_DURATION_S, stream_audio
+from shared.core.audio.features import logmel_segments, segment_features
+from shared.core.nets.genre_model import GenreModel
+from shared.core.serving.calibration import apply_temperature, song_statistics
+from shared.core.serving.staged import patch_segments, song_stride
 
 ProgressCallback = Callable[[float], None]
 
@@ -111,7 +111,7 @@ def predict_features(
 
     ``patches`` names the segments the ``logmel`` rows belong to when musicnn ran on some
     segments only (see :meth:`GenreModel.predict_segments`). The model's answer policy
-    (:class:`shared.core.calibration.AnswerPolicy`, from its sidecar) picks the genre (most
+    (:class:`shared.core.serving.calibration.AnswerPolicy`, from its sidecar) picks the genre (most
     votes, or highest mean probability), calibrates the probabilities and flags the answer
     ``uncertain`` when its probability is under the threshold, or when the song's MFCC
     statistics lie outside those of the songs it was trained on.
@@ -168,9 +168,9 @@ def predict_file(
     MFCCs of each block of :data:`SEGMENTS_PER_BLOCK` segments are computed while ffmpeg
     decodes the next block, so decoding and feature extraction overlap. A musicnn model with
     ``musicnn_stride`` k > 1 gets log-mel patches of every k-th segment only
-    (:func:`shared.core.staged.patch_segments`), every k'-th for a song too short for
-    ``musicnn_min_patches`` of them (:func:`shared.core.staged.song_stride`); the timeline still
-    has every segment.
+    (:func:`shared.core.serving.staged.patch_segments`), every k'-th for a song too short for
+    ``musicnn_min_patches`` of them (:func:`shared.core.serving.staged.song_stride`); the timeline
+    still has every segment.
 
     Parameters
     ----------

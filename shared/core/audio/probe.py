@@ -5,7 +5,8 @@ not audio (415), is empty, unreadable or shorter than one segment (422), or is l
 limit (413) is refused at once, not after a job was queued. It runs the ``imageio-ffmpeg``
 wheel's ffmpeg with only an input (``ffmpeg -i FILE``), which prints the container's streams
 and duration and stops: about 20 ms for a 3-minute mp3. Nothing heavy is imported: no numpy, no
-librosa, no TensorFlow. The worker still checks the decoded audio itself (:mod:`shared.core.audio`).
+librosa, no TensorFlow. The worker still checks the decoded audio itself
+(:mod:`shared.core.audio.audio`).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from shared.core.audio import MAX_DURATION_S, MIN_DURATION_S, _minutes, ffmpeg_executable
+from shared.core.audio.audio import MAX_DURATION_S, MIN_DURATION_S, _minutes, ffmpeg_executable
 from shared.errors import (
     AudioTooLong,
     AudioTooShort,

@@ -13,7 +13,7 @@ to tag music on the Million Song Dataset (``MSD_musicnn``). Its layers, as in th
   (the *penultimate* layer), then 50 tag logits.
 
 The weights are the original checkpoint's, converted once by ``scripts/convert_musicnn.py`` into
-``shared/core/musicnn_weights/MSD_musicnn.npz`` under the checkpoint's own variable names (ISC
+``shared/core/nets/musicnn_weights/MSD_musicnn.npz`` under the checkpoint's own variable names (ISC
 licence, see ``LICENSE`` beside it). Only standard Keras layers are used (no ``Lambda``), so a
 model that contains this network converts to ONNX or LiteRT. TensorFlow is imported only inside
 functions.
@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from shared.core.recipe import WEIGHTS_DIR
+from shared.core.nets.recipe import WEIGHTS_DIR
 from shared.errors import ModelError
 
 if TYPE_CHECKING:
@@ -110,7 +110,7 @@ def build_musicnn(
         Input ``logmel`` of shape ``(187, 96)`` (frames x mel bands, ``log10(1 + 10000 mel)``);
         not trainable; inference-mode batch norm.
     """
-    from shared.core.model import import_keras
+    from shared.core.nets.model import import_keras
 
     keras = import_keras()
     layers = keras.layers

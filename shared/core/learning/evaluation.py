@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from shared.core.predict import vote_genre
+from shared.core.serving.predict import vote_genre
 
 
 def evaluate_probabilities(

@@ -63,7 +63,7 @@ def build_fusion_head(
     keras.Model
         Inputs ``mfcc`` and ``embedding``; compiled with Adam and categorical cross-entropy.
     """
-    from shared.core.model import import_keras
+    from shared.core.nets.model import import_keras
 
     keras = import_keras()
     layers = keras.layers
@@ -117,8 +117,8 @@ def compose_served_model(
     embedding : {"penultimate", "pool"}
         The musicnn output the head was trained on.
     networks : tuple of str
-        Names of the musicnn weights (``shared/core/musicnn_weights/<name>.npz``) whose embeddings,
-        concatenated in this order, make the head's ``embedding`` input.
+        Names of the musicnn weights (``shared/core/nets/musicnn_weights/<name>.npz``) whose
+        embeddings, concatenated in this order, make the head's ``embedding`` input.
 
     Returns
     -------
@@ -126,8 +126,8 @@ def compose_served_model(
         Inputs ``mfcc`` ``(130, n_features)`` and ``logmel`` ``(187, 96)``; output the head's
         softmax. It keeps the head's name, from which the sidecar's architecture is taken.
     """
-    from shared.core.model import import_keras
-    from shared.core.musicnn import WEIGHTS_DIR, build_musicnn, load_weights
+    from shared.core.nets.model import import_keras
+    from shared.core.nets.musicnn import WEIGHTS_DIR, build_musicnn, load_weights
 
     keras = import_keras()
     logmel = keras.Input(shape=(187, 96), name="logmel")

@@ -13,9 +13,9 @@ from typing import Any
 
 import numpy as np
 
-from shared.core.audio import decode_audio
-from shared.core.dataset import _file_sha256
-from shared.core.features import FeatureConfig, logmel_segments
+from shared.core.audio.audio import decode_audio
+from shared.core.audio.features import FeatureConfig, logmel_segments
+from shared.core.learning.dataset import _file_sha256
 
 EMBEDDING_OUTPUTS = ("penultimate", "pool")
 BATCH_SIZE = 32
@@ -48,7 +48,7 @@ class EmbeddingCache:
     def patches_to_embeddings(self, patches: np.ndarray) -> dict[str, np.ndarray]:
         """Run the frozen network on log-mel patches ``(n, 187, 96)``."""
         if self._network is None:
-            from shared.core.musicnn import WEIGHTS_DIR, build_musicnn, load_weights
+            from shared.core.nets.musicnn import WEIGHTS_DIR, build_musicnn, load_weights
 
             weights = load_weights(WEIGHTS_DIR / f"{self.weights}.npz")
             self._network = build_musicnn(weights, outputs=EMBEDDING_OUTPUTS)

@@ -1,7 +1,7 @@
 """A loaded genre model, whatever scores it: its sidecar, genres, feature config and scorer.
 
 :func:`open_sidecar` and :func:`assemble_model` are the checks every loader shares (the Keras
-one in :mod:`shared.core.model`, the ONNX Runtime one in :mod:`shared.core.inference`).
+one in :mod:`shared.core.nets.model`, the ONNX Runtime one in :mod:`shared.core.serving.inference`).
 Importing this module imports neither TensorFlow nor onnxruntime.
 """
 
@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from shared.core.calibration import AnswerPolicy
-from shared.core.features import FeatureConfig
-from shared.core.sidecar import read_sidecar
+from shared.core.audio.features import FeatureConfig
+from shared.core.nets.sidecar import read_sidecar
+from shared.core.serving.calibration import AnswerPolicy
 from shared.errors import FeatureMismatch, ModelError
 
 if TYPE_CHECKING:
@@ -26,9 +26,10 @@ if TYPE_CHECKING:
 class GenreModel:
     """A loaded model with its sidecar, ready to score segments.
 
-    ``runtime`` says what scores: ``"onnx"`` (ONNX Runtime, see :mod:`shared.core.inference`;
-    no ``keras_model``) or ``"keras"``: one traced TensorFlow function (warmed up on load), which
-    avoids ``Model.predict``'s per-call set-up, which costs more than the LSTM itself on a song.
+    ``runtime`` says what scores: ``"onnx"`` (ONNX Runtime, see
+    :mod:`shared.core.serving.inference`; no ``keras_model``) or ``"keras"``: one traced
+    TensorFlow function (warmed up on load), which avoids ``Model.predict``'s per-call set-up,
+    which costs more than the LSTM itself on a song.
     """
 
     path: Path
@@ -39,9 +40,9 @@ class GenreModel:
     keras_model: keras.Model | None = field(default=None, repr=False)
     runtime: str = "keras"
     _score: Any = field(default=None, repr=False)  # batch (array or dict by input) -> probabilities
-    #: A musicnn model served in stages (:class:`shared.core.staged.StagedScorer`), or None.
+    #: A musicnn model served in stages (:class:`shared.core.serving.staged.StagedScorer`), or None.
     staged: Any = field(default=None, repr=False)
-    #: Run musicnn on every k-th segment only (:func:`shared.core.staged.patch_segments`).
+    #: Run musicnn on every k-th segment only (:func:`shared.core.serving.staged.patch_segments`).
     musicnn_stride: int = 1
     #: ... but on at least this many segments where a song has them (``song_stride``).
     musicnn_min_patches: int = 1
@@ -89,7 +90,7 @@ class GenreModel:
             return np.asarray(self._score(batch["mfcc"]))
         nearest = None
         if patches is not None:
-            from shared.core.staged import nearest_patches
+            from shared.core.serving.staged import nearest_patches
 
             if len(patches) != len(batch["logmel"]):
                 raise ValueError(f"{len(patches)} patch indices for {len(batch['logmel'])} rows.")

@@ -1,7 +1,7 @@
 """A model's recipe: how it was trained, so that the service can train the same kind again.
 
-A :class:`Recipe` names what :func:`shared.core.training.train_from_folder` needs besides the
-data: the network (LSTM or BiLSTM, with or without musicnn beside it), the MFCC inputs, the
+A :class:`Recipe` names what :func:`shared.core.learning.training.train_from_folder` needs besides
+the data: the network (LSTM or BiLSTM, with or without musicnn beside it), the MFCC inputs, the
 augmentation and the training schedule. Training writes it into the model's sidecar under
 ``"recipe"``; a training run of the service (API or schedule) reads the active model's, or takes
 one named in the request. Sidecars written before recipes were recorded get one derived from
@@ -19,12 +19,12 @@ from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any, Final
 
-from shared.core import hparams
+from shared.core.nets import hparams
 from shared.errors import InvalidRecipe, RecipeUnavailable
 
 #: The sidecar's member that holds the recipe.
 RECIPE_KEY: Final = "recipe"
-#: musicnn outputs a head can read beside the MFCCs (see ``shared/core/embeddings.py``).
+#: musicnn outputs a head can read beside the MFCCs (see ``shared/core/learning/embeddings.py``).
 EMBEDDINGS: Final = ("penultimate", "pool")
 #: Pretrained musicnn weights a recipe may name; ``<name>.npz`` in :data:`WEIGHTS_DIR`. Only
 #: ``MSD_musicnn`` ships; ``scripts/convert_musicnn.py`` makes the others.
@@ -321,7 +321,7 @@ def recipe_from_sidecar(card: dict[str, Any]) -> Recipe:
 
     Sidecars with a ``"recipe"`` member give it as written. Older ones get it derived: the
     preset named by ``options.variant`` (the shipped model's benchmark variant), else the
-    ``options`` that :class:`~shared.core.training.TrainOptions` wrote, ``feature_config``
+    ``options`` that :class:`~shared.core.learning.training.TrainOptions` wrote, ``feature_config``
     (``n_mfcc``, ``deltas``, ``musicnn``) and ``architecture``.
 
     Raises

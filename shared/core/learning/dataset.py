@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from shared.core.audio import SUPPORTED_EXTENSIONS, decode_audio
-from shared.core.features import FeatureConfig, mfcc_segments
+from shared.core.audio.audio import SUPPORTED_EXTENSIONS, decode_audio
+from shared.core.audio.features import FeatureConfig, mfcc_segments
 from shared.errors import DatasetError, GenreflowError
 
 log = logging.getLogger(__name__)

@@ -1,7 +1,7 @@
 """Serve a trained model without TensorFlow: its ONNX artefact, scored by ONNX Runtime.
 
 Training writes ``<version>.onnx`` beside ``<version>.keras``
-(:func:`shared.core.model.export_onnx`) and names it in the sidecar's ``"served"`` entry.
+(:func:`shared.core.nets.model.export_onnx`) and names it in the sidecar's ``"served"`` entry.
 :func:`load_served_model` loads that graph into an ``onnxruntime.InferenceSession``, so a predict
 worker or ``genreflow predict`` needs onnxruntime, numpy and librosa, and never imports TensorFlow
 (about 120 MB of resident memory instead of 800+). A model without the artefact (trained before it
@@ -20,10 +20,10 @@ from typing import Any
 
 import numpy as np
 
-from shared.core.features import FeatureConfig
-from shared.core.genre_model import GenreModel, assemble_model, open_sidecar
-from shared.core.sidecar import onnx_path, read_sidecar
-from shared.core.staged import FAST, ServingOptions
+from shared.core.audio.features import FeatureConfig
+from shared.core.nets.genre_model import GenreModel, assemble_model, open_sidecar
+from shared.core.nets.sidecar import onnx_path, read_sidecar
+from shared.core.serving.staged import FAST, ServingOptions
 from shared.errors import FeatureMismatch, ModelError
 
 log = logging.getLogger(__name__)
@@ -92,8 +92,9 @@ def load_served_model(
         ONNX Runtime's intra-op threads.
     serving : ServingOptions, optional
         How a musicnn model is scored: in stages, musicnn on every k-th segment, bf16 where the
-        CPU has it (:data:`shared.core.staged.FAST`, the default), or the whole graph on every
-        segment (:data:`shared.core.staged.EXACT`). A model without musicnn ignores it.
+        CPU has it (:data:`shared.core.serving.staged.FAST`, the default), or the whole graph on
+        every segment (:data:`shared.core.serving.staged.EXACT`). A model without musicnn
+        ignores it.
 
     Returns
     -------
@@ -112,7 +113,7 @@ def load_served_model(
     path, sidecar, config = open_sidecar(path, expected_features=expected_features)
     artefact = served_artefact(path, sidecar)
     if artefact is None:
-        from shared.core.model import load_genre_model
+        from shared.core.nets.model import load_genre_model
 
         log.warning(
             "model %s has no ONNX artefact beside it; loading it with Keras (TensorFlow)",
@@ -121,7 +122,7 @@ def load_served_model(
         return load_genre_model(path, expected_features=expected_features, warm_up=warm_up)
     serving = FAST if serving is None else serving
     if config.musicnn and not serving.exact:
-        from shared.core.staged import build_staged_scorer
+        from shared.core.serving.staged import build_staged_scorer
 
         staged = build_staged_scorer(artefact, serving)
         log.info("model %s served in stages: %s", path.name, staged.description)

@@ -9,8 +9,8 @@ summary, metrics, created time and version id). The sidecar is what the service 
 models without loading TensorFlow.
 
 Beside them, :func:`save_model` writes ``<version>.onnx``, the served artefact: the same network
-as an ONNX graph that :mod:`shared.core.inference` runs with ONNX Runtime, so a predict worker
-never imports TensorFlow. The sidecar's ``"served"`` entry names it.
+as an ONNX graph that :mod:`shared.core.serving.inference` runs with ONNX Runtime, so a predict
+worker never imports TensorFlow. The sidecar's ``"served"`` entry names it.
 """
 
 from __future__ import annotations
@@ -28,10 +28,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from shared.core.features import FeatureConfig
-from shared.core.genre_model import GenreModel, assemble_model, open_sidecar
-from shared.core.hparams import ARCHITECTURES, LEARNING_RATE
-from shared.core.sidecar import model_path_for, onnx_path, write_sidecar
+from shared.core.audio.features import FeatureConfig
+from shared.core.nets.genre_model import GenreModel, assemble_model, open_sidecar
+from shared.core.nets.hparams import ARCHITECTURES, LEARNING_RATE
+from shared.core.nets.sidecar import model_path_for, onnx_path, write_sidecar
 from shared.errors import ModelError
 
 if TYPE_CHECKING:

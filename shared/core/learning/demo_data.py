@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from shared.core.audio import SAMPLE_RATE, ffmpeg_executable
+from shared.core.audio.audio import SAMPLE_RATE, ffmpeg_executable
 
 DEMO_GENRES: tuple[str, ...] = ("classical", "disco", "metal", "reggae")
 

@@ -11,15 +11,9 @@ from typing import Any
 
 import numpy as np
 
-from shared.core import hparams
-from shared.core.audio import decode_audio
-from shared.core.calibration import (
-    AnswerPolicy,
-    fit_answer_policy,
-    fit_novelty,
-    song_statistics,
-)
-from shared.core.dataset import (
+from shared.core.audio.audio import decode_audio
+from shared.core.audio.features import DEFAULT_FEATURES, FeatureConfig, logmel_segments
+from shared.core.learning.dataset import (
     FeatureCache,
     Track,
     dataset_fingerprint,
@@ -29,15 +23,21 @@ from shared.core.dataset import (
     split_tracks,
     tracks_fingerprint,
 )
-from shared.core.embeddings import EmbeddingCache
-from shared.core.evaluation import evaluate_probabilities, save_confusion_png
-from shared.core.features import DEFAULT_FEATURES, FeatureConfig, logmel_segments
-from shared.core.fusion_model import build_fusion_head, compose_served_model
-from shared.core.genre_model import GenreModel
-from shared.core.model import build_model, import_keras, new_version, save_model
-from shared.core.predict import vote_genre
-from shared.core.recipe import RECIPE_KEY, Recipe
-from shared.core.sidecar import confusion_png_path, model_path_for
+from shared.core.learning.embeddings import EmbeddingCache
+from shared.core.learning.evaluation import evaluate_probabilities, save_confusion_png
+from shared.core.nets import hparams
+from shared.core.nets.fusion_model import build_fusion_head, compose_served_model
+from shared.core.nets.genre_model import GenreModel
+from shared.core.nets.model import build_model, import_keras, new_version, save_model
+from shared.core.nets.recipe import RECIPE_KEY, Recipe
+from shared.core.nets.sidecar import confusion_png_path, model_path_for
+from shared.core.serving.calibration import (
+    AnswerPolicy,
+    fit_answer_policy,
+    fit_novelty,
+    song_statistics,
+)
+from shared.core.serving.predict import vote_genre
 from shared.errors import DatasetError
 
 log = logging.getLogger(__name__)
@@ -475,7 +475,7 @@ def evaluate_on_tracks(
     Returns
     -------
     dict
-        The metrics of :func:`shared.core.evaluation.evaluate_probabilities`.
+        The metrics of :func:`shared.core.learning.evaluation.evaluate_probabilities`.
     """
     data_dir = Path(data_dir)
     chosen = [Track(path=data_dir / rel, genre=rel.split("/", 1)[0]) for rel in tracks]

@@ -1,0 +1,1 @@
+"""Audio in: decoding, the door probe, and the features the networks read."""

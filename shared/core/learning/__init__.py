@@ -1,0 +1,1 @@
+"""Training and evaluation: datasets, embedding caches, training runs, metrics, demo data."""

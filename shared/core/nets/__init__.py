@@ -1,0 +1,1 @@
+"""The networks, their weights and cards: build, load, recipe and hyperparameters."""

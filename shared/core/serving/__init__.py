@@ -1,0 +1,1 @@
+"""Serving a model: inference runtimes, the staged fast path, segment voting, calibration."""
