@@ -28,6 +28,12 @@ def display(genre: str) -> str:
     return DISPLAY_NAMES.get(genre, genre.capitalize())
 
 
+def answer(result: dict[str, Any]) -> str:
+    """Return the page's words for a result's answer ("Not sure — closest: X" when uncertain)."""
+    name = display(result["genre"])
+    return f"Not sure — closest: {name}" if result.get("uncertain") else name
+
+
 def percent(p: float) -> str:
     """Write a probability the way the page does (whole percent above 1%)."""
     return f"{p * 100:.0f}%"
@@ -106,7 +112,7 @@ def test_upload_two_songs_and_read_genre_bars_and_timeline(
     result = job["result"]
     expect(page.locator("#result")).to_have_attribute("data-job-id", job_id)
     check_result_matches(page, job)
-    expect(mixtape.locator(".chip")).to_have_text(display(result["genre"]))
+    expect(mixtape.locator(".chip")).to_have_text(answer(result))
     expect(page.locator("#announcer")).not_to_be_empty()
     expect(page.locator(f'.history__link[data-job-id="{job_id}"]')).to_be_visible()
     wait_for_audio(page, "a.readyState >= 1", "load its metadata")
