@@ -395,6 +395,19 @@ def _accuracy_at_stride(
 RULES = ("vote", "mean", "geometric")
 
 
+def _winner(record: dict[str, Any], rule: str) -> int:
+    """Return the column a song rule picks from a held-out track's scores.
+
+    The vote breaks a tie by the mean probability, as the service does
+    (:func:`shared.core.serving.predict.vote_genre`).
+    """
+    scores = np.asarray(record[rule])
+    if rule != "vote":
+        return int(scores.argmax())
+    tied = np.flatnonzero(scores == scores.max())
+    return int(tied[np.argmax(np.asarray(record["mean"])[tied])])
+
+
 def summarise(
     variant: Variant,
     folds: list[dict[str, Any]],
@@ -415,7 +428,7 @@ def summarise(
     records = [r for f in folds for r in f.get("tracks", [])]
     by_rule = {}
     for rule in RULES:
-        hits = [genres[int(np.argmax(r[rule]))] == r["genre"] for r in records]
+        hits = [genres[_winner(r, rule)] == r["genre"] for r in records]
         by_rule[rule] = round(float(np.mean(hits)), 4) if hits else None
     per_source: dict[str, dict[str, Any]] = {}
     for record in records:
@@ -428,8 +441,8 @@ def summarise(
                 continue
             entry = per_source.setdefault(key, {"n": 0, "mean": 0, "vote": 0})
             entry["n"] += 1
-            entry["mean"] += int(genres[int(np.argmax(record["mean"]))] == record["genre"])
-            entry["vote"] += int(genres[int(np.argmax(record["vote"]))] == record["genre"])
+            entry["mean"] += int(genres[_winner(record, "mean")] == record["genre"])
+            entry["vote"] += int(genres[_winner(record, "vote")] == record["genre"])
     for entry in per_source.values():
         entry["mean"] = round(entry["mean"] / entry["n"], 4)
         entry["vote"] = round(entry["vote"] / entry["n"], 4)
