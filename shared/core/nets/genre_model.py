@@ -8,6 +8,7 @@ Importing this module imports neither TensorFlow nor onnxruntime.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -47,9 +48,12 @@ class GenreModel:
     #: ... but on at least this many segments where a song has them (``song_stride``).
     musicnn_min_patches: int = 1
 
-    @property
+    @cached_property
     def answer_policy(self) -> AnswerPolicy:
-        """How this model turns segment scores into a song's answer (sidecar ``"answer"``)."""
+        """How this model turns segment scores into a song's answer (sidecar ``"answer"``).
+
+        Read from the sidecar once per loaded model, not once per song.
+        """
         return AnswerPolicy.from_dict(self.metadata.get("answer"))
 
     def predict_segments(
