@@ -32,6 +32,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import generalisation
 import numpy as np
 
 from shared.core.nets.recipe import RECIPES, Recipe
@@ -147,6 +148,8 @@ class TrackData:
         self.seconds = {"mfcc": time.perf_counter() - started}
         self._shifted: dict[Any, np.ndarray] | None = None
         self._embeddings: dict[str, dict[Any, dict[str, np.ndarray]]] = {}
+        self._channel: dict[Any, np.ndarray] | None = None
+        self._audioset: dict[Any, dict[str, np.ndarray]] | None = None
 
     @property
     def usable(self) -> list[Any]:
@@ -168,6 +171,37 @@ class TrackData:
             self.seconds["mfcc_shifted"] = time.perf_counter() - started
         return self._shifted
 
+    def channel(self) -> dict[Any, np.ndarray]:
+        """MFCC segments of every track's channel-augmented copy (EQ, gain, re-encoding)."""
+        if self._channel is None:
+            from shared.core.learning.augment import ChannelAugmentedCache
+            from shared.core.learning.dataset import load_features
+
+            started = time.perf_counter()
+            self._channel, _ = load_features(
+                self.usable,
+                ChannelAugmentedCache(self.cache_dir, self.config),
+                progress_bar=self.progress,
+            )
+            self.seconds["mfcc_channel"] = time.perf_counter() - started
+        return self._channel
+
+    def audioset(self) -> dict[Any, dict[str, np.ndarray]]:
+        """Return the AudioSet network's embedding and logits of every track's segments."""
+        if self._audioset is None:
+            from tqdm import tqdm
+
+            from shared.core.learning.embeddings import AudioSetEmbeddingCache
+
+            cache = AudioSetEmbeddingCache(self.cache_dir, self.config)
+            started = time.perf_counter()
+            self._audioset = {
+                t: cache.embeddings(t.path)
+                for t in tqdm(self.usable, desc="audioset", unit="track", disable=not self.progress)
+            }
+            self.seconds["audioset"] = time.perf_counter() - started
+        return self._audioset
+
     def embeddings(self, network: str = "MSD_musicnn") -> dict[Any, dict[str, np.ndarray]]:
         """Embeddings of every track's segments by one pretrained musicnn network."""
         if network not in self._embeddings:
@@ -188,20 +222,28 @@ class TrackData:
 def _inputs(
     data: TrackData, tracks: list[Any], variant: Variant, genres: list[str], *, train: bool
 ) -> tuple[list[np.ndarray], np.ndarray, list[int]]:
-    from shared.core.audio.features import add_deltas
+    from shared.core.audio.features import add_deltas, normalise_cepstra
 
     index = {g: i for i, g in enumerate(genres)}
-    mfcc = [data.mfcc[t] for t in tracks]
+    prepare = normalise_cepstra if variant.cmvn else np.asarray  # per song, before stacking
+    mfcc = [prepare(data.mfcc[t]) for t in tracks]
     labels = [index.get(t.genre, 0) for t in tracks]  # a left-out genre's tests: unused label
     counts = [len(m) for m in mfcc]
     x = np.concatenate(mfcc)
     y = np.repeat(labels, counts)
+    rows = [np.arange(n) for n in counts]  # which embedding row each MFCC row takes
+    copies = []
     if variant.augment and train:
-        shifted = data.shifted()
-        extra = [shifted[t] for t in tracks if t in shifted]
-        x = np.concatenate([x, *extra])
-        y = np.concatenate([y, np.repeat([index[t.genre] for t in tracks if t in shifted],
-                                         [len(e) for e in extra])])  # fmt: skip
+        copies.append(data.shifted())
+    if variant.channel_augment and train:
+        copies.append(data.channel())
+    for copy in copies:
+        extra = [(t, prepare(copy[t])) for t in tracks if t in copy]
+        x = np.concatenate([x, *(e for _, e in extra)])
+        y = np.concatenate([y, *([index[t.genre]] * len(e) for t, e in extra)])
+        # an augmented segment reads the pretrained embeddings of the original's segment
+        rows += [np.minimum(np.arange(len(e)), len(data.mfcc[t]) - 1) for t, e in extra]
+        tracks = [*tracks, *(t for t, _ in extra)]
     if variant.deltas:
         x = add_deltas(x)
     inputs = [x]
@@ -210,11 +252,18 @@ def _inputs(
         inputs.append(
             np.concatenate(
                 [
-                    np.concatenate([e[t][variant.embedding] for e in per_network], axis=1)
-                    for t in tracks
+                    np.concatenate([e[t][variant.embedding][r] for e in per_network], axis=1)
+                    for t, r in zip(tracks, rows, strict=True)
                 ]
             )
         )
+        if variant.audioset:
+            audioset = data.audioset()
+            inputs.append(
+                np.concatenate(
+                    [audioset[t]["embedding"][r] for t, r in zip(tracks, rows, strict=True)]
+                )
+            )
     return inputs, np.eye(len(genres), dtype=np.float32)[y], counts
 
 
@@ -231,6 +280,7 @@ def _build(variant: Variant, inputs: list[np.ndarray], n_classes: int) -> Any:
             feature_mean=flat.mean(axis=0),
             feature_var=flat.var(axis=0),
         )
+    audioset = inputs[2] if len(inputs) > 2 else None
     return build_fusion_head(
         inputs[0].shape[1:],
         inputs[1].shape[1],
@@ -240,6 +290,12 @@ def _build(variant: Variant, inputs: list[np.ndarray], n_classes: int) -> Any:
         mfcc_var=flat.var(axis=0),
         embedding_mean=inputs[1].mean(axis=0),
         embedding_var=inputs[1].var(axis=0),
+        audioset_dim=0 if audioset is None else audioset.shape[1],
+        audioset_mean=None if audioset is None else audioset.mean(axis=0),
+        audioset_var=None if audioset is None else audioset.var(axis=0),
+        fusion=variant.fusion,
+        lstm_units=variant.lstm_units,
+        mfcc_dropout=variant.mfcc_dropout,
         **({"l2": variant.l2} if variant.l2 is not None else {}),
         **(
             {"embedding_dropout": variant.embedding_dropout}
@@ -260,8 +316,11 @@ def run_fold(
     seed: int,
     verbose: int,
     strides: tuple[int, ...] = (),
+    third: list[Any] | None = None,
 ) -> dict[str, Any]:
     """Train one variant on one fold's training tracks and score its test tracks.
+
+    ``third``: clips of a source never trained on, scored too (``third_source`` records).
 
     Besides the fold's metrics, ``tracks`` holds every test track's song-level scores: the
     mean of its segments' probabilities, their geometric mean and the vote shares.
@@ -315,6 +374,14 @@ def run_fold(
         {"track": t.relpath, "genre": t.genre, **song_scores(p)}
         for t, p in zip(fold["test"], per_track, strict=True)
     ]
+    if third:
+        x_third, _, third_counts = _inputs(data, third, variant, genres, train=False)
+        if len(x_third) == 1:
+            x_third = x_third[0]
+        p_third = np.asarray(model.predict(x_third, batch_size=256, verbose=0))
+        metrics["third_source"] = generalisation.third_source_records(
+            third, np.split(p_third, np.cumsum(third_counts)[:-1])
+        )
     return metrics
 
 
@@ -511,6 +578,7 @@ def format_report(summaries: list[dict[str, Any]], genres: list[str], header: st
                 f"{per[k]['mean']:.1%} ({per[k]['n']})" if k in per else "-" for k in keys
             )
             lines.append(f"| {s['variant']['name']} | {rules} | {cells} |")
+    lines += generalisation.format_generalisation(summaries)
     strided = [s for s in summaries if s.get("by_stride")]
     if strided:
         lines += ["", "musicnn on every k-th segment only, as served (the same fold models):", ""]
@@ -610,6 +678,16 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--skip-seed", action="store_true", help="do not run the seed recipe")
     parser.add_argument(
+        "--third-source",
+        type=Path,
+        help="a flat folder of <genre>.<n>.<ext> clips from another source (the kit's "
+        "data/samples), scored by every fold's model",
+    )
+    parser.add_argument(
+        "--no-readout", action="store_true", help="skip the linear read-out baseline rows"
+    )
+    parser.add_argument("--no-cross-source", action="store_true", help="skip the cross-source runs")
+    parser.add_argument(
         "--resume",
         action="store_true",
         help="keep the variants already in --out's JSON (same folds and settings), run the rest",
@@ -618,13 +696,14 @@ def main(argv: list[str] | None = None) -> int:
 
     names = [*([] if args.skip_seed else ["seed"]), *[n for n in args.variants if n != "seed"]]
     collection = Collection.load(args.data_dirs)
+    third = generalisation.load_third_source(args.third_source) if args.third_source else []
     started = time.perf_counter()
     datas: dict[float | None, TrackData] = {}
 
     def data_for(variant: Variant) -> TrackData:
         if variant.loudness_db not in datas:
             datas[variant.loudness_db] = TrackData(
-                collection.tracks,
+                [*collection.tracks, *third],
                 args.cache_dir,
                 progress=not args.quiet,
                 loudness_db=variant.loudness_db,
@@ -632,7 +711,9 @@ def main(argv: list[str] | None = None) -> int:
         return datas[variant.loudness_db]
 
     data = data_for(VARIANTS["seed"])
-    usable = data.usable
+    known_tracks = set(collection.tracks)
+    usable = [t for t in data.usable if t in known_tracks]
+    third = [t for t in third if t in data.mfcc]
     genres = sorted({t.genre for t in usable})
     folds = [
         fold
@@ -675,10 +756,13 @@ def main(argv: list[str] | None = None) -> int:
         settings = (previous["header"].split(";")[:2], previous["patience"], previous["epochs"])
         if settings != (header().split(";")[:2], args.patience, args.epochs):
             parser.error(f"{args.out}.json was measured with other folds or settings")
-        done = {s["variant"]["name"]: s for s in previous["variants"]}
-        summaries = [done[n] for n in names if n in done]
+        done = {s["variant"]["name"] for s in previous["variants"]}
+        summaries = [
+            s for s in previous["variants"] if s["variant"]["name"].split(" · ")[0] in names
+        ]
         names = [n for n in names if n not in done]
     probes = {}
+    readouts: dict[tuple[Any, ...], dict[str, Any]] = {}
     for variant_name in names:
         variant = VARIANTS[variant_name]
         variant_data = data_for(variant)
@@ -700,6 +784,7 @@ def main(argv: list[str] | None = None) -> int:
                 seed=args.seed + number,
                 verbose=0 if args.quiet else 2,
                 strides=tuple(args.strides),
+                third=third,
             )
             results.append(metrics)
             print(
@@ -711,7 +796,57 @@ def main(argv: list[str] | None = None) -> int:
                 file=sys.stderr,
                 flush=True,
             )
-        summaries.append(summarise(variant, results, genres, sources))
+        summary = summarise(variant, results, genres, sources)
+        cross_folds = (
+            []
+            if args.no_cross_source
+            else generalisation.cross_source_folds(
+                usable, collection, seed=args.seed, hold_out=_hold_out
+            )
+        )
+
+        def fold_runner(fold: dict[str, Any], number: int, variant: Variant = variant) -> dict:
+            return run_fold(
+                data_for(variant),
+                fold,
+                variant,
+                genres,
+                epochs=args.epochs,
+                patience=args.patience,
+                seed=args.seed + number,
+                verbose=0 if args.quiet else 2,
+            )
+
+        _add_generalisation(summary, results, cross_folds, fold_runner, genres)
+        summaries.append(summary)
+        print(_one_line(summary), file=sys.stderr, flush=True)
+        if not args.no_readout:
+            key = generalisation.readout_key(variant)
+            if key not in readouts:
+                read = [
+                    generalisation.run_readout_fold(
+                        variant_data, fold, variant, genres, third=third
+                    )
+                    for fold in folds
+                ]
+                readout = summarise(variant, read, genres, sources)
+
+                def readout_runner(fold: dict[str, Any], number: int, v: Variant = variant) -> dict:
+                    return generalisation.run_readout_fold(data_for(v), fold, v, genres)
+
+                _add_generalisation(readout, read, cross_folds, readout_runner, genres)
+                readouts[key] = readout
+            summaries.append(
+                {
+                    **readouts[key],
+                    "variant": {**asdict(variant), "name": f"{variant_name} · read-out"},
+                    "description": "linear read-out (logistic regression, C "
+                    f"{generalisation.READOUT_C}) of the same "
+                    + ("embeddings" if variant.embedding else "MFCCs' per-segment mean and sd"),
+                    "readout": True,
+                }
+            )
+            print(_one_line(summaries[-1]), file=sys.stderr, flush=True)
         if args.out:  # after every variant, so a long run can be read as it goes
             _write(args.out, header(), summaries, genres, args, probes)
     if args.open_set:
@@ -739,6 +874,37 @@ def main(argv: list[str] | None = None) -> int:
                 f"- loudness {'as decoded' if loudness is None else f'{loudness:g} dBFS'}: {probe}"
             )
     return 0
+
+
+def _add_generalisation(
+    summary: dict[str, Any],
+    cv_folds: list[dict[str, Any]],
+    cross_folds: list[dict[str, Any]],
+    runner: Any,
+    genres: list[str],
+) -> None:
+    """Add the cross-source and third-source figures to a variant's (or read-out's) summary."""
+    runs = []
+    for number, fold in enumerate(cross_folds):
+        metrics = runner(fold, 100 + number)
+        runs.append({"genre": fold["genre"], "source": fold["source"], **metrics})
+    records = [r for f in cv_folds for r in f.get("tracks", [])]
+    if runs:
+        summary["cross_source"] = generalisation.cross_source_summary(records, runs, genres)
+    summary["third_source"] = generalisation.third_source_summary(cv_folds, genres)
+
+
+def _one_line(summary: dict[str, Any]) -> str:
+    """Return a variant's headline figures on one line, for the log."""
+    cross = (summary.get("cross_source") or {}).get("overall")
+    third = (summary.get("third_source") or {}).get("accuracy")
+    per = summary.get("per_source", {})
+    sources = ", ".join(f"{k} {v['mean']:.1%}" for k, v in per.items())
+    return (
+        f"{summary['variant']['name']}: mean rule {summary['pooled_by_rule']['mean']:.1%} "
+        f"({sources}); cross-source {'-' if cross is None else f'{cross:.1%}'}; "
+        f"third source {'-' if third is None else f'{third:.1%}'}"
+    )
 
 
 def _write(

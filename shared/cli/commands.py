@@ -238,7 +238,7 @@ def train(
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
 def evaluate(data_dir: Path, model_path: str | None, split_dir: str | None, as_json: bool) -> None:
     """Evaluate a model on every track of DATA_DIR (or the test list of --split-dir)."""
-    from shared.core.learning.training import evaluate_folder
+    from shared.core.learning.held_out import evaluate_folder
     from shared.core.serving.inference import load_served_model
 
     try:

@@ -381,7 +381,7 @@ def _score_model(
     model_path: str | Path, data_dir: str, tracks: Sequence[str], settings: Settings
 ) -> dict[str, Any]:
     """Load a saved model and score it on ``tracks`` of ``data_dir`` (by its own features)."""
-    from shared.core.learning.training import evaluate_on_tracks
+    from shared.core.learning.held_out import evaluate_on_tracks
     from shared.core.nets.model import load_genre_model
 
     model = load_genre_model(model_path, warm_up=False)

@@ -110,7 +110,7 @@ def test_training_with_musicnn_saves_one_servable_model(musicnn_training, make_a
 def test_served_model_scores_like_the_head_on_cached_embeddings(musicnn_training, tiny_dataset):
     from shared.core.learning.dataset import find_tracks
     from shared.core.learning.embeddings import EmbeddingCache
-    from shared.core.learning.training import evaluate_on_tracks
+    from shared.core.learning.held_out import evaluate_on_tracks
     from shared.core.nets.model import load_genre_model
 
     report, _ = musicnn_training
@@ -128,11 +128,11 @@ def test_served_model_scores_like_the_head_on_cached_embeddings(musicnn_training
 def test_musicnn_embeddings_show_progress_while_they_are_computed(tiny_dataset, capsys):
     from shared.core.learning.dataset import find_tracks
     from shared.core.learning.embeddings import EmbeddingCache
-    from shared.core.learning.training import _load_embeddings
+    from shared.core.learning.model_inputs import load_embeddings
 
     tracks = find_tracks(tiny_dataset)[:3]
     fractions: list[float] = []
-    embeddings = _load_embeddings(
+    embeddings = load_embeddings(
         tracks,
         [EmbeddingCache(None, FeatureConfig(musicnn=True))],
         "penultimate",

@@ -171,7 +171,7 @@ def test_missing_model_or_sidecar_is_a_model_error(tiny_model_path, tmp_path):
 
 
 def test_evaluate_on_tracks_matches_training_report(tiny_training, tiny_dataset):
-    from shared.core.learning.training import evaluate_on_tracks
+    from shared.core.learning.held_out import evaluate_on_tracks
 
     model = load_genre_model(tiny_training.model_path)
     metrics = evaluate_on_tracks(model, tiny_dataset, tiny_training.test_tracks)

@@ -227,7 +227,7 @@ def test_retraining_copies_the_shipped_musicnn_recipe_and_keeps_a_model_of_other
 def test_if_better_scores_the_new_and_the_active_model_on_the_same_tracks(
     db_session: Session, settings: Settings, tiny_dataset: Path, tiny_model_path: Path
 ) -> None:
-    from shared.core.learning.training import evaluate_on_tracks
+    from shared.core.learning.held_out import evaluate_on_tracks
     from shared.core.nets.model import load_genre_model
 
     settings = settings.replace(

@@ -25,6 +25,8 @@ MUSICNN_N_FFT = 512
 MUSICNN_HOP_LENGTH = 256
 MUSICNN_MELS = 96
 MUSICNN_FRAMES = 187
+#: Width of the AudioSet network's (EfficientAT mn04) embedding, an input beside musicnn's.
+AUDIOSET_EMBEDDING = 384
 # Loudness normalisation: segments quieter than this are left alone (silence is not boosted),
 # and no segment is raised by more than MAX_GAIN_DB.
 SILENCE_DB = -60.0
@@ -46,6 +48,13 @@ class FeatureConfig:
     #: Songs from different sources are mastered at different levels; a model that reads the
     #: raw level can learn the source instead of the genre.
     loudness_db: float | None = None
+    #: Per-song cepstral mean and variance normalisation: every MFCC coefficient (and delta)
+    #: of a song is standardised over all of the song's frames before the network sees it.
+    #: A recording's channel and codec colour its cepstrum by a near-constant offset; this
+    #: takes that offset away, so the LSTM cannot tell a source by it.
+    cmvn: bool = False
+    #: The model also reads the AudioSet network's per-segment embedding (``audioset``).
+    audioset: bool = False
 
     @property
     def samples_per_segment(self) -> int:
@@ -63,10 +72,16 @@ class FeatureConfig:
         return self.n_mfcc * (3 if self.deltas else 1)
 
     def input_shapes(self) -> dict[str, tuple[int, ...]]:
-        """Per-segment shape of each model input: ``mfcc``, and ``logmel`` when ``musicnn``."""
+        """Per-segment shape of each model input.
+
+        ``mfcc`` always, ``logmel`` when ``musicnn``, and ``audioset`` (the AudioSet network's
+        embedding, one row per ``logmel`` row) when ``audioset``.
+        """
         shapes: dict[str, tuple[int, ...]] = {"mfcc": (self.n_frames, self.n_features)}
         if self.musicnn:
             shapes["logmel"] = (MUSICNN_FRAMES, MUSICNN_MELS)
+        if self.audioset:
+            shapes["audioset"] = (AUDIOSET_EMBEDDING,)
         return shapes
 
     def to_dict(self) -> dict[str, Any]:
@@ -83,8 +98,13 @@ class FeatureConfig:
         return cls(**data)
 
     def digest(self) -> str:
-        """Return a short stable hash of the config (feature-cache key part)."""
-        text = json.dumps(self.to_dict(), sort_keys=True)
+        """Return a short stable hash of what decides the cached MFCCs (feature-cache key part).
+
+        ``cmvn`` is applied after the cache and ``audioset`` adds another network's input, so
+        neither is part of it: models that differ only there share their MFCC cache.
+        """
+        data = {k: v for k, v in self.to_dict().items() if k not in ("cmvn", "audioset")}
+        text = json.dumps(data, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -181,6 +201,29 @@ def mfcc_segments(y: np.ndarray, *, config: FeatureConfig = DEFAULT_FEATURES) ->
         parts.append(mfcc)
     features = np.concatenate(parts) if len(parts) > 1 else parts[0]
     return np.ascontiguousarray(features.transpose(0, 2, 1), dtype=np.float32)
+
+
+def normalise_cepstra(mfcc: np.ndarray, *, eps: float = 1e-6) -> np.ndarray:
+    """Per-song cepstral mean and variance normalisation (CMVN).
+
+    Parameters
+    ----------
+    mfcc : np.ndarray, shape (n_segments, n_frames, n_features)
+        Every segment of one song.
+    eps : float > 0
+        Floor of a coefficient's standard deviation (a constant coefficient stays 0).
+
+    Returns
+    -------
+    np.ndarray, same shape, float32
+        Each feature column standardised over all of the song's frames.
+    """
+    mfcc = np.asarray(mfcc, dtype=np.float32)
+    if mfcc.size == 0:
+        return mfcc
+    mean = mfcc.mean(axis=(0, 1), keepdims=True)
+    std = mfcc.std(axis=(0, 1), keepdims=True)
+    return ((mfcc - mean) / np.maximum(std, eps)).astype(np.float32)
 
 
 def add_deltas(mfcc: np.ndarray) -> np.ndarray:

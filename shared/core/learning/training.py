@@ -1,4 +1,9 @@
-"""Train the LSTM on a GTZAN-layout folder and evaluate it by track."""
+"""Train a genre model on a GTZAN-layout folder and evaluate it by track.
+
+The options and recipes live in :mod:`shared.core.learning.options`, how a track becomes the
+network's inputs in :mod:`shared.core.learning.model_inputs`, and scoring on held-out songs in
+:mod:`shared.core.learning.held_out`.
+"""
 
 from __future__ import annotations
 
@@ -11,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from shared.core.audio.audio import decode_audio
-from shared.core.audio.features import DEFAULT_FEATURES, FeatureConfig, logmel_segments
+from shared.core.audio.features import DEFAULT_FEATURES, FeatureConfig
+from shared.core.learning.augment import ChannelAugmentedCache
 from shared.core.learning.dataset import (
     FeatureCache,
     Track,
@@ -25,138 +30,20 @@ from shared.core.learning.dataset import (
 )
 from shared.core.learning.embeddings import EmbeddingCache
 from shared.core.learning.evaluation import evaluate_probabilities, save_confusion_png
-from shared.core.nets import hparams
+from shared.core.learning.held_out import fit_validation_policy
+from shared.core.learning.model_inputs import TrackInputs, load_embeddings
+from shared.core.learning.options import TrainOptions, recipe_features, recipe_of
 from shared.core.nets.fusion_model import build_fusion_head, compose_served_model
-from shared.core.nets.genre_model import GenreModel
 from shared.core.nets.model import build_model, import_keras, new_version, save_model
 from shared.core.nets.recipe import RECIPE_KEY, Recipe
 from shared.core.nets.sidecar import confusion_png_path, model_path_for
-from shared.core.serving.calibration import (
-    AnswerPolicy,
-    fit_answer_policy,
-    fit_novelty,
-    song_statistics,
-)
-from shared.core.serving.predict import vote_genre
 from shared.errors import DatasetError
+
+__all__ = ["TrainOptions", "TrainingReport", "recipe_features", "recipe_of", "train_from_folder"]
 
 log = logging.getLogger(__name__)
 
 TrainingProgress = Callable[[str, float], None]
-
-
-@dataclass(frozen=True)
-class TrainOptions:
-    """Training hyper-parameters; the defaults are the article's baseline."""
-
-    epochs: int = hparams.EPOCHS
-    batch_size: int = hparams.BATCH_SIZE
-    learning_rate: float = hparams.LEARNING_RATE
-    architecture: str = hparams.ARCHITECTURE
-    patience: int = hparams.PATIENCE
-    seed: int = hparams.SEED
-    valid_fraction: float = hparams.VALID_FRACTION
-    test_fraction: float = hparams.TEST_FRACTION
-    split_dir: str | None = None
-    cache_dir: str | None = None
-    normalize: bool = True
-    augment: bool = False
-    progress_bar: bool = True
-    embedding: str = "pool"  # musicnn output fed beside the MFCCs (FeatureConfig.musicnn)
-    networks: tuple[str, ...] = ("MSD_musicnn",)  # musicnn weights whose embeddings are joined
-    balanced: bool = False  # every genre weighs the same in the loss
-    l2: float | None = None  # the musicnn head's weight decay (None: its default)
-    embedding_dropout: float | None = None  # dropout on the embedding (None: the default)
-
-    @classmethod
-    def from_recipe(cls, recipe: Recipe, **settings: Any) -> TrainOptions:
-        """Return the options of ``recipe``; ``settings`` (cache, split, progress...) override."""
-        values: dict[str, Any] = {
-            "epochs": recipe.epochs,
-            "batch_size": recipe.batch_size,
-            "learning_rate": recipe.learning_rate,
-            "architecture": recipe.architecture,
-            "patience": recipe.patience,
-            "normalize": recipe.normalize,
-            "augment": recipe.augment,
-            "embedding": recipe.embedding or cls.embedding,
-            "networks": recipe.networks,
-            "balanced": recipe.balanced,
-            "l2": recipe.l2,
-            "embedding_dropout": recipe.embedding_dropout,
-        }
-        return cls(**{**values, **settings})
-
-
-def recipe_features(recipe: Recipe, base: FeatureConfig = DEFAULT_FEATURES) -> FeatureConfig:
-    """Return the feature config a model of ``recipe`` reads (``base`` for the rest)."""
-    return replace(
-        base,
-        n_mfcc=recipe.n_mfcc,
-        deltas=recipe.deltas,
-        musicnn=recipe.musicnn,
-        loudness_db=recipe.loudness_db,
-    )
-
-
-def recipe_of(options: TrainOptions, feature_config: FeatureConfig) -> Recipe:
-    """Return the recipe that ``options`` and ``feature_config`` train (named after its preset)."""
-    return Recipe(
-        architecture=options.architecture,
-        n_mfcc=feature_config.n_mfcc,
-        deltas=feature_config.deltas,
-        augment=options.augment,
-        normalize=options.normalize,
-        embedding=options.embedding if feature_config.musicnn else None,
-        networks=tuple(options.networks),
-        epochs=options.epochs,
-        batch_size=options.batch_size,
-        learning_rate=options.learning_rate,
-        patience=options.patience,
-        balanced=options.balanced,
-        loudness_db=feature_config.loudness_db,
-        l2=options.l2,
-        embedding_dropout=options.embedding_dropout,
-    ).named()
-
-
-def fit_validation_policy(
-    model: Any,
-    parts: dict[str, list[Track]],
-    features: dict[Track, np.ndarray],
-    embeddings: dict[Track, np.ndarray],
-    genres: list[str],
-    *,
-    n_mfcc: int,
-) -> AnswerPolicy:
-    """Fit a new model's answer policy on its validation tracks (songs it never trained on).
-
-    The temperature calibrates its song probabilities there; the song rule is the one that
-    scored better there; the novelty check is the training songs' MFCC statistics, with its
-    threshold at the validation songs' 99th percentile. With no songs of other genres to
-    look at, the "not sure" threshold is one half (see :func:`choose_threshold`).
-    """
-    valid = parts["valid"]
-    scores = [
-        np.asarray(
-            model.predict_on_batch([features[t], embeddings[t]] if embeddings else features[t])
-        )
-        for t in valid
-    ]
-    labels = [genres.index(t.genre) for t in valid]
-    by_vote = np.mean([vote_genre(p, genres)[0] == y for p, y in zip(scores, labels, strict=True)])
-    by_mean = np.mean([p.mean(axis=0).argmax() == y for p, y in zip(scores, labels, strict=True)])
-    novelty = fit_novelty(
-        np.stack([song_statistics(features[t], n_mfcc=n_mfcc) for t in parts["train"]]),
-        np.stack([song_statistics(features[t], n_mfcc=n_mfcc) for t in valid]),
-    )
-    return fit_answer_policy(
-        np.stack([p.mean(axis=0) for p in scores]),
-        labels,
-        rule="mean" if by_mean >= by_vote else "vote",
-        fitted_on=f"{len(valid)} validation tracks of this training run",
-        novelty=novelty,
-    )
 
 
 def balanced_class_weights(one_hot: np.ndarray) -> dict[int, float]:
@@ -182,45 +69,56 @@ class TrainingReport:
     sources: dict[str, int] = field(default_factory=dict)
 
 
-def _stack(tracks: Sequence[Track], features: dict[Track, np.ndarray], genres: list[str]):
-    index = {genre: i for i, genre in enumerate(genres)}
-    x = np.concatenate([features[t] for t in tracks])
-    labels = np.concatenate([np.full(len(features[t]), index[t.genre]) for t in tracks])
-    return x, np.eye(len(genres), dtype=np.float32)[labels]
+def build_network(train_inputs: Any, n_classes: int, options: TrainOptions) -> Any:
+    """Build the network a run trains: the MFCC LSTM, or the head beside the embeddings.
 
-
-def _load_embeddings(
-    tracks: Sequence[Track],
-    caches: Sequence[EmbeddingCache],
-    name: str,
-    *,
-    offset: int = 0,
-    progress: Callable[[float], None] | None = None,
-    progress_bar: bool = False,
-) -> dict[Track, np.ndarray]:
-    """Musicnn embeddings (``name``: penultimate or pool) of tracks, cached.
-
-    Several networks' embeddings are joined per segment. Uncached, this is the longest step
-    before training (musicnn on every segment), so it shows a ``musicnn`` bar, as
-    :func:`load_features` does, and reports ``progress``.
+    Normalisation statistics come from the training rows (``train_inputs`` as
+    :meth:`TrackInputs.stack` gives them).
     """
-    from tqdm import tqdm
-
-    result = {}
-    bar = tqdm(tracks, desc="musicnn", unit="track", disable=not progress_bar)
-    for i, track in enumerate(bar):
-        parts = [cache.embeddings(track.path, offset=offset)[name] for cache in caches]
-        result[track] = parts[0] if len(parts) == 1 else np.concatenate(parts, axis=1)
-        if progress:
-            progress((i + 1) / len(tracks))
-    return result
+    x = train_inputs[0] if isinstance(train_inputs, list) else train_inputs
+    flat = x.reshape(-1, x.shape[-1])
+    mfcc_mean = flat.mean(axis=0) if options.normalize else None
+    mfcc_var = flat.var(axis=0) if options.normalize else None
+    if not isinstance(train_inputs, list):
+        return build_model(
+            x.shape[1:],
+            n_classes,
+            architecture=options.architecture,
+            feature_mean=mfcc_mean,
+            feature_var=mfcc_var,
+            learning_rate=options.learning_rate,
+        )
+    embedding = train_inputs[1]
+    audioset = train_inputs[2] if len(train_inputs) > 2 else None
+    return build_fusion_head(
+        x.shape[1:],
+        embedding.shape[1],
+        n_classes,
+        architecture=options.architecture,
+        mfcc_mean=mfcc_mean,
+        mfcc_var=mfcc_var,
+        embedding_mean=embedding.mean(axis=0),
+        embedding_var=embedding.var(axis=0),
+        learning_rate=options.learning_rate,
+        audioset_dim=0 if audioset is None else audioset.shape[1],
+        audioset_mean=None if audioset is None else audioset.mean(axis=0),
+        audioset_var=None if audioset is None else audioset.var(axis=0),
+        fusion=options.fusion,
+        lstm_units=options.lstm_units,
+        mfcc_dropout=options.mfcc_dropout,
+        **{
+            name: value
+            for name in ("l2", "embedding_dropout")
+            if (value := getattr(options, name)) is not None
+        },
+    )
 
 
 def train_from_folder(
     data_dir: str | Path,
     out_dir: str | Path,
     *,
-    options: TrainOptions = TrainOptions(),
+    options: TrainOptions | None = None,
     feature_config: FeatureConfig = DEFAULT_FEATURES,
     progress: TrainingProgress | None = None,
     recipe: Recipe | None = None,
@@ -234,8 +132,8 @@ def train_from_folder(
         GTZAN-layout folder ``<genre>/<file>``.
     out_dir : path-like
         Where ``<version>.keras``, ``<version>.json`` and ``<version>.confusion.png`` go.
-    options : TrainOptions
-        Hyper-parameters, split and cache settings.
+    options : TrainOptions, optional
+        Hyper-parameters, split and cache settings (default: the seed recipe's).
     feature_config : FeatureConfig
         MFCC settings; stored in the sidecar.
     progress : callable(stage, fraction), optional
@@ -254,6 +152,7 @@ def train_from_folder(
     DatasetError
         The folder is unusable (missing, fewer than two genres, too few tracks per genre).
     """
+    options = options or TrainOptions()
     report = progress or (lambda stage, fraction: None)
     data_dir = Path(data_dir)
     tracks = find_tracks(data_dir)
@@ -273,19 +172,29 @@ def train_from_folder(
     )
     usable = [t for t in tracks if t in features]
     usable_extra = [t for t in extra_tracks if t in features]
-    embedding_caches = [
-        EmbeddingCache(options.cache_dir, feature_config, weights=network)
-        for network in options.networks
-    ]
-    embeddings: dict[Track, np.ndarray] = {}
+    inputs = TrackInputs(feature_config, features)
     if feature_config.musicnn:
-        embeddings = _load_embeddings(
+        inputs.musicnn = load_embeddings(
             usable + usable_extra,
-            embedding_caches,
+            [
+                EmbeddingCache(options.cache_dir, feature_config, weights=network)
+                for network in options.networks
+            ],
             options.embedding,
-            progress=lambda fraction: report("features", 0.5 + 0.5 * fraction),
+            progress=lambda fraction: report("features", 0.5 + 0.25 * fraction),
             progress_bar=options.progress_bar,
         )
+        if feature_config.audioset:
+            from shared.core.learning.embeddings import AudioSetEmbeddingCache
+
+            inputs.audioset = load_embeddings(
+                usable + usable_extra,
+                [AudioSetEmbeddingCache(options.cache_dir, feature_config)],
+                "embedding",
+                progress=lambda fraction: report("features", 0.75 + 0.25 * fraction),
+                progress_bar=options.progress_bar,
+                desc="audioset",
+            )
     genres = sorted({t.genre for t in usable + usable_extra})
     if len({t.genre for t in usable}) < 2:
         raise DatasetError(f"{data_dir} needs at least two genre folders with readable audio.")
@@ -300,63 +209,32 @@ def train_from_folder(
         )
     parts["train"] = parts["train"] + usable_extra  # never valid or test: the split stays fixed
     sources = {"folder": len(usable), "labels": len(usable_extra)}
+    # augmented copies of the training tracks only, never of validation or test tracks
+    copies = []
+    if options.augment:  # half-segment-shifted segments: new views of the same songs
+        offset = feature_config.samples_per_segment // 2
+        copies.append(
+            load_features(parts["train"], cache, offset=offset, progress_bar=options.progress_bar)[
+                0
+            ]
+        )
+    if options.channel_augment:  # the songs as other recording chains would colour them
+        copies.append(
+            load_features(
+                parts["train"],
+                ChannelAugmentedCache(options.cache_dir, replace(feature_config, musicnn=False)),
+                progress_bar=options.progress_bar,
+            )[0]
+        )
     features_seconds = time.perf_counter() - features_started
     report("training", 0.0)
 
     keras.utils.set_random_seed(options.seed)
-    x_train, y_train = _stack(parts["train"], features, genres)
-    e_train = _stack(parts["train"], embeddings, genres)[0] if embeddings else None
-    if options.augment:
-        # Half-segment-shifted segments of the training tracks only: new views of the same
-        # songs, never of validation or test tracks.
-        offset = feature_config.samples_per_segment // 2
-        shifted, _ = load_features(
-            parts["train"], cache, offset=offset, progress_bar=options.progress_bar
-        )
-        if shifted:
-            x_more, y_more = _stack(list(shifted), shifted, genres)
-            x_train, y_train = np.concatenate([x_train, x_more]), np.concatenate([y_train, y_more])
-            if e_train is not None:
-                e_more = _load_embeddings(
-                    list(shifted),
-                    embedding_caches,
-                    options.embedding,
-                    offset=offset,
-                    progress_bar=options.progress_bar,
-                )
-                e_train = np.concatenate([e_train, *(e_more[t] for t in shifted)])
-    x_valid, y_valid = _stack(parts["valid"], features, genres)
-    flat = x_train.reshape(-1, x_train.shape[-1])
-    if e_train is None:
-        model = build_model(
-            x_train.shape[1:],
-            len(genres),
-            architecture=options.architecture,
-            feature_mean=flat.mean(axis=0) if options.normalize else None,
-            feature_var=flat.var(axis=0) if options.normalize else None,
-            learning_rate=options.learning_rate,
-        )
-        train_inputs: Any = x_train
-        valid_inputs: Any = x_valid
-    else:
-        model = build_fusion_head(
-            x_train.shape[1:],
-            e_train.shape[1],
-            len(genres),
-            architecture=options.architecture,
-            mfcc_mean=flat.mean(axis=0) if options.normalize else None,
-            mfcc_var=flat.var(axis=0) if options.normalize else None,
-            embedding_mean=e_train.mean(axis=0),
-            embedding_var=e_train.var(axis=0),
-            learning_rate=options.learning_rate,
-            **{
-                name: value
-                for name in ("l2", "embedding_dropout")
-                if (value := getattr(options, name)) is not None
-            },
-        )
-        train_inputs = [x_train, e_train]
-        valid_inputs = [x_valid, _stack(parts["valid"], embeddings, genres)[0]]
+    train_inputs, owners = inputs.stack(parts["train"], copies)
+    y_train = inputs.labels(owners, genres)
+    valid_inputs, valid_owners = inputs.stack(parts["valid"])
+    y_valid = inputs.labels(valid_owners, genres)
+    model = build_network(train_inputs, len(genres), options)
 
     class _Progress(keras.callbacks.Callback):
         def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
@@ -384,19 +262,12 @@ def train_from_folder(
     version = new_version()
     test = parts["test"]
     metrics = evaluate_probabilities(
-        [
-            np.asarray(
-                model.predict_on_batch([features[t], embeddings[t]] if embeddings else features[t])
-            )
-            for t in test
-        ],
+        [np.asarray(model.predict_on_batch(inputs.song(t))) for t in test],
         [t.genre for t in test],
         genres,
     )
-    answer = fit_validation_policy(
-        model, parts, features, embeddings, genres, n_mfcc=feature_config.n_mfcc
-    )
-    if embeddings:
+    answer = fit_validation_policy(model, parts, inputs, genres)
+    if inputs.musicnn:
         model = compose_served_model(
             model, embedding=options.embedding, networks=tuple(options.networks)
         )
@@ -414,7 +285,7 @@ def train_from_folder(
             "training_data": {
                 "root": str(data_dir.resolve()),
                 "n_tracks": n_tracks,
-                "n_segments_train": len(x_train),
+                "n_segments_train": len(owners),
                 "sources": sources,
                 "split": "lists:" + str(options.split_dir)
                 if options.split_dir
@@ -450,69 +321,4 @@ def train_from_folder(
         epochs_run=len(history.history["loss"]),
         timings={"features_s": round(features_seconds, 1), "training_s": round(train_seconds, 1)},
         sources=sources,
-    )
-
-
-def evaluate_on_tracks(
-    model: GenreModel,
-    data_dir: str | Path,
-    tracks: Sequence[str],
-    *,
-    cache_dir: str | Path | None = None,
-    progress_bar: bool = False,
-) -> dict[str, Any]:
-    """Evaluate a loaded model on named tracks of a GTZAN-layout folder.
-
-    Parameters
-    ----------
-    model : GenreModel
-    data_dir : path-like
-    tracks : sequence of str
-        ``<genre>/<file name>`` paths relative to ``data_dir`` (a report's ``test_tracks``).
-    cache_dir : path-like, optional
-        Feature cache; features are computed with the model's own feature config.
-
-    Returns
-    -------
-    dict
-        The metrics of :func:`shared.core.learning.evaluation.evaluate_probabilities`.
-    """
-    data_dir = Path(data_dir)
-    chosen = [Track(path=data_dir / rel, genre=rel.split("/", 1)[0]) for rel in tracks]
-    missing = [t.relpath for t in chosen if not t.path.is_file()]
-    if missing:
-        raise DatasetError(f"Test tracks missing from {data_dir}: {', '.join(missing[:5])}.")
-    config = model.feature_config
-    features, _ = load_features(
-        chosen, FeatureCache(cache_dir, replace(config, musicnn=False)), progress_bar=progress_bar
-    )
-    usable = [t for t in chosen if t in features]
-
-    def inputs(track: Track) -> np.ndarray | dict[str, np.ndarray]:
-        if not config.musicnn:
-            return features[track]
-        y = decode_audio(track.path, sr=config.sample_rate, min_duration_s=config.segment_seconds)
-        return {"mfcc": features[track], "logmel": logmel_segments(y, config=config)}
-
-    return evaluate_probabilities(
-        [model.predict_segments(inputs(t)) for t in usable],
-        [t.genre for t in usable],
-        model.genres,
-    )
-
-
-def evaluate_folder(
-    model: GenreModel,
-    data_dir: str | Path,
-    *,
-    split_dir: str | Path | None = None,
-    cache_dir: str | Path | None = None,
-    progress_bar: bool = True,
-) -> dict[str, Any]:
-    """Evaluate a model on a whole folder, or on the test list of ``split_dir`` when given."""
-    tracks = find_tracks(data_dir)
-    if split_dir:
-        tracks = split_from_lists(tracks, split_dir)["test"]
-    return evaluate_on_tracks(
-        model, data_dir, [t.relpath for t in tracks], cache_dir=cache_dir, progress_bar=progress_bar
     )

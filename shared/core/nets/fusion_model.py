@@ -1,16 +1,26 @@
-"""Genre models that read a musicnn embedding beside the MFCC sequence.
+"""Genre models that read a musicnn embedding (and AudioSet's) beside the MFCC sequence.
 
-Training uses a *head*: inputs ``mfcc`` ``(130, n_features)`` and ``embedding`` ``(D,)``, the
-musicnn output cached per segment (:mod:`shared.embeddings`). The MFCCs still go through an
-LSTM; the embedding through a dense layer; both meet before the classifier. The served model
-wraps the head around the frozen musicnn network (:func:`compose_served_model`): inputs
-``mfcc`` and ``logmel`` ``(187, 96)``, output one softmax row per segment, standard layers only.
-TensorFlow is imported only inside functions.
+Training uses a *head*: inputs ``mfcc`` ``(130, n_features)``, ``embedding`` ``(D,)`` (the
+musicnn output cached per segment, :mod:`shared.core.learning.embeddings`) and, when the recipe
+asks for it, ``audioset`` ``(384,)`` (the AudioSet network's embedding). The MFCCs always go
+through an LSTM. Two ways to meet:
+
+- *early* fusion: the embeddings through a dense layer, concatenated with the LSTM's output
+  before a dense layer and the classifier;
+- *late* fusion: a linear read-out of the embeddings gives genre logits, the LSTM gives its
+  own, and the two are added before the softmax: the LSTM is one voice beside the read-out.
+  Dropping the LSTM's voice for whole batches while training (``mfcc_dropout``) keeps the
+  read-out able to answer on its own, so the head cannot lean on what the MFCCs say about a
+  recording's source.
+
+The served model wraps the head around the frozen musicnn network (:func:`compose_served_model`):
+inputs ``mfcc``, ``logmel`` ``(187, 96)`` and ``audioset`` if the head reads it, output one
+softmax row per segment, standard layers only. TensorFlow is imported only inside functions.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -37,6 +47,12 @@ def build_fusion_head(
     learning_rate: float = 1e-3,
     l2: float = L2,
     embedding_dropout: float = EMBEDDING_DROPOUT,
+    audioset_dim: int = 0,
+    audioset_mean: np.ndarray | None = None,
+    audioset_var: np.ndarray | None = None,
+    fusion: str = "early",
+    lstm_units: int = 64,
+    mfcc_dropout: float = 0.0,
 ) -> keras.Model:
     """Build and compile the trainable head.
 
@@ -57,11 +73,22 @@ def build_fusion_head(
         Weight decay of the dense layers.
     embedding_dropout : float in [0, 1)
         Dropout on the (standardised) embedding before its dense layer.
+    audioset_dim : int >= 0
+        Width of a third input ``audioset`` (0: none).
+    audioset_mean, audioset_var : np.ndarray, optional
+        Its training statistics, as for the embedding.
+    fusion : {"early", "late"}
+        How the branches meet (see the module docstring).
+    lstm_units : int > 0
+        Width of the LSTM.
+    mfcc_dropout : float in [0, 1)
+        Probability of dropping the MFCC branch's contribution for a whole batch in training.
 
     Returns
     -------
     keras.Model
-        Inputs ``mfcc`` and ``embedding``; compiled with Adam and categorical cross-entropy.
+        Inputs ``mfcc``, ``embedding`` (and ``audioset``); compiled with Adam and categorical
+        cross-entropy.
     """
     from shared.core.nets.model import import_keras
 
@@ -69,37 +96,61 @@ def build_fusion_head(
     layers = keras.layers
     mfcc = keras.Input(shape=mfcc_shape, name="mfcc")
     embedding = keras.Input(shape=(embedding_dim,), name="embedding")
+    inputs = [mfcc, embedding]
     x = mfcc
     if mfcc_mean is not None and mfcc_var is not None:
         x = layers.Normalization(axis=-1, mean=mfcc_mean, variance=mfcc_var, name="norm")(x)
     if architecture == "baseline":
-        x = layers.LSTM(64, name="lstm")(x)
+        x = layers.LSTM(lstm_units, name="lstm")(x)
     elif architecture == "bilstm":
-        x = layers.Bidirectional(layers.LSTM(64), name="bilstm")(x)
+        x = layers.Bidirectional(layers.LSTM(lstm_units), name="bilstm")(x)
     else:
         raise ValueError(f"Unknown architecture {architecture!r}; choose baseline or bilstm.")
     x = layers.Dropout(LSTM_DROPOUT, name="lstm_dropout")(x)
     decay = keras.regularizers.L2(l2)
-    e = embedding
-    if embedding_mean is not None and embedding_var is not None:
-        e = layers.Normalization(
-            axis=-1, mean=embedding_mean, variance=embedding_var, name="embedding_norm"
-        )(e)
+    e = _standardised(layers, embedding, embedding_mean, embedding_var, "embedding_norm")
+    if audioset_dim:
+        audioset = keras.Input(shape=(audioset_dim,), name="audioset")
+        inputs.append(audioset)
+        a = _standardised(layers, audioset, audioset_mean, audioset_var, "audioset_norm")
+        e = layers.Concatenate(name="embeddings")([e, a])
     e = layers.Dropout(embedding_dropout, name="embedding_dropout")(e)
-    e = layers.Dense(
-        EMBEDDING_UNITS, activation="relu", kernel_regularizer=decay, name="embedding_dense"
-    )(e)
-    x = layers.Concatenate(name="fuse")([x, e])
-    x = layers.Dropout(HEAD_DROPOUT, name="fuse_dropout")(x)
-    x = layers.Dense(64, activation="relu", kernel_regularizer=decay, name="dense")(x)
-    outputs = layers.Dense(n_classes, activation="softmax", name="genre")(x)
-    model = keras.Model([mfcc, embedding], outputs, name=f"genreflow_musicnn_{architecture}")
+    if fusion == "late":
+        readout = layers.Dense(n_classes, kernel_regularizer=decay, name="readout")(e)
+        voice = layers.Dense(n_classes, kernel_regularizer=decay, name="lstm_voice")(x)
+        if mfcc_dropout:
+            # one mask for the whole batch: the read-out must answer alone in those batches
+            voice = layers.Dropout(mfcc_dropout, noise_shape=(1, 1), name="mfcc_branch_drop")(voice)
+        logits = layers.Add(name="fuse")([readout, voice])
+        outputs = layers.Activation("softmax", name="genre")(logits)
+    elif fusion == "early":
+        if mfcc_dropout:
+            x = layers.Dropout(mfcc_dropout, noise_shape=(1, 1), name="mfcc_branch_drop")(x)
+        e = layers.Dense(
+            EMBEDDING_UNITS, activation="relu", kernel_regularizer=decay, name="embedding_dense"
+        )(e)
+        x = layers.Concatenate(name="fuse")([x, e])
+        x = layers.Dropout(HEAD_DROPOUT, name="fuse_dropout")(x)
+        x = layers.Dense(64, activation="relu", kernel_regularizer=decay, name="dense")(x)
+        outputs = layers.Dense(n_classes, activation="softmax", name="genre")(x)
+    else:
+        raise ValueError(f"Unknown fusion {fusion!r}; choose early or late.")
+    model = keras.Model(inputs, outputs, name=f"genreflow_musicnn_{architecture}")
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate=learning_rate),
         loss="categorical_crossentropy",
         metrics=["accuracy"],
     )
     return model
+
+
+def _standardised(
+    layers: Any, tensor: Any, mean: np.ndarray | None, var: np.ndarray | None, name: str
+) -> Any:
+    """Standardise by training statistics inside the model, when they are given."""
+    if mean is None or var is None:
+        return tensor
+    return layers.Normalization(axis=-1, mean=mean, variance=var, name=name)(tensor)
 
 
 def compose_served_model(
@@ -123,8 +174,9 @@ def compose_served_model(
     Returns
     -------
     keras.Model
-        Inputs ``mfcc`` ``(130, n_features)`` and ``logmel`` ``(187, 96)``; output the head's
-        softmax. It keeps the head's name, from which the sidecar's architecture is taken.
+        Inputs ``mfcc`` ``(130, n_features)``, ``logmel`` ``(187, 96)`` and, when the head
+        reads it, ``audioset`` (the AudioSet embedding, computed outside the graph); output the
+        head's softmax. It keeps the head's name, from which the sidecar's architecture is taken.
     """
     from shared.core.nets.model import import_keras
     from shared.core.nets.musicnn import WEIGHTS_DIR, build_musicnn, load_weights
@@ -144,5 +196,9 @@ def compose_served_model(
     # an uncompiled copy, so the served file carries no optimiser state
     plain = keras.models.clone_model(head)
     plain.set_weights(head.get_weights())
-    outputs = plain([mfcc, embedded])
-    return keras.Model([mfcc, logmel], outputs, name=head.name)
+    if len(head.inputs) == 3:
+        audioset = keras.Input(shape=tuple(head.inputs[2].shape[1:]), name="audioset")
+        return keras.Model(
+            [mfcc, logmel, audioset], plain([mfcc, embedded, audioset]), name=head.name
+        )
+    return keras.Model([mfcc, logmel], plain([mfcc, embedded]), name=head.name)

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from shared.core.audio.features import FeatureConfig
+from shared.core.audio.features import FeatureConfig, normalise_cepstra
 from shared.core.nets.sidecar import read_sidecar
 from shared.core.serving.calibration import AnswerPolicy
 from shared.errors import FeatureMismatch, ModelError
@@ -67,11 +67,13 @@ class GenreModel:
         Parameters
         ----------
         features : np.ndarray, shape (n_segments, n_frames, n_features), or dict
-            The MFCC sequences; or every input by name (``mfcc``, plus ``logmel`` for a model
-            that reads musicnn), as :func:`shared.features.segment_features` returns them.
+            The MFCC sequences of one song; or every input by name (``mfcc``, plus ``logmel``
+            for a model that reads musicnn and ``audioset`` for one that reads the AudioSet
+            embedding, one row per ``logmel`` row). Inputs the model does not read are
+            ignored. A model with ``cmvn`` normalises the song's MFCCs first.
         patches : np.ndarray of int, ascending, optional
-            The segments the ``logmel`` rows belong to, when musicnn ran on some segments only;
-            every segment then takes the embedding of its nearest patch.
+            The segments the ``logmel`` (and ``audioset``) rows belong to, when musicnn ran on
+            some segments only; every segment then takes the embeddings of its nearest patch.
 
         Returns
         -------
@@ -90,6 +92,8 @@ class GenreModel:
                     f"(input {name}), got {got}."
                 )
         batch = {name: np.asarray(features[name], dtype=np.float32) for name in shapes}
+        if self.feature_config.cmvn:
+            batch["mfcc"] = normalise_cepstra(batch["mfcc"])
         if "logmel" not in batch:
             return np.asarray(self._score(batch["mfcc"]))
         nearest = None
@@ -101,11 +105,15 @@ class GenreModel:
             nearest = nearest_patches(len(batch["mfcc"]), patches)
         if self.staged is not None:
             embedding = self.staged.embed(batch["logmel"])
+            if "audioset" in batch:
+                embedding["audioset"] = batch["audioset"]
             if nearest is not None:
                 embedding = {name: rows[nearest] for name, rows in embedding.items()}
             return np.asarray(self.staged.head(batch["mfcc"], embedding))
         if nearest is not None:  # a single graph: same answer, no saving
-            batch["logmel"] = batch["logmel"][nearest]
+            for name in ("logmel", "audioset"):
+                if name in batch:
+                    batch[name] = batch[name][nearest]
         return np.asarray(self._score(batch))
 
 

@@ -39,8 +39,17 @@ MODEL_FIELDS: Final = (
     "normalize",
     "embedding",
     "loudness_db",
+    "cmvn",
+    "audioset",
+    "fusion",
+    "lstm_units",
+    "mfcc_dropout",
+    "channel_augment",
 )
-INTEGER_FIELDS: Final = ("n_mfcc", "epochs", "batch_size", "patience")
+INTEGER_FIELDS: Final = ("n_mfcc", "epochs", "batch_size", "patience", "lstm_units")
+#: How the MFCC branch meets the embeddings (``shared/core/nets/fusion_model.py``).
+FUSIONS: Final = ("early", "late")
+MAX_LSTM_UNITS: Final = 1024
 MAX_EPOCHS: Final = 10_000
 MAX_BATCH_SIZE: Final = 4096
 MAX_N_MFCC: Final = 128
@@ -84,6 +93,25 @@ class Recipe:
         The musicnn head's weight decay; ``None``: its default.
     embedding_dropout : float in [0, 1) or None
         Dropout on the musicnn embedding; ``None``: the head's default.
+    cmvn : bool
+        Per-song cepstral mean and variance normalisation of the MFCCs (takes a recording's
+        channel and codec colouring away from the LSTM).
+    audioset : bool
+        Read the AudioSet network's (EfficientAT mn04) embedding beside musicnn's; needs
+        ``embedding``.
+    fusion : {"early", "late"}
+        ``early``: the LSTM's and the embeddings' dense layers meet before one classifier.
+        ``late``: a linear read-out of the embeddings and the LSTM each give genre logits,
+        added before the softmax (the LSTM is one voice beside the read-out); needs
+        ``embedding``.
+    lstm_units : int > 0
+        Width of the LSTM over the MFCCs (64 in the seed recipe).
+    mfcc_dropout : float in [0, 1)
+        Drop the MFCC branch for whole batches with this probability while training, so the
+        head cannot lean on it alone (musicnn models only).
+    channel_augment : bool
+        Add copies of the training tracks with a random EQ tilt and gain, re-encoded at another
+        bitrate (their MFCCs only; ``shared/core/learning/augment.py``).
     """
 
     name: str = "custom"
@@ -102,19 +130,34 @@ class Recipe:
     loudness_db: float | None = None
     l2: float | None = None
     embedding_dropout: float | None = None
+    cmvn: bool = False
+    audioset: bool = False
+    fusion: str = "early"
+    lstm_units: int = 64
+    mfcc_dropout: float = 0.0
+    channel_augment: bool = False
 
     def __post_init__(self) -> None:
         _check_name(self.name)
         _check_choice("architecture", self.architecture, hparams.ARCHITECTURES)
         if self.embedding is not None:
             _check_choice("embedding", self.embedding, EMBEDDINGS)
-        for name in ("deltas", "augment", "normalize", "balanced"):
+        _check_choice("fusion", self.fusion, FUSIONS)
+        for name in ("deltas", "augment", "normalize", "balanced", "cmvn", "audioset",
+                     "channel_augment"):  # fmt: skip
             if not isinstance(getattr(self, name), bool):
                 raise InvalidRecipe(f"Recipe field {name!r} must be true or false.")
         _check_int("n_mfcc", self.n_mfcc, MAX_N_MFCC)
         _check_int("epochs", self.epochs, MAX_EPOCHS)
         _check_int("batch_size", self.batch_size, MAX_BATCH_SIZE)
         _check_int("patience", self.patience, MAX_EPOCHS)
+        _check_int("lstm_units", self.lstm_units, MAX_LSTM_UNITS)
+        _check_number("mfcc_dropout", self.mfcc_dropout, 0.0, 1.0)
+        if self.embedding is None and (self.audioset or self.fusion == "late" or self.mfcc_dropout):
+            raise InvalidRecipe(
+                "Recipe fields 'audioset', 'fusion': 'late' and 'mfcc_dropout' need a musicnn "
+                "'embedding' beside the MFCCs."
+            )
         rate = self.learning_rate
         if isinstance(rate, bool) or not isinstance(rate, int | float) or not 0 < rate < 1:
             raise InvalidRecipe(f"Recipe field 'learning_rate' must be in (0, 1), got {rate!r}.")
@@ -141,14 +184,24 @@ class Recipe:
     def describe(self) -> str:
         """One line in words, e.g. for a benchmark table's legend."""
         parts = [
-            "LSTM(64)" if self.architecture == "baseline" else "BiLSTM",
+            f"LSTM({self.lstm_units})" if self.architecture == "baseline" else "BiLSTM",
             f"{self.n_mfcc} MFCC + Δ + ΔΔ" if self.deltas else f"{self.n_mfcc} MFCC",
         ]
+        if self.cmvn:
+            parts.append("per-song CMVN")
+        if self.channel_augment:
+            parts.append("EQ/gain/re-encoding augmentation")
         if self.augment:
             parts.append("half-segment augmentation")
         if self.embedding:
             nets = " + ".join(n.removesuffix("_musicnn") for n in self.networks)
             parts.append(f"musicnn ({nets}) {self.embedding} embedding beside the LSTM")
+            if self.audioset:
+                parts.append("AudioSet (mn04) embedding too")
+            if self.fusion == "late":
+                parts.append("late fusion: linear read-out + LSTM voice")
+            if self.mfcc_dropout:
+                parts.append(f"MFCC branch dropped for {self.mfcc_dropout:.0%} of batches")
         if self.balanced:
             parts.append("genres weighted equally")
         if self.loudness_db is not None:
@@ -256,6 +309,19 @@ def _check_int(field: str, value: Any, most: int) -> None:
         raise InvalidRecipe(f"Recipe field {field!r} must be an integer 1 to {most}: {value!r}.")
 
 
+def _ladder() -> tuple[Recipe, ...]:
+    """Each lever of issue 20 on top of the previous rung (their figures: docs/accuracy.md)."""
+    base = Recipe(
+        "fusion+audioset", embedding="pool", balanced=True, loudness_db=-20.0, audioset=True
+    )
+    late = replace(base, name="late", fusion="late")
+    cmvn = replace(late, name="late+cmvn", cmvn=True)
+    small = replace(cmvn, name="late+cmvn+lstm32", lstm_units=32)
+    dropped = replace(small, name="late+cmvn+lstm32+drop", mfcc_dropout=0.5)
+    channel = replace(dropped, name="late+cmvn+lstm32+drop+channel", channel_augment=True)
+    return base, late, cmvn, small, dropped, channel
+
+
 #: The named recipes: the seed recipe first, then the variants the benchmark tried.
 RECIPES: Final[dict[str, Recipe]] = {
     r.name: r
@@ -281,6 +347,9 @@ RECIPES: Final[dict[str, Recipe]] = {
             l2=1e-2,
             embedding_dropout=0.7,
         ),
+        # issue 20: a second pretrained ear, then the levers that take the source shortcut
+        # away from the MFCC branch, one at a time
+        *_ladder(),
     )
 }
 #: What a service training run uses when nothing else names a recipe (no model to copy).
@@ -344,6 +413,8 @@ def recipe_from_sidecar(card: dict[str, Any]) -> Recipe:
         "deltas": bool(config.get("deltas", False)),
         "embedding": (options.get("embedding") or "pool") if config.get("musicnn") else None,
         "loudness_db": config.get("loudness_db"),
+        "cmvn": bool(config.get("cmvn", False)),
+        "audioset": bool(config.get("audioset", False)),
     }
     for name in (
         "augment",
@@ -355,6 +426,10 @@ def recipe_from_sidecar(card: dict[str, Any]) -> Recipe:
         "balanced",
         "l2",
         "embedding_dropout",
+        "fusion",
+        "lstm_units",
+        "mfcc_dropout",
+        "channel_augment",
     ):
         if name in options:
             derived[name] = options[name]
@@ -411,6 +486,12 @@ def recipe_json_schema() -> dict[str, Any]:
                         "minimum": 0,
                         "exclusiveMaximum": 1,
                     },
+                    "cmvn": flag,
+                    "audioset": flag,
+                    "fusion": {"type": "string", "enum": list(FUSIONS)},
+                    "lstm_units": {"type": "integer", "minimum": 1, "maximum": MAX_LSTM_UNITS},
+                    "mfcc_dropout": {"type": "number", "minimum": 0, "exclusiveMaximum": 1},
+                    "channel_augment": flag,
                 },
             },
             {"type": "null"},

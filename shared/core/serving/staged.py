@@ -7,7 +7,8 @@ where the MFCC and log-mel branches meet, without retraining or re-exporting any
   of the model's work: the convolutions);
 - *tail*: those features → pooled over time → the head's embedding branch, up to the tensors the
   MFCC branch joins (for the shipped model a 64-wide vector per segment);
-- *head*: ``mfcc`` and the tail's output → softmax.
+- *head*: ``mfcc``, the tail's output and any other input (the AudioSet embedding, computed
+  outside the graph) → softmax.
 
 Running the three stages gives the whole graph's answer. The cut buys two levers:
 
@@ -195,8 +196,9 @@ def split_served_graph(model: onnx.ModelProto | str | Path) -> SplitGraph:
     """Cut a served musicnn graph into trunk, tail and head.
 
     The *embedding* boundary is every tensor computed from ``logmel`` alone that a node reading
-    ``mfcc`` uses. The *trunk* boundary is every tensor computed from ``logmel`` alone, not yet
-    pooled over time, that a pooling node or a node after one uses.
+    anything else (``mfcc``, or another input such as ``audioset``) uses. The *trunk* boundary
+    is every tensor computed from ``logmel`` alone, not yet pooled over time, that a pooling
+    node or a node after one uses.
 
     Raises
     ------
@@ -243,9 +245,10 @@ def split_served_graph(model: onnx.ModelProto | str | Path) -> SplitGraph:
         return tuple(found)
 
     embedding = boundary(
-        lambda node, inputs: MFCC_INPUT in frozenset().union(*(sources[i] for i in inputs)),
+        lambda node, inputs: bool(frozenset().union(*(sources[i] for i in inputs)) - logmel_only),
         lambda name: True,
     )
+    others = [name for name in names if name != LOGMEL_INPUT]
     trunk_out = boundary(
         lambda node, inputs: node.op_type in POOLING_OPS or any(i in pooled for i in inputs),
         lambda name: name not in pooled,
@@ -254,7 +257,7 @@ def split_served_graph(model: onnx.ModelProto | str | Path) -> SplitGraph:
         raise ModelError("Cannot serve in stages: the mfcc branch never meets the logmel branch.")
     output = graph.output[0].name
     extractor = utils.Extractor(inferred)
-    head = extractor.extract_model([MFCC_INPUT, *embedding], [output])
+    head = extractor.extract_model([*others, *embedding], [output])
     if trunk_out and not set(trunk_out) & set(embedding):
         trunk = extractor.extract_model([LOGMEL_INPUT], list(trunk_out))
         tail = extractor.extract_model(list(trunk_out), list(embedding))
@@ -367,6 +370,7 @@ def build_staged_scorer(artefact: str | Path, options: ServingOptions = FAST) ->
         return run_tail(run_trunk(logmel))
 
     def score_head(mfcc: np.ndarray, embedding: Mapping[str, np.ndarray]) -> np.ndarray:
+        """Score the head; ``embedding`` holds the tail's outputs and any other input."""
         feed = {MFCC_INPUT: np.ascontiguousarray(mfcc, dtype=np.float32), **embedding}
         return head(feed)[0]
 
