@@ -191,9 +191,9 @@ class TrackData:
         if self._audioset is None:
             from tqdm import tqdm
 
-            from shared.core.learning.embeddings import AudioSetEmbeddingCache
+            from shared.core.learning.embeddings import AudioSetCache
 
-            cache = AudioSetEmbeddingCache(self.cache_dir, self.config)
+            cache = AudioSetCache(self.cache_dir, self.config)
             started = time.perf_counter()
             self._audioset = {
                 t: cache.embeddings(t.path)

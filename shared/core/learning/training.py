@@ -185,11 +185,11 @@ def train_from_folder(
             progress_bar=options.progress_bar,
         )
         if feature_config.audioset:
-            from shared.core.learning.embeddings import AudioSetEmbeddingCache
+            from shared.core.learning.embeddings import AudioSetCache
 
             inputs.audioset = load_embeddings(
                 usable + usable_extra,
-                [AudioSetEmbeddingCache(options.cache_dir, feature_config)],
+                [AudioSetCache(options.cache_dir, feature_config)],
                 "embedding",
                 progress=lambda fraction: report("features", 0.75 + 0.25 * fraction),
                 progress_bar=options.progress_bar,
