@@ -173,6 +173,7 @@ def train_from_folder(
     usable = [t for t in tracks if t in features]
     usable_extra = [t for t in extra_tracks if t in features]
     inputs = TrackInputs(feature_config, features)
+    musicnn_share = 0.25 if feature_config.audioset else 0.5
     if feature_config.musicnn:
         inputs.musicnn = load_embeddings(
             usable + usable_extra,
@@ -181,7 +182,7 @@ def train_from_folder(
                 for network in options.networks
             ],
             options.embedding,
-            progress=lambda fraction: report("features", 0.5 + 0.25 * fraction),
+            progress=lambda fraction: report("features", 0.5 + musicnn_share * fraction),
             progress_bar=options.progress_bar,
         )
         if feature_config.audioset:
