@@ -43,7 +43,6 @@ N_FOLDS = 5
 VALID_FRACTION = 0.15
 EPOCHS = 40
 PATIENCE = 6
-BATCH_SIZE = 32
 
 
 #: A variant is a training recipe; the service trains the same recipes
@@ -346,7 +345,7 @@ def run_fold(
         y_train,
         validation_data=(x_valid, y_valid),
         epochs=epochs,
-        batch_size=BATCH_SIZE,
+        batch_size=variant.batch_size,
         shuffle=True,
         verbose=verbose,
         class_weight=balanced_class_weights(y_train) if variant.balanced else None,
@@ -452,8 +451,9 @@ def _accuracy_at_stride(
         patches = patch_segments(n, stride)
         patches = patches if patches.size else np.array([n - 1])
         rows.append(start + patches[nearest_patches(n, patches)])
-    embedding = x_test[1][np.concatenate(rows)]
-    probabilities = np.asarray(model.predict([x_test[0], embedding], batch_size=256, verbose=0))
+    chosen = np.concatenate(rows)  # the embeddings (musicnn's, AudioSet's) of the nearest patch
+    inputs = [x_test[0], *(part[chosen] for part in x_test[1:])]
+    probabilities = np.asarray(model.predict(inputs, batch_size=256, verbose=0))
     per_track = np.split(probabilities, np.cumsum(counts)[:-1])
     metrics = evaluate_probabilities(per_track, [t.genre for t in tracks], genres)
     return float(metrics["track_accuracy_vote"])

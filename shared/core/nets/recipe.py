@@ -312,7 +312,12 @@ def _check_int(field: str, value: Any, most: int) -> None:
 def _ladder() -> tuple[Recipe, ...]:
     """Each lever of issue 20 on top of the previous rung (their figures: docs/accuracy.md)."""
     base = Recipe(
-        "fusion+audioset", embedding="pool", balanced=True, loudness_db=-20.0, audioset=True
+        "fusion+audioset",
+        embedding="pool",
+        balanced=True,
+        loudness_db=-20.0,
+        audioset=True,
+        batch_size=128,  # 4x fewer steps an epoch than the seed's 32: the ladder trains faster
     )
     late = replace(base, name="late", fusion="late")
     cmvn = replace(late, name="late+cmvn", cmvn=True)
