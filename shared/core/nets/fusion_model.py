@@ -32,6 +32,8 @@ EMBEDDING_DROPOUT = 0.5
 LSTM_DROPOUT = 0.5
 HEAD_DROPOUT = 0.3
 L2 = 1e-3  # weight decay of the dense layers: a few hundred songs overfit quickly
+#: Smallest variance an embedding feature is standardised by, as a share of the mean variance.
+VARIANCE_FLOOR = 1e-3
 
 
 def build_fusion_head(
@@ -147,9 +149,16 @@ def build_fusion_head(
 def _standardised(
     layers: Any, tensor: Any, mean: np.ndarray | None, var: np.ndarray | None, name: str
 ) -> Any:
-    """Standardise by training statistics inside the model, when they are given."""
+    """Standardise by training statistics inside the model, when they are given.
+
+    A feature that hardly varied in training would be multiplied by up to 1e7 (one over
+    Keras' epsilon): the variance is floored at :data:`VARIANCE_FLOOR` of the mean variance, so
+    a rounding difference in the frozen network (staged serving, another runtime) is not
+    blown up into another answer.
+    """
     if mean is None or var is None:
         return tensor
+    var = np.maximum(var, VARIANCE_FLOOR * float(np.mean(var)))
     return layers.Normalization(axis=-1, mean=mean, variance=var, name=name)(tensor)
 
 
