@@ -307,6 +307,8 @@ def main() -> int:
     )
     for network in variant.networks if variant.embedding else ():
         data.embeddings(network)
+    if variant.audioset:
+        data.audioset()
     features_seconds = time.perf_counter() - started
     usable = data.usable
     genres = sorted({t.genre for t in usable})
@@ -323,7 +325,7 @@ def main() -> int:
         inputs if len(inputs) > 1 else inputs[0],
         labels,
         epochs=epochs,
-        batch_size=accuracy.BATCH_SIZE,
+        batch_size=variant.batch_size,
         shuffle=True,
         verbose=2,
         class_weight=balanced_class_weights(labels) if variant.balanced else None,
@@ -335,7 +337,11 @@ def main() -> int:
         model = compose_served_model(model, embedding=variant.embedding, networks=variant.networks)
 
     config = FeatureConfig(
-        deltas=variant.deltas, musicnn=bool(variant.embedding), loudness_db=variant.loudness_db
+        deltas=variant.deltas,
+        musicnn=bool(variant.embedding),
+        loudness_db=variant.loudness_db,
+        cmvn=variant.cmvn,
+        audioset=variant.audioset,
     )
     confusion = np.asarray(summary["confusion_matrix"])
     tp = np.diag(confusion).astype(float)
@@ -389,7 +395,7 @@ def main() -> int:
             "options": {
                 "variant": variant.name,
                 "epochs": epochs,
-                "batch_size": accuracy.BATCH_SIZE,
+                "batch_size": variant.batch_size,
                 "balanced": variant.balanced,
             },
             # what a service training run copies from the active model (shared/core/nets/recipe.py):
