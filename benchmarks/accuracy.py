@@ -405,12 +405,13 @@ def open_set(
     records = []
     for number, left_out in enumerate(genres):
         known = [g for g in genres if g != left_out]
-        train = [t for t in data.usable if t.genre != left_out]
+        usable = [t for t in data.usable if t in collection.source]  # no third-source clips
+        train = [t for t in usable if t.genre != left_out]
         fit, valid = _hold_out(train, [collection.group[t] for t in train], seed=seed + number)
         fold = {
             "train": fit,
             "valid": valid,
-            "test": [t for t in data.usable if t.genre == left_out],
+            "test": [t for t in usable if t.genre == left_out],
         }
         metrics = run_fold(
             data,
@@ -612,10 +613,11 @@ def source_probe(data: TrackData, collection: Collection, *, seed: int) -> dict[
     from sklearn.preprocessing import StandardScaler
 
     sources_of: dict[str, set[str]] = {}
-    for track in data.usable:
+    usable = [t for t in data.usable if t in collection.source]  # no third-source clips
+    for track in usable:
         sources_of.setdefault(track.genre, set()).add(collection.source[track])
     shared_genres = [g for g, found in sources_of.items() if len(found) > 1]
-    tracks = [t for t in data.usable if t.genre in shared_genres]
+    tracks = [t for t in usable if t.genre in shared_genres]
     if not tracks:
         return {}
     y = [collection.source[t] for t in tracks]
@@ -639,6 +641,36 @@ def source_probe(data: TrackData, collection: Collection, *, seed: int) -> dict[
         predicted = cross_val_predict(model, x, y, groups=groups, cv=splitter)
         result[name] = round(float(balanced_accuracy_score(y, predicted)), 3)
     return result
+
+
+def merge_reports(paths: list[Path], out: Path | None) -> int:
+    """Print (and save) one report of runs made apart with the same folds and settings."""
+    documents = [json.loads(path.read_text()) for path in paths]
+    first = documents[0]
+    for path, document in zip(paths, documents, strict=True):
+        same = (document["header"].split(";")[:2], document["genres"], document["patience"])
+        if same != (first["header"].split(";")[:2], first["genres"], first["patience"]):
+            raise SystemExit(f"{path} was measured with other folds or settings than {paths[0]}")
+    seen: set[str] = set()
+    summaries = []
+    for document in documents:
+        for summary in document["variants"]:
+            if summary["variant"]["name"] not in seen:
+                seen.add(summary["variant"]["name"])
+                summaries.append(summary)
+    merged = {**first, "variants": summaries}
+    for document in documents:
+        merged["source_probe"] = {**merged["source_probe"], **document.get("source_probe", {})}
+        merged.setdefault("open_set", document.get("open_set"))
+        if document.get("open_set"):
+            merged["open_set"] = document["open_set"]
+    report = format_report(summaries, first["genres"], first["header"] + " (merged runs)")
+    print(report)
+    if out:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.with_suffix(".md").write_text(report + "\n")
+        out.with_suffix(".json").write_text(json.dumps(merged, indent=1))
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -692,7 +724,16 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="keep the variants already in --out's JSON (same folds and settings), run the rest",
     )
+    parser.add_argument(
+        "--merge",
+        nargs="+",
+        type=Path,
+        metavar="JSON",
+        help="only merge the reports of runs made apart (same folds) into one (--out)",
+    )
     args = parser.parse_args(argv)
+    if args.merge:
+        return merge_reports(args.merge, args.out)
 
     names = [*([] if args.skip_seed else ["seed"]), *[n for n in args.variants if n != "seed"]]
     collection = Collection.load(args.data_dirs)
