@@ -677,7 +677,7 @@ def main(argv: list[str] | None = None) -> int:
     """Cross-validate the chosen variants and print (and save) the comparison."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "data_dirs", type=Path, nargs="+", help="<genre>/<file> folders, one per source"
+        "data_dirs", type=Path, nargs="*", help="<genre>/<file> folders, one per source"
     )
     parser.add_argument(
         "--variants",
@@ -734,6 +734,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.merge:
         return merge_reports(args.merge, args.out)
+    if not args.data_dirs:
+        parser.error("give at least one <genre>/<file> folder (or --merge)")
 
     names = [*([] if args.skip_seed else ["seed"]), *[n for n in args.variants if n != "seed"]]
     collection = Collection.load(args.data_dirs)
