@@ -12,7 +12,7 @@ pool process runs, :func:`shared.core.serving.inference.use_one_math_thread`), i
    (``../shared/data/samples``) joined, or generated audio with ``--synthetic`` or without the kit;
 2. measures CPU seconds (this process plus its ffmpeg, ``getrusage`` SELF + CHILDREN) of each
    stage alone: decode, MFCCs, log-mel of every segment and of every k-th, musicnn per runtime
-   and precision, the head;
+   and precision, the head, and the AudioSet ear ("sounds like", every model) on every k-th;
 3. measures ``predict_file`` end to end for every serving variant, beside the floor
    (decode + MFCCs, what a model without musicnn costs), and prints CPU per song and its ratio
    to the floor. With ``--fidelity`` (written by ``benchmarks/fidelity.py``) each variant's
@@ -149,7 +149,9 @@ def main() -> None:
     args = parser.parse_args()
 
     from shared.core.audio.audio import decode_audio
+    from shared.core.audio.audioset_input import audioset_segments
     from shared.core.audio.features import logmel_segments, mfcc_segments
+    from shared.core.nets.audioset import get_ear
     from shared.core.serving.inference import load_served_model, use_one_math_thread
     from shared.core.serving.predict import predict_file
     from shared.core.serving.staged import FAST, cpu_flags, patch_segments
@@ -191,6 +193,14 @@ def main() -> None:
             stages["exact whole graph, every segment"] = lambda: exact.predict_segments(
                 {"mfcc": mfcc, "logmel": logmel}
             )
+        k, ear = FAST.musicnn_stride, get_ear()
+        heard = patch_segments(n_segments, k)
+        ear_input = audioset_segments(y, config=config, segments=heard)
+        ear.outputs(ear_input[:1])  # the session opens once per process, not per song
+        stages[f"AudioSet ear input (32 kHz log-mel), every {k}th"] = lambda: audioset_segments(
+            y, config=config, segments=heard
+        )
+        stages[f"AudioSet ear (mn04, ONNX Runtime), every {k}th"] = lambda: ear.outputs(ear_input)
         stage_cpu = median_cpu(stages, args.repeat)
         ends = {name: (lambda m=model: predict_file(song, m)) for name, model in models.items()}
         ends["floor: decode + MFCCs"] = stages["floor: decode + MFCCs"]

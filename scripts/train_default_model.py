@@ -210,6 +210,12 @@ One of **{len(genres)} genres: {", ".join(genres)}**, with the probability of ea
 …) gets the closest of these; in the test below, {caught} of such songs were flagged
 uncertain, and the rest got a confident answer of a neighbouring genre.
 
+**Sounds like.** Every answer also carries `sounds_like`: the top three of AudioSet's fifty
+music-genre classes ("Heavy metal", "Disco", "Soul music", …) with their scores, a second opinion
+from a network trained on AudioSet (EfficientAT mn04, MIT; `shared/core/nets/audioset_weights/`),
+in AudioSet's names. It is not one of this model's genres and does not change its answer; it is
+most useful when the answer is `uncertain` or the song's genre is not among those above.
+
 ## Accuracy
 
 {len(shipped["folds"])}-fold cross-validation **by artist** (stratified by genre, seed 42;

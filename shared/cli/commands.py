@@ -355,6 +355,12 @@ UNCERTAIN_WORDS = {
 }
 
 
+#: The width of a probability's bar in the table.
+BAR_WIDTH = 30
+#: The table's column of AudioSet's music genres (see shared.core.nets.audioset.sounds_like).
+SOUNDS_LIKE_HEADER = "sounds like (AudioSet)"
+
+
 def format_prediction(path: Path, result: dict[str, Any], *, with_segments: bool) -> str:
     """Render one prediction as a human table, most probable genre first."""
     answer = f"{result['genre']} ({result['confidence']:.0%})"
@@ -363,9 +369,21 @@ def format_prediction(path: Path, result: dict[str, Any], *, with_segments: bool
         answer = f"not sure{why} — closest: {answer}"
     lines = [f"{path}: {answer}, {result['n_segments']} segments, {result['duration_s']:.1f} s"]
     ranked = sorted(result["probabilities"].items(), key=lambda item: -item[1])
-    for genre, probability in ranked:
-        bar = "█" * round(probability * 30)
-        lines.append(f"  {genre:<10}{probability:>7.1%} {result['votes'][genre]:>4} votes  {bar}")
+    rows = [
+        f"  {genre:<10}{probability:>7.1%} {result['votes'][genre]:>4} votes  "
+        f"{'█' * round(probability * BAR_WIDTH):<{BAR_WIDTH}}"
+        for genre, probability in ranked
+    ]
+    sounds = result.get("sounds_like") or []
+    if sounds:  # a column beside the genres: AudioSet's words, not the model's genres
+        blank = " " * len(rows[0]) if rows else ""
+        lines.append(f"{blank}  {SOUNDS_LIKE_HEADER}")
+        rows += [blank] * (len(sounds) - len(rows))
+        rows = [
+            f"{row}  {sounds[i]['name']} {sounds[i]['score']:.2f}" if i < len(sounds) else row
+            for i, row in enumerate(rows)
+        ]
+    lines += [row.rstrip() for row in rows]
     if with_segments:
         for segment in result["segments"]:
             lines.append(

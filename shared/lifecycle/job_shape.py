@@ -50,6 +50,7 @@ def job_fields(job: Job) -> dict[str, Any]:
             "confidence": stored.confidence,
             "uncertain": stored.uncertain,
             "uncertain_reason": stored.uncertain_reason,
+            "sounds_like": stored.sounds_like,
             "model_version": job.model_version,
             "duration_s": stored.duration_s,
             "n_segments": stored.n_segments,

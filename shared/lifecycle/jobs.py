@@ -208,6 +208,7 @@ def _copy_prediction(source: StoredPrediction, job_id: str) -> StoredPrediction:
         n_segments=source.n_segments,
         uncertain=source.uncertain,
         uncertain_reason=source.uncertain_reason,
+        sounds_like=source.sounds_like,
     )
 
 

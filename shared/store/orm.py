@@ -211,6 +211,9 @@ class StoredPrediction(Base):
     #: (see shared.core.serving.calibration).
     uncertain: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     uncertain_reason: Mapped[str | None] = mapped_column(String(32))
+    #: AudioSet's music genres the song sounds like, ``[{"name", "score"}]`` best first: a second
+    #: opinion from the AudioSet ear (shared.core.nets.audioset); null for older answers.
+    sounds_like: Mapped[list[Any] | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     job: Mapped[Job] = relationship(back_populates="prediction")
@@ -229,6 +232,7 @@ class StoredPrediction(Base):
             n_segments=int(result["n_segments"]),
             uncertain=bool(result.get("uncertain", False)),
             uncertain_reason=result.get("uncertain_reason"),
+            sounds_like=result.get("sounds_like"),
         )
 
 

@@ -39,6 +39,12 @@ def percent(p: float) -> str:
     return f"{p * 100:.0f}%"
 
 
+def sounds_like_line(result: dict[str, Any]) -> re.Pattern[str]:
+    """Return the page's "Sounds like: Heavy metal 0.45 · …" line for a result, as a pattern."""
+    items = [rf"{re.escape(item['name'])} \d\.\d\d" for item in result["sounds_like"]]
+    return re.compile("^Sounds like: " + " · ".join(items) + "$")
+
+
 def upload_item(page: Any, filename: str) -> Any:
     """Return the row of an uploaded file in the upload list."""
     return page.locator(".upload-item").filter(
@@ -187,6 +193,11 @@ def check_result_matches(page: Any, job: dict[str, Any]) -> None:
     probabilities = [result["probabilities"][g] for g in shown]
     assert probabilities == sorted(probabilities, reverse=True), "most probable first"
     expect(page.locator(".prob-bars li.is-top")).to_have_attribute("data-genre", result["genre"])
+    # a second opinion in AudioSet's words under the answer, with what it is on hover
+    assert len(result["sounds_like"]) == 3
+    sounds = page.locator(".verdict__sounds")
+    expect(sounds).to_have_text(sounds_like_line(result))
+    expect(sounds).to_have_attribute("title", re.compile("trained on AudioSet"))
     expect(page.locator(".verdict__votes")).to_contain_text(
         f"{result['votes'][result['genre']]} of {result['n_segments']} slices"
     )
@@ -432,9 +443,10 @@ def test_text_contrast_meets_wcag_aa(
     page.locator(".history__link").first.wait_for()
     selectors = [
         ".site-nav a", ".brand", ".result__meta", ".eyebrow", ".verdict__genre", ".verdict__value",
-        ".verdict__label", ".verdict__votes", ".prob-bars__name", ".prob-bars__value",
-        ".timeline__axis span", ".legend li", ".inspector__where", ".inspector__mode",
-        ".mini-bars__value", ".history__name", ".history__meta time", ".chip", ".badge",
+        ".verdict__label", ".verdict__votes", ".verdict__sounds", ".prob-bars__name",
+        ".prob-bars__value", ".timeline__axis span", ".legend li", ".inspector__where",
+        ".inspector__mode", ".mini-bars__value", ".history__name", ".history__meta time", ".chip",
+        ".badge",
         ".button", ".dropzone__hint", ".site-footer p",
     ]  # fmt: skip
     measured = page.evaluate(CONTRAST_JS, selectors)
@@ -573,6 +585,13 @@ def test_an_uncertain_answer_reads_not_sure_with_the_closest_genre(
     expect(verdict.locator(".eyebrow")).to_have_text("Not sure — closest genre")
     expect(verdict.locator(".verdict__genre")).to_have_attribute("data-genre", closest)
     expect(verdict.get_by_role("note")).to_contain_text("does not sound like the music")
+    # unsure, the AudioSet network's words are the main hint: a line under the answer, in full
+    sounds = verdict.locator(".verdict__sounds")
+    expect(sounds).to_have_text(sounds_like_line(job["result"]))
+    expect(sounds).to_have_css("font-weight", "650")
     history = page.locator(f'.history__link[data-job-id="{job["id"]}"]')
     expect(history).to_contain_text("Not sure — closest:")
+    expect(history.locator(".history__sounds")).to_have_text(
+        f"sounds like {job['result']['sounds_like'][0]['name']}"
+    )
     page.screenshot(path=str(screenshot_dir / "uncertain-answer.png"), full_page=True)

@@ -184,3 +184,53 @@ def test_the_table_says_not_sure_and_names_the_closest_genre():
     sure = {**result, "uncertain": False, "uncertain_reason": None}
     first = format_prediction(Path("song.mp3"), sure, with_segments=False).splitlines()[0]
     assert first.startswith("song.mp3: jazz (41%)")
+
+
+def test_predict_says_what_it_sounds_like_in_the_table_and_the_json(
+    tmp_path, tiny_model_path, make_audio
+):
+    from shared.core.nets.audioset import music_genres
+
+    song = make_audio("metal", seconds=10.0)
+    done = genreflow("predict", "--model", str(tiny_model_path), "--json", str(song), home=tmp_path)
+    sounds = json.loads(done.stdout)["sounds_like"]
+    assert len(sounds) == 3
+    assert {item["name"] for item in sounds} <= set(music_genres())
+    table = genreflow("predict", "--model", str(tiny_model_path), str(song), home=tmp_path)
+    lines = table.stdout.splitlines()
+    assert lines[1].strip() == "sounds like (AudioSet)"
+    column = lines[1].index("sounds like")
+    for line, item in zip(lines[2:], sounds, strict=False):
+        assert line[column:] == f"{item['name']} {item['score']:.2f}"
+
+
+def test_the_sounds_like_column_sits_beside_the_genres_and_outlasts_them():
+    from shared.cli.commands import SOUNDS_LIKE_HEADER, format_prediction
+
+    result = {
+        "genre": "jazz",
+        "confidence": 0.6,
+        "uncertain": False,
+        "uncertain_reason": None,
+        "n_segments": 2,
+        "duration_s": 6.0,
+        "probabilities": {"jazz": 0.6, "blues": 0.4},
+        "votes": {"jazz": 1, "blues": 1},
+        "segments": [],
+        "sounds_like": [
+            {"name": "Heavy metal", "score": 0.4512},
+            {"name": "Punk rock", "score": 0.25},
+            {"name": "Grunge", "score": 0.1},
+        ],
+    }
+    lines = format_prediction(Path("song.mp3"), result, with_segments=False).splitlines()
+    column = lines[1].index(SOUNDS_LIKE_HEADER)
+    assert lines[2].startswith("  jazz")
+    assert lines[2][column:] == "Heavy metal 0.45"
+    assert lines[3][column:] == "Punk rock 0.25"
+    assert lines[4].strip() == "Grunge 0.10"  # more opinions than genres: a row of its own
+    older = format_prediction(
+        Path("song.mp3"), {**result, "sounds_like": None}, with_segments=False
+    )
+    assert SOUNDS_LIKE_HEADER not in older
+    assert len(older.splitlines()) == 3

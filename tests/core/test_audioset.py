@@ -179,3 +179,19 @@ def test_cache_returns_the_same_arrays_on_a_second_call(tmp_path: Path):
         np.testing.assert_array_equal(again[name], first[name])
     uncached = AudioSetCache(None, config).embeddings(path)
     np.testing.assert_allclose(uncached["logits"], first["logits"], atol=1e-5)
+
+
+def test_importing_the_ear_loads_no_runtime_and_reads_no_weights():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "import shared.core.nets.audioset as ear, shared.core.audio.audioset_input\n"
+        "print(sorted(m for m in ('onnxruntime', 'scipy.signal', 'torch') if m in sys.modules),"
+        " ear.audioset_labels.cache_info().currsize, ear.get_ear.cache_info().currsize)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert done.stdout.split() == ["[]", "0", "0"]

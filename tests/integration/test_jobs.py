@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from shared.core.nets.audioset import music_genres
 from shared.lifecycle.jobs import run_classification
 from shared.lifecycle.queues import TASK_CLASSIFY_SONG
 from shared.store.config import Settings
@@ -17,7 +18,7 @@ from worker.celery_app import make_celery
 
 RESULT_KEYS = {
     "genre", "confidence", "model_version", "duration_s", "n_segments", "probabilities", "votes",
-    "segments", "uncertain", "uncertain_reason",
+    "segments", "uncertain", "uncertain_reason", "sounds_like",
 }  # fmt: skip
 
 
@@ -53,6 +54,10 @@ def test_upload_is_queued_then_processed_then_done(client: Any, tmp_path: Path) 
     assert sum(result["votes"].values()) == result["n_segments"]
     assert result["duration_s"] == pytest.approx(90.0, abs=0.1)
     assert sum(result["probabilities"].values()) == pytest.approx(1.0, abs=1e-3)
+    # a second opinion in AudioSet's words, whatever the model's genres
+    assert len(result["sounds_like"]) == 3
+    assert {item["name"] for item in result["sounds_like"]} <= set(music_genres())
+    assert all(0.0 <= item["score"] <= 1.0 for item in result["sounds_like"])
 
 
 def test_unreadable_file_is_refused_at_the_door(client: Any, tmp_path: Path) -> None:

@@ -35,6 +35,11 @@ RESULT = {
             "probabilities": {"blues": 0.1, "classical": 0.19, "rock": 0.71},
         }
     ],
+    "sounds_like": [
+        {"name": "Rock music", "score": 0.61},
+        {"name": "Heavy metal", "score": 0.45},
+        {"name": "Punk rock", "score": 0.25},
+    ],
 }
 
 

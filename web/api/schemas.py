@@ -78,6 +78,23 @@ class SegmentOut(Schema):
     probabilities = fields.Dict(keys=fields.String(), values=fields.Float())
 
 
+class SoundsLikeOut(Schema):
+    """One of AudioSet's music genres a song sounds like, with its score."""
+
+    name = fields.String(
+        metadata={
+            "description": "An AudioSet class name, as AudioSet spells it.",
+            "example": "Heavy metal",
+        }
+    )
+    score = fields.Float(
+        metadata={
+            "description": "The class's sigmoid score, averaged over the song's heard segments.",
+            "example": 0.45,
+        }
+    )
+
+
 class PredictionOut(Schema):
     """A song's predicted genre: calibrated probabilities, votes and the per-segment detail."""
 
@@ -102,6 +119,15 @@ class PredictionOut(Schema):
     probabilities = fields.Dict(keys=fields.String(), values=fields.Float())
     votes = fields.Dict(keys=fields.String(), values=fields.Integer())
     segments = fields.List(fields.Nested(SegmentOut))
+    sounds_like = fields.List(
+        fields.Nested(SoundsLikeOut),
+        allow_none=True,
+        metadata={
+            "description": "A second opinion in AudioSet's class names from a network trained on "
+            "AudioSet (EfficientAT mn04), not one of the model's genres: the top three of "
+            "AudioSet's music-genre classes, best first (null for answers stored before it)."
+        },
+    )
 
 
 class JobLabelOut(Schema):

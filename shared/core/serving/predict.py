@@ -1,4 +1,11 @@
-"""Predict a song's genre: decode → 3-s MFCC segments → LSTM scores → vote."""
+"""Predict a song's genre: decode → 3-s MFCC segments → LSTM scores → vote; and "sounds like".
+
+Beside the model's answer, every prediction carries a second opinion in AudioSet's words: the
+AudioSet ear (:mod:`shared.core.nets.audioset`) hears the segments that get a musicnn patch
+(every k-th; the same choice for a model without musicnn) and names its top three music genres.
+Its embedding goes to the model as ``features["audioset"]``; a model that does not read it
+ignores it.
+"""
 
 from __future__ import annotations
 
@@ -10,15 +17,23 @@ from typing import Any
 import numpy as np
 
 from shared.core.audio.audio import MAX_DURATION_S, stream_audio
-from shared.core.audio.features import logmel_segments, segment_features
+from shared.core.audio.audioset_input import audioset_segments
+from shared.core.audio.features import logmel_segments, segment_audio, segment_features
+from shared.core.nets.audioset import get_ear, sounds_like
 from shared.core.nets.genre_model import GenreModel
 from shared.core.serving.calibration import apply_temperature, song_statistics
-from shared.core.serving.staged import patch_segments, song_stride
+from shared.core.serving.staged import FAST, patch_segments, song_stride
 
 ProgressCallback = Callable[[float], None]
 
 # Segments per decoded block: MFCCs of one block are taken while ffmpeg decodes the next.
 SEGMENTS_PER_BLOCK = 10
+#: The features key of the ear's input (``(n_rows, 1, 128, 300)``, one row per patch segment);
+#: :func:`predict_features` runs the ear on it and replaces it with :data:`AUDIOSET`.
+AUDIOSET_INPUT = "audioset_input"
+#: The features key of the ear's embedding, ``(n_rows, 384)``, rows as ``patches`` (every
+#: segment when ``patches`` is ``None``), like ``logmel``'s.
+AUDIOSET = "audioset"
 
 
 @dataclass(frozen=True)
@@ -56,6 +71,9 @@ class Prediction:
     model_version: str
     uncertain: bool = False
     uncertain_reason: str | None = None
+    #: AudioSet's music genres the song sounds like (``{"name", "score"}``, best first): a
+    #: second opinion from a network trained on AudioSet, not one of the model's genres.
+    sounds_like: list[dict[str, Any]] | None = None
 
     @property
     def n_segments(self) -> int:
@@ -94,10 +112,35 @@ def vote_genre(probabilities: np.ndarray, genres: list[str]) -> tuple[int, np.nd
     return winner, votes, mean
 
 
+def patch_plan(model: GenreModel) -> tuple[int, int]:
+    """Return the stride and minimum count of the segments that get a patch (musicnn, the ear).
+
+    A musicnn model's own (``musicnn_stride``, ``musicnn_min_patches``); for a model without
+    musicnn, the fast path's defaults (every 4th segment, at least 10 where the song has them),
+    so the ear costs the same whatever the model.
+    """
+    if model.feature_config.musicnn:
+        return model.musicnn_stride, model.musicnn_min_patches
+    return FAST.musicnn_stride, FAST.musicnn_min_patches
+
+
 def predict_audio(y: np.ndarray, model: GenreModel) -> Prediction:
-    """Predict the genre of decoded audio ``y`` (mono, at the model's sample rate)."""
-    features = segment_features(y, config=model.feature_config)
-    return predict_features(features, model, duration_s=len(y) / model.feature_config.sample_rate)
+    """Predict the genre of decoded audio ``y`` (mono, at the model's sample rate).
+
+    A musicnn model's patches and the ear's input cover every segment; a model without musicnn
+    gets the ear on the segments :func:`predict_file` would choose.
+    """
+    config = model.feature_config
+    features = segment_features(y, config=config)
+    patches = None
+    if not config.musicnn:
+        n_segments = len(segment_audio(np.asarray(y), config=config))
+        stride, min_patches = patch_plan(model)
+        patches = patch_segments(n_segments, song_stride(n_segments, stride, min_patches))
+    features[AUDIOSET_INPUT] = audioset_segments(y, config=config, segments=patches)
+    return predict_features(
+        features, model, duration_s=len(y) / config.sample_rate, patches=patches
+    )
 
 
 def predict_features(
@@ -110,12 +153,22 @@ def predict_features(
     """Score segments (MFCCs, or every model input by name) with ``model``; answer by its rule.
 
     ``patches`` names the segments the ``logmel`` rows belong to when musicnn ran on some
-    segments only (see :meth:`GenreModel.predict_segments`). The model's answer policy
+    segments only (see :meth:`GenreModel.predict_segments`). When ``features`` holds the ear's
+    input (:data:`AUDIOSET_INPUT`, rows as ``patches``), the AudioSet ear runs once on it: its
+    embedding joins the features as :data:`AUDIOSET` and its logits give ``sounds_like``
+    (``None`` without it). The model's answer policy
     (:class:`shared.core.serving.calibration.AnswerPolicy`, from its sidecar) picks the genre (most
     votes, or highest mean probability), calibrates the probabilities and flags the answer
     ``uncertain`` when its probability is under the threshold, or when the song's MFCC
     statistics lie outside those of the songs it was trained on.
     """
+    features = dict(features) if isinstance(features, dict) else {"mfcc": features}
+    heard = None
+    ear_input = features.pop(AUDIOSET_INPUT, None)
+    if ear_input is not None:
+        outputs = get_ear().outputs(ear_input)
+        features[AUDIOSET] = outputs["embedding"]
+        heard = sounds_like(outputs["logits"])
     probabilities = model.predict_segments(features, patches=patches)
     winner, votes, mean = vote_genre(probabilities, model.genres)
     policy = model.answer_policy
@@ -124,8 +177,7 @@ def predict_features(
         winner = int(calibrated.argmax())
     reason = None
     if policy.novelty is not None:
-        mfcc = features["mfcc"] if isinstance(features, dict) else features
-        stats = song_statistics(mfcc, n_mfcc=model.feature_config.n_mfcc)
+        stats = song_statistics(features["mfcc"], n_mfcc=model.feature_config.n_mfcc)
         if policy.novelty.is_strange(stats):
             reason = UNFAMILIAR_SOUND
     if reason is None and calibrated[winner] < policy.uncertain_below:
@@ -152,6 +204,7 @@ def predict_features(
         model_version=model.version,
         uncertain=reason is not None,
         uncertain_reason=reason,
+        sounds_like=heard,
     )
 
 
@@ -170,7 +223,8 @@ def predict_file(
     ``musicnn_stride`` k > 1 gets log-mel patches of every k-th segment only
     (:func:`shared.core.serving.staged.patch_segments`), every k'-th for a song too short for
     ``musicnn_min_patches`` of them (:func:`shared.core.serving.staged.song_stride`); the timeline
-    still has every segment.
+    still has every segment. The AudioSet ear hears the same segments (for a model without
+    musicnn, those :func:`patch_plan` gives).
 
     Parameters
     ----------
@@ -199,11 +253,12 @@ def predict_file(
         max_duration_s=max_duration_s,
         name=name,
     )
-    stride = model.musicnn_stride if config.musicnn else 1
+    stride, min_patches = patch_plan(model)
     # a song with fewer than stride x min_patches segments gets a finer stride at the end, so
     # its audio is kept until it is known to be longer
-    keep_until = stride * model.musicnn_min_patches if stride > 1 else 0
-    parts, patches, kept, n_samples, n_segments = [], [], [], 0, 0
+    keep_until = stride * min_patches if stride > 1 else 0
+    parts, patches, heard, n_samples, n_segments = [], [], [], 0, 0
+    kept: list[tuple[np.ndarray, np.ndarray | None]] = []  # (audio, its patches), not yet heard
     for block in blocks:
         n_samples += len(block)
         n_block = len(block) // config.samples_per_segment
@@ -214,17 +269,22 @@ def predict_file(
         if chosen is not None:
             patches.append(chosen + n_segments)
         n_segments += n_block
-        kept = [*kept, block[: n_block * config.samples_per_segment]]
-        if n_segments >= keep_until:
+        kept.append((block[: n_block * config.samples_per_segment], chosen))
+        if n_segments >= keep_until:  # long enough to keep its stride: the ear's input now
+            heard += [audioset_segments(y, config=config, segments=c) for y, c in kept]
             kept = []
     if progress:
         progress(0.5)
     features = {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}
     chosen = np.concatenate(patches) if patches else None
+    if heard:
+        features[AUDIOSET_INPUT] = np.concatenate(heard)
     if kept:  # a short song: its own stride, from all of its audio
-        finer = song_stride(n_segments, stride, model.musicnn_min_patches)
-        chosen = patch_segments(n_segments, finer)
-        features["logmel"] = logmel_segments(np.concatenate(kept), config=config, segments=chosen)
+        chosen = patch_segments(n_segments, song_stride(n_segments, stride, min_patches))
+        song = np.concatenate([audio for audio, _ in kept])
+        if config.musicnn:
+            features["logmel"] = logmel_segments(song, config=config, segments=chosen)
+        features[AUDIOSET_INPUT] = audioset_segments(song, config=config, segments=chosen)
     prediction = predict_features(
         features, model, duration_s=n_samples / config.sample_rate, patches=chosen
     )

@@ -40,6 +40,18 @@ export function answerName(result) {
   return result.uncertain ? `Not sure — closest: ${name}` : name;
 }
 
+/** What the AudioSet network says it sounds like: a second opinion, not one of the model's genres. */
+export const SOUNDS_LIKE_NOTE =
+  "A second opinion in AudioSet's class names, from a network trained on AudioSet (EfficientAT mn04), not one of this model's genres.";
+
+/** "Sounds like: Heavy metal 0.45 · Punk rock 0.25 · Grunge 0.10", or null without the field. */
+export function soundsLikeText(result) {
+  const sounds = result?.sounds_like;
+  if (!Array.isArray(sounds) || !sounds.length) return null;
+  const items = sounds.map(({ name, score }) => `${name} ${(Number(score) || 0).toFixed(2)}`);
+  return `Sounds like: ${items.join(" · ")}`;
+}
+
 /** "hiphop" → "Hip-hop", "rock" → "Rock". */
 export function genreName(genre) {
   if (!genre) return "—";

@@ -2,7 +2,7 @@
 
 import { deleteJSON, getJSON, jobPageUrl } from "./api.js";
 import { announce, h, replace } from "./dom.js";
-import { answerName, dateTime, genreColor, genreName, percent, timeAgo } from "./format.js";
+import { SOUNDS_LIKE_NOTE, answerName, dateTime, genreColor, genreName, percent, timeAgo } from "./format.js";
 
 const PER_PAGE = 8;
 
@@ -77,6 +77,9 @@ export class HistoryView {
       h("span", { class: "history__meta" },
         badge,
         job.status === "done" && job.result ? h("span", { class: "history__conf" }, percent(job.result.confidence)) : null,
+        job.status === "done" && job.result?.uncertain && job.result.sounds_like?.length
+          ? h("span", { class: "history__sounds", title: SOUNDS_LIKE_NOTE }, `sounds like ${job.result.sounds_like[0].name}`)
+          : null,
         h("time", { datetime: job.created_at, title: dateTime(job.created_at) }, timeAgo(job.created_at))));
     const name = job.filename || job.id;
     const remove = h("button", {

@@ -3,7 +3,7 @@
 
 import { playableAudioUrl } from "./api.js";
 import { h, replace } from "./dom.js";
-import { UNSURE_REASONS, bytes, clock, dateTime, genreColor, genreName, percent, ranked } from "./format.js";
+import { SOUNDS_LIKE_NOTE, UNSURE_REASONS, bytes, clock, dateTime, genreColor, genreName, percent, ranked, soundsLikeText } from "./format.js";
 import { labelSection } from "./label.js";
 import { keepLoading } from "./player.js";
 import { createTimeline } from "./timeline.js";
@@ -140,12 +140,16 @@ export class ResultView {
     const copyButton = h("button", { type: "button", class: "button button--ghost button--small", onclick: () => copyLink(copyButton) }, "Copy link");
 
     const unsure = result.uncertain === true;
+    const soundsLike = soundsLikeText(result);
     const verdict = h("section", { class: unsure ? "verdict verdict--unsure" : "verdict", style: { "--genre": colour }, "aria-label": "Verdict" },
       h("p", { class: "eyebrow" }, unsure ? "Not sure — closest genre" : "Genre"),
       h("p", { class: "verdict__genre", dataset: { genre } }, genreName(genre)),
       unsure
         ? h("p", { class: "verdict__unsure", role: "note" },
           UNSURE_REASONS[result.uncertain_reason] || UNSURE_REASONS.low_confidence)
+        : null,
+      soundsLike
+        ? h("p", { class: "verdict__sounds", title: SOUNDS_LIKE_NOTE, "aria-description": SOUNDS_LIKE_NOTE }, soundsLike)
         : null,
       h("p", { class: "verdict__confidence" },
         h("span", { class: "verdict__value" }, percent(result.confidence)),
