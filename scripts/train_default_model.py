@@ -28,19 +28,6 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 OUT_DIR = ROOT / "shared" / "default_model"
 SEED = 42
-DATASETS = {
-    "emotify": (
-        'Emotify: A. Aljanaki, F. Wiering and R. C. Veltkamp, "Studying emotion induced by music '
-        'through a crowdsourcing game", *Information Processing & Management* 52(1), 2016 '
-        "(research use)"
-    ),
-    "4q": (
-        '4Q audio emotion dataset: R. Panda, R. Malheiro and R. P. Paiva, "Novel audio '
-        'features for music emotion recognition", *IEEE Transactions on Affective Computing*, '
-        "2018; 30-s "
-        "AllMusic previews (research use)"
-    ),
-}
 
 
 def _variant(benchmark: dict, name: str) -> dict:
@@ -157,131 +144,6 @@ def answer_section(policy: Any, genres: list[str]) -> str:
 """
 
 
-def model_card(
-    *,
-    version: str,
-    genres: list[str],
-    benchmark: dict,
-    shipped: dict,
-    policy: Any,
-    epochs: int,
-    n_tracks: int,
-    sources: dict[str, int],
-    train_seconds: float,
-) -> str:
-    """Return the model card (Markdown) with the benchmark's cross-validated figures."""
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    import accuracy
-
-    name = shipped["variant"]["name"]
-    pretrained = {
-        "MSD_musicnn": "`MSD_musicnn`, pretrained to tag the Million Song Dataset",
-        "MTT_musicnn": "`MTT_musicnn`, pretrained to tag MagnaTagATune",
-    }
-    networks = " and ".join(pretrained[n] for n in shipped["variant"]["networks"])
-    vote, vote_sd = shipped["track_accuracy_vote"]
-    mean, mean_sd = shipped["track_accuracy_mean"]
-    table = accuracy.format_report(benchmark["variants"], benchmark["genres"], "")
-    probe = benchmark.get("source_probe") or {}
-    probe_lines = "\n".join(
-        f"- segments {'as decoded' if level == 'None' else f'normalised to {level} dBFS'}: "
-        + ", ".join(f"{view} {value:.2f}" for view, value in views.items())
-        for level, views in probe.items()
-    )
-    data_lines = "\n".join(
-        f"- **{source}** ({n} songs): {DATASETS.get(source, source)}"
-        for source, n in sources.items()
-    )
-    loudness = shipped["variant"].get("loudness_db")
-    chosen = [r for r in policy.figures["curve"] if r["threshold"] == policy.uncertain_below]
-    unknown = chosen[0].get("unknown_flagged") if chosen else None
-    caught = "an unmeasured share" if unknown is None else f"{unknown:.0%}"
-    return f"""# Model card: genreflow's shipped model `{version}`
-
-The model genreflow registers and activates on first start, so a fresh installation answers
-real songs with no training step. A model you train yourself takes over through the normal
-activation policy (`GENREFLOW_ACTIVATE_POLICY`), and you can roll back to this one on the models
-page or with `POST /api/v1/models/{version}/activate`.
-
-## What it answers
-
-One of **{len(genres)} genres: {", ".join(genres)}**, with the probability of each, and
-`uncertain: true` when it is not sure (below). A song of another genre (metal, folk, disco,
-…) gets the closest of these; in the test below, {caught} of such songs were flagged
-uncertain, and the rest got a confident answer of a neighbouring genre.
-
-**Sounds like.** Every answer also carries `sounds_like`: the top three of AudioSet's fifty
-music-genre classes ("Heavy metal", "Disco", "Soul music", …) with their scores, a second opinion
-from a network trained on AudioSet (EfficientAT mn04, MIT; `shared/core/nets/audioset_weights/`),
-in AudioSet's names. It is not one of this model's genres and does not change its answer; it is
-most useful when the answer is `uncertain` or the song's genre is not among those above.
-
-## Accuracy
-
-{len(shipped["folds"])}-fold cross-validation **by artist** (stratified by genre, seed 42;
-the Emotify songs, which come without artist lists, by track) on the {n_tracks} songs it was
-then trained on: **{mean:.1%} ± {mean_sd:.1%}** track accuracy by mean probability and
-**{vote:.1%} ± {vote_sd:.1%}** by vote (mean ± sd over folds). Measured with
-`benchmarks/accuracy.py` on the 2-core development VM; every variant of that run, the seed
-recipe first:
-{table}
-
-**Two sources, one shortcut.** Every genre but electronic comes from one source only, so a
-model could learn which data set a clip came from instead of its genre. The columns per
-source above show accuracy on each; electronic, the one genre in both, is shown per source.
-The source probe says how well the source of an electronic track can be told from what the
-model sees (balanced accuracy of a logistic regression on track means, cross-validated by
-artist; 0.5 = nothing, 1.0 = gives it away):
-
-{probe_lines or "- not measured"}
-
-{answer_section(policy, genres)}
-## The shipped model
-
-The **{name}** row, trained once more on all {n_tracks} songs for {epochs} epoch(s) (the
-median best epoch of its folds) in {train_seconds:.0f} s, genres weighted equally
-{
-        "and every 3-s slice scaled to " + f"{loudness:g} dBFS RMS before its features"
-        if loudness is not None
-        else ""
-    }. Accuracy on songs from other sources, recordings and
-genres is not measured here; the held-back songs the team keeps are the real test.
-
-## Data and its terms
-
-{data_lines}
-
-Both are published for research use; this model inherits that: use it for research and
-evaluation, and check the datasets' terms before any other use. The audio is not part of
-genreflow.
-
-## Method
-
-Audio → ffmpeg (pydub) → 22,050 Hz mono → 3-s segments{
-        f", each scaled to {loudness:g} dBFS RMS" if loudness is not None else ""
-    }. Per segment: 13
-MFCCs (librosa, n_fft 2048, hop 512: 130 x 13) and a 16 kHz, 96-band log-mel patch
-(187 x 96). The MFCC sequence goes through an LSTM(64) and dropout; the patch goes through
-**musicnn** (Pons & Serra, 2019), frozen: {networks}. Its
-{shipped["variant"]["embedding"]} embedding goes through dropout and Dense(64, relu, L2); the
-two meet in dropout → Dense(64, relu, L2) → softmax, trained with Adam (1e-3), batch 32, on
-cached embeddings, each genre weighted by the inverse of its share of segments. musicnn's
-weights were converted once from its TF1 checkpoint into our Keras 3 port
-(`shared/core/nets/musicnn.py`), checked against a raw-TensorFlow reference of the original graph
-(`tests/core/test_musicnn.py`); they are used under the ISC licence
-(`shared/core/nets/musicnn_weights/LICENSE`).
-
-Model inputs (one row per segment): `mfcc` float32 `(n, 130, 13)`, `logmel` float32
-`(n, 187, 96)`; output `(n, {len(genres)})` softmax in the order of `genres` in the sidecar.
-The answer policy (song rule, temperature, threshold, novelty check) is the sidecar's
-`answer` entry.
-
-Reproduce: `python benchmarks/accuracy.py ../shared/data/emotify ../shared/data/4q --variants
-... --open-set {name} --out benchmarks/out/nine`, then `python scripts/train_default_model.py
-../shared/data/emotify ../shared/data/4q --benchmark benchmarks/out/nine.json --variant {name}`.
-"""
-
-
 def main() -> int:
     """Train on all tracks, save model + sidecar into the package, write MODEL_CARD.md."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -290,9 +152,16 @@ def main() -> int:
     parser.add_argument("--variant", default="musicnn-pool+balanced")
     parser.add_argument("--cache-dir", type=Path, default=ROOT / "benchmarks" / "out" / "cache")
     parser.add_argument("--out", type=Path, default=OUT_DIR)
+    parser.add_argument(
+        "--benchmark-command",
+        default="python benchmarks/accuracy.py ../shared/data/emotify ../shared/data/4q "
+        "--third-source ../shared/data/samples --out benchmarks/out/eleven",
+        help="how the benchmark run was made (for the card's Reproduce line)",
+    )
     args = parser.parse_args()
 
     sys.path.insert(0, str(ROOT / "benchmarks"))
+    sys.path.insert(0, str(ROOT / "scripts"))
     import accuracy
 
     from shared.core.audio.features import FeatureConfig
@@ -423,6 +292,8 @@ def main() -> int:
         title=f"{version}\n{len(summary['folds'])}-fold CV by artist, "
         f"track accuracy {summary['pooled_by_rule'][policy.rule]:.1%} ({policy.rule})",
     )
+    from model_card import model_card
+
     (args.out / "MODEL_CARD.md").write_text(
         model_card(
             version=version,
@@ -434,6 +305,8 @@ def main() -> int:
             n_tracks=len(usable),
             sources=sources,
             train_seconds=train_seconds,
+            answer=answer_section(policy, genres),
+            benchmark_command=args.benchmark_command,
         )
     )
     size = sum(p.stat().st_size for p in args.out.iterdir() if p.is_file())
