@@ -266,7 +266,9 @@ def _inputs(
     return inputs, np.eye(len(genres), dtype=np.float32)[y], counts
 
 
-def _build(variant: Variant, inputs: list[np.ndarray], n_classes: int) -> Any:
+def _build(
+    variant: Variant, inputs: list[np.ndarray], n_classes: int, labels: np.ndarray | None = None
+) -> Any:
     from shared.core.nets.fusion_model import build_fusion_head
     from shared.core.nets.model import build_model
 
@@ -295,6 +297,7 @@ def _build(variant: Variant, inputs: list[np.ndarray], n_classes: int) -> Any:
         fusion=variant.fusion,
         lstm_units=variant.lstm_units,
         mfcc_dropout=variant.mfcc_dropout,
+        readout=_readout(variant, inputs, labels),
         **({"l2": variant.l2} if variant.l2 is not None else {}),
         **(
             {"embedding_dropout": variant.embedding_dropout}
@@ -302,6 +305,15 @@ def _build(variant: Variant, inputs: list[np.ndarray], n_classes: int) -> Any:
             else {}
         ),
     )
+
+
+def _readout(variant: Variant, inputs: list[np.ndarray], labels: np.ndarray | None) -> Any:
+    """Return the fitted read-out a residual head starts from (else ``None``)."""
+    if variant.fusion != "residual":
+        return None
+    from shared.core.learning.readout import readout_for
+
+    return readout_for(inputs, labels, balanced=variant.balanced)
 
 
 def run_fold(
@@ -336,7 +348,7 @@ def run_fold(
     x_train, y_train, _ = _inputs(data, fold["train"], variant, genres, train=True)
     x_valid, y_valid, _ = _inputs(data, fold["valid"], variant, genres, train=False)
     x_test, _, counts = _inputs(data, fold["test"], variant, genres, train=False)
-    model = _build(variant, x_train, len(genres))
+    model = _build(variant, x_train, len(genres), y_train)
     if len(x_train) == 1:
         x_train, x_valid, x_test = x_train[0], x_valid[0], x_test[0]
     started = time.perf_counter()

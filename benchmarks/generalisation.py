@@ -24,9 +24,7 @@ from typing import Any
 
 import numpy as np
 
-#: Inverse regularisation of the read-out (the value ``benchmarks/linear_probe.py`` found best).
-READOUT_C = 0.01
-READOUT_MAX_ITER = 500
+from shared.core.learning.readout import READOUT_C, READOUT_MAX_ITER
 
 FoldRunner = Callable[[dict[str, list[Any]], list[str]], dict[str, Any]]
 

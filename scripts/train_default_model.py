@@ -194,7 +194,7 @@ def main() -> int:
     inputs, labels, _ = accuracy._inputs(data, usable, variant, genres, train=True)
     keras = import_keras()
     keras.utils.set_random_seed(SEED)
-    model = accuracy._build(variant, inputs, len(genres))
+    model = accuracy._build(variant, inputs, len(genres), labels)
     started = time.perf_counter()
     model.fit(
         inputs if len(inputs) > 1 else inputs[0],

@@ -92,6 +92,41 @@ def test_late_fusion_adds_the_read_out_and_the_lstm_voice():
         build_fusion_head((130, 13), 8, 3, fusion="middle")
 
 
+def test_residual_head_starts_as_the_fitted_read_out():
+    from shared.core.learning.readout import readout_for
+    from shared.core.nets.fusion_model import build_fusion_head, floored_variance
+
+    rng = np.random.default_rng(5)
+    labels = np.eye(3, dtype=np.float32)[np.arange(60) % 3]
+    embedding = rng.standard_normal((60, 8)).astype(np.float32) + labels @ rng.normal(size=(3, 8))
+    audioset = rng.standard_normal((60, 4)).astype(np.float32)
+    mfcc = rng.standard_normal((60, 130, 13)).astype(np.float32)
+    kernel, bias = readout_for([mfcc, embedding, audioset], labels, balanced=True)
+    head = build_fusion_head(
+        (130, 13), 8, 3, fusion="residual", audioset_dim=4, lstm_units=4, mfcc_dropout=0.5,
+        embedding_mean=embedding.mean(axis=0), embedding_var=embedding.var(axis=0),
+        audioset_mean=audioset.mean(axis=0), audioset_var=audioset.var(axis=0),
+        readout=(kernel, bias),
+    )  # fmt: skip
+    standardised = np.concatenate(
+        [
+            (e - e.mean(axis=0)) / np.sqrt(floored_variance(e.var(axis=0)))
+            for e in (embedding, audioset)
+        ],
+        axis=1,
+    )
+    logits = standardised @ kernel + bias
+    expected = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(
+        head.predict([mfcc, embedding, audioset], verbose=0), expected, atol=1e-4
+    )
+    assert (expected.argmax(axis=1) == labels.argmax(axis=1)).mean() > 0.8  # a real read-out
+    # training moves the LSTM's voice only: the read-out stays as fitted
+    head.fit([mfcc, embedding, audioset], labels, epochs=1, batch_size=20, verbose=0)
+    np.testing.assert_array_equal(head.get_layer("readout").get_weights()[0], kernel)
+    assert np.abs(head.get_layer("lstm_voice").get_weights()[0]).sum() > 0
+
+
 @pytest.fixture(scope="module")
 def generalist_training(tiny_dataset, tmp_path_factory):
     from shared.core.learning.training import TrainOptions, recipe_features, train_from_folder

@@ -33,6 +33,7 @@ from shared.core.learning.evaluation import evaluate_probabilities, save_confusi
 from shared.core.learning.held_out import fit_validation_policy
 from shared.core.learning.model_inputs import TrackInputs, load_embeddings
 from shared.core.learning.options import TrainOptions, recipe_features, recipe_of
+from shared.core.learning.readout import readout_for
 from shared.core.nets.fusion_model import build_fusion_head, compose_served_model
 from shared.core.nets.model import build_model, import_keras, new_version, save_model
 from shared.core.nets.recipe import RECIPE_KEY, Recipe
@@ -69,7 +70,9 @@ class TrainingReport:
     sources: dict[str, int] = field(default_factory=dict)
 
 
-def build_network(train_inputs: Any, n_classes: int, options: TrainOptions) -> Any:
+def build_network(
+    train_inputs: Any, n_classes: int, options: TrainOptions, labels: np.ndarray
+) -> Any:
     """Build the network a run trains: the MFCC LSTM, or the head beside the embeddings.
 
     Normalisation statistics come from the training rows (``train_inputs`` as
@@ -106,6 +109,11 @@ def build_network(train_inputs: Any, n_classes: int, options: TrainOptions) -> A
         fusion=options.fusion,
         lstm_units=options.lstm_units,
         mfcc_dropout=options.mfcc_dropout,
+        readout=(
+            readout_for(train_inputs, labels, balanced=options.balanced)
+            if options.fusion == "residual"
+            else None
+        ),
         **{
             name: value
             for name in ("l2", "embedding_dropout")
@@ -235,7 +243,7 @@ def train_from_folder(
     y_train = inputs.labels(owners, genres)
     valid_inputs, valid_owners = inputs.stack(parts["valid"])
     y_valid = inputs.labels(valid_owners, genres)
-    model = build_network(train_inputs, len(genres), options)
+    model = build_network(train_inputs, len(genres), options, y_train)
 
     class _Progress(keras.callbacks.Callback):
         def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:

@@ -8,7 +8,11 @@ through an LSTM. Two ways to meet:
 - *early* fusion: the embeddings through a dense layer, concatenated with the LSTM's output
   before a dense layer and the classifier;
 - *late* fusion: a linear read-out of the embeddings gives genre logits, the LSTM gives its
-  own, and the two are added before the softmax: the LSTM is one voice beside the read-out.
+  own, and the two are added before the softmax: the LSTM is one voice beside the read-out;
+- *residual* fusion: the same, but the read-out is a logistic regression fitted first
+  (:mod:`shared.core.learning.readout`) and frozen, and the LSTM's voice starts silent: it is
+  trained on top of the baseline it must beat, and early stopping on the validation songs keeps
+  only what helps there.
   Dropping the LSTM's voice for whole batches while training (``mfcc_dropout``) keeps the
   read-out able to answer on its own, so the head cannot lean on what the MFCCs say about a
   recording's source.
@@ -55,6 +59,7 @@ def build_fusion_head(
     fusion: str = "early",
     lstm_units: int = 64,
     mfcc_dropout: float = 0.0,
+    readout: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> keras.Model:
     """Build and compile the trainable head.
 
@@ -79,12 +84,15 @@ def build_fusion_head(
         Width of a third input ``audioset`` (0: none).
     audioset_mean, audioset_var : np.ndarray, optional
         Its training statistics, as for the embedding.
-    fusion : {"early", "late"}
+    fusion : {"early", "late", "residual"}
         How the branches meet (see the module docstring).
     lstm_units : int > 0
         Width of the LSTM.
     mfcc_dropout : float in [0, 1)
         Probability of dropping the MFCC branch's contribution for a whole batch in training.
+    readout : (kernel, bias), optional
+        ``residual`` fusion: the fitted linear read-out
+        (:func:`shared.core.learning.readout.fit_linear_readout`), frozen in the model.
 
     Returns
     -------
@@ -116,14 +124,36 @@ def build_fusion_head(
         inputs.append(audioset)
         a = _standardised(layers, audioset, audioset_mean, audioset_var, "audioset_norm")
         e = layers.Concatenate(name="embeddings")([e, a])
+    if fusion == "residual":
+        if readout is None:
+            raise ValueError("Residual fusion needs the fitted read-out (kernel, bias).")
+        frozen = layers.Dense(n_classes, trainable=False, name="readout")
+        logits = frozen(e)
+        frozen.set_weights([np.asarray(readout[0]), np.asarray(readout[1])])
+        # the LSTM's voice starts silent: the model begins as the read-out
+        voice = layers.Dense(
+            n_classes, kernel_initializer="zeros", kernel_regularizer=decay, name="lstm_voice"
+        )(x)
+        if mfcc_dropout:
+            voice = layers.Dropout(mfcc_dropout, noise_shape=(1, 1), name="mfcc_branch_drop")(voice)
+        outputs = layers.Activation("softmax", name="genre")(
+            layers.Add(name="fuse")([logits, voice])
+        )
+        model = keras.Model(inputs, outputs, name=f"genreflow_musicnn_{architecture}")
+        model.compile(
+            optimizer=keras.optimizers.Adam(learning_rate=learning_rate),
+            loss="categorical_crossentropy",
+            metrics=["accuracy"],
+        )
+        return model
     e = layers.Dropout(embedding_dropout, name="embedding_dropout")(e)
     if fusion == "late":
-        readout = layers.Dense(n_classes, kernel_regularizer=decay, name="readout")(e)
+        readout_logits = layers.Dense(n_classes, kernel_regularizer=decay, name="readout")(e)
         voice = layers.Dense(n_classes, kernel_regularizer=decay, name="lstm_voice")(x)
         if mfcc_dropout:
             # one mask for the whole batch: the read-out must answer alone in those batches
             voice = layers.Dropout(mfcc_dropout, noise_shape=(1, 1), name="mfcc_branch_drop")(voice)
-        logits = layers.Add(name="fuse")([readout, voice])
+        logits = layers.Add(name="fuse")([readout_logits, voice])
         outputs = layers.Activation("softmax", name="genre")(logits)
     elif fusion == "early":
         if mfcc_dropout:
@@ -146,6 +176,12 @@ def build_fusion_head(
     return model
 
 
+def floored_variance(var: np.ndarray) -> np.ndarray:
+    """Floor a feature's variance at :data:`VARIANCE_FLOOR` of the mean variance."""
+    var = np.asarray(var, dtype=np.float64)
+    return np.maximum(var, VARIANCE_FLOOR * float(np.mean(var)))
+
+
 def _standardised(
     layers: Any, tensor: Any, mean: np.ndarray | None, var: np.ndarray | None, name: str
 ) -> Any:
@@ -158,7 +194,7 @@ def _standardised(
     """
     if mean is None or var is None:
         return tensor
-    var = np.maximum(var, VARIANCE_FLOOR * float(np.mean(var)))
+    var = floored_variance(var)
     return layers.Normalization(axis=-1, mean=mean, variance=var, name=name)(tensor)
 
 

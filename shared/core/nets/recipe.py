@@ -48,7 +48,7 @@ MODEL_FIELDS: Final = (
 )
 INTEGER_FIELDS: Final = ("n_mfcc", "epochs", "batch_size", "patience", "lstm_units")
 #: How the MFCC branch meets the embeddings (``shared/core/nets/fusion_model.py``).
-FUSIONS: Final = ("early", "late")
+FUSIONS: Final = ("early", "late", "residual")
 MAX_LSTM_UNITS: Final = 1024
 MAX_EPOCHS: Final = 10_000
 MAX_BATCH_SIZE: Final = 4096
@@ -99,11 +99,12 @@ class Recipe:
     audioset : bool
         Read the AudioSet network's (EfficientAT mn04) embedding beside musicnn's; needs
         ``embedding``.
-    fusion : {"early", "late"}
+    fusion : {"early", "late", "residual"}
         ``early``: the LSTM's and the embeddings' dense layers meet before one classifier.
         ``late``: a linear read-out of the embeddings and the LSTM each give genre logits,
-        added before the softmax (the LSTM is one voice beside the read-out); needs
-        ``embedding``.
+        added before the softmax (the LSTM is one voice beside the read-out); ``residual``:
+        the read-out is a logistic regression fitted first and frozen, the LSTM's voice is
+        trained on top of it. Both need ``embedding``.
     lstm_units : int > 0
         Width of the LSTM over the MFCCs (64 in the seed recipe).
     mfcc_dropout : float in [0, 1)
@@ -153,9 +154,11 @@ class Recipe:
         _check_int("patience", self.patience, MAX_EPOCHS)
         _check_int("lstm_units", self.lstm_units, MAX_LSTM_UNITS)
         _check_number("mfcc_dropout", self.mfcc_dropout, 0.0, 1.0)
-        if self.embedding is None and (self.audioset or self.fusion == "late" or self.mfcc_dropout):
+        beside = self.audioset or self.fusion != "early" or self.mfcc_dropout
+        if self.embedding is None and beside:
             raise InvalidRecipe(
-                "Recipe fields 'audioset', 'fusion': 'late' and 'mfcc_dropout' need a musicnn "
+                "Recipe fields 'audioset', 'fusion' other than 'early' and 'mfcc_dropout' need a "
+                "musicnn "
                 "'embedding' beside the MFCCs."
             )
         rate = self.learning_rate
@@ -200,6 +203,8 @@ class Recipe:
                 parts.append("AudioSet (mn04) embedding too")
             if self.fusion == "late":
                 parts.append("late fusion: linear read-out + LSTM voice")
+            if self.fusion == "residual":
+                parts.append("residual: fitted read-out (frozen) + LSTM voice trained on top")
             if self.mfcc_dropout:
                 parts.append(f"MFCC branch dropped for {self.mfcc_dropout:.0%} of batches")
         if self.balanced:
@@ -324,7 +329,8 @@ def _ladder() -> tuple[Recipe, ...]:
     small = replace(cmvn, name="late+cmvn+lstm32", lstm_units=32)
     dropped = replace(small, name="late+cmvn+lstm32+drop", mfcc_dropout=0.5)
     channel = replace(dropped, name="late+cmvn+lstm32+drop+channel", channel_augment=True)
-    return base, late, cmvn, small, dropped, channel
+    residual = replace(dropped, name="residual+cmvn+lstm32+drop", fusion="residual")
+    return base, late, cmvn, small, dropped, channel, residual
 
 
 #: The named recipes: the seed recipe first, then the variants the benchmark tried.
