@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from shared.library.local import LocalModel, default_jobs
-from shared.library.remote import GenreflowServer
+from shared.library.remote import SERVER_JOBS, GenreflowServer
 from shared.library.run import Source
 
 
@@ -47,10 +47,6 @@ def source_options(command: Callable[..., Any]) -> Callable[..., Any]:
     for option in reversed(options):
         command = option(command)
     return command
-
-
-#: Concurrent uploads with --server when --jobs is not given.
-SERVER_JOBS = 4
 
 
 def make_source(

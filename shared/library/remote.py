@@ -35,6 +35,8 @@ RETRY_LATER = frozenset({429, 503, 507})
 #: Answers that say the key cannot be used: the run stops.
 REFUSED_KEY = frozenset({401, 403})
 FINAL_STATUSES = frozenset({"done", "failed"})
+#: Songs uploaded at once when the caller does not say.
+SERVER_JOBS = 4
 
 
 class SongRefused(Exception):

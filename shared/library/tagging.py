@@ -50,7 +50,7 @@ def plan_tags(rows: Iterable[SongResult], rules: TagRules) -> tuple[list[TagChan
     latest = {row.path: row for row in rows}
     changes, skips = [], []
     for path, row in latest.items():
-        reason = _refusal(row, rules)
+        reason = refusal(row, rules)
         if reason is None:
             try:
                 old = read_genres(path)
@@ -68,7 +68,8 @@ def plan_tags(rows: Iterable[SongResult], rules: TagRules) -> tuple[list[TagChan
     return changes, skips
 
 
-def _refusal(row: SongResult, rules: TagRules) -> str | None:
+def refusal(row: SongResult, rules: TagRules) -> str | None:
+    """Return why ``row``'s answer may not be written by ``rules``, or ``None`` if it may."""
     if not row.ok:
         return f"not classified: {row.error}"
     confidence = row.confidence or 0.0

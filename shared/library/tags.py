@@ -8,7 +8,6 @@ rewritten; mutagen leaves the audio data as it is (the tests decode before and a
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Any
 
 #: The file types whose genre can be written, named for messages.
@@ -30,10 +29,10 @@ def _open(path: str | os.PathLike[str]) -> Any:
     try:
         audio = mutagen.File(path, easy=True)
     except (mutagen.MutagenError, OSError) as exc:
-        raise Untaggable(f"{path}: cannot read its tags ({exc})") from exc
+        raise Untaggable(f"cannot read its tags ({exc})") from exc
     if not isinstance(audio, EasyMP3 | EasyMP4 | FLAC | OggVorbis | OggOpus):
         kind = type(audio).__name__ if audio is not None else "an unknown type"
-        raise Untaggable(f"{path}: cannot tag {kind} files (only {TAGGABLE_FORMATS})")
+        raise Untaggable(f"cannot tag {kind} files (only {TAGGABLE_FORMATS})")
     return audio
 
 
@@ -73,4 +72,4 @@ def write_genres(path: str | os.PathLike[str], genres: list[str]) -> None:
     try:
         audio.save()
     except (mutagen.MutagenError, OSError) as exc:
-        raise Untaggable(f"{Path(path)}: cannot write its tags ({exc})") from exc
+        raise Untaggable(f"cannot write its tags ({exc})") from exc
