@@ -8,6 +8,7 @@ import click
 
 from shared.cli.library_options import make_source, source_options
 from shared.errors import GenreflowError
+from shared.library.results import SongResult, read_results
 
 
 def _genres(values: list[str]) -> str:
@@ -116,9 +117,8 @@ def _rows(
     server: str | None,
     key: str | None,
     max_wait: float,
-) -> list:
+) -> list[SongResult]:
     """Return the predict rows to tag from: read from ``from_file``, or a fresh run's."""
-    from shared.library.results import read_results
     from shared.library.run import run_library
 
     if from_file is not None:
