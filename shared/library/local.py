@@ -14,6 +14,7 @@ import multiprocessing
 import os
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -103,9 +104,12 @@ def classify_locally(
     with ProcessPoolExecutor(
         jobs, mp_context=context, initializer=load_process_model, initargs=(spec,)
     ) as pool:
-        futures = [pool.submit(classify_one, path, sha256) for path, sha256 in songs]
+        futures = {pool.submit(classify_one, path, sha256): path for path, sha256 in songs}
         for future in as_completed(futures):
-            yield future.result()
+            try:
+                yield future.result()
+            except BrokenProcessPool:  # a process died (out of memory?): its songs get rows
+                yield SongResult.failed(futures[future], "the classifying process died")
 
 
 def model_version(spec: LocalModel) -> str:

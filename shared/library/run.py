@@ -100,7 +100,8 @@ def run_library(
         if writer is not None:
             writer.write(row)
         if on_row is not None:
-            on_row(row)
+            with tqdm.external_write_mode(file=sys.stderr):  # lines above the bar, not through it
+                on_row(row)
 
     files = find_audio_files(paths)
     missing = {path: unreadable_reason(path) for path in files}
