@@ -76,7 +76,7 @@ def test_beet_genreflow_sets_attributes_and_genres_keeping_existing_ones(tmp_pat
     assert read_genres(music / "classical.flac") == ["Polka"]
     assert beet(tmp_path, "ls", "genreflow_confidence:0..1").stdout.count("\n") == 3
 
-    beet(tmp_path, "genreflow", "-f", "classical")
+    beet(tmp_path, "genreflow", "-f", f"path:{music / 'classical.flac'}")
     forced = listed(tmp_path)["classical.flac"]
     assert forced[0] == forced[1] in TINY_GENRES
     assert read_genres(music / "classical.flac") == [forced[1]]
