@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 from pathlib import Path
@@ -138,3 +139,33 @@ def test_tag_from_a_predict_output_skips_unsure_answers_unless_asked(tmp_path, l
     both = genreflow("tag", str(library["mp3"]), "--from", str(out), "--dry-run",
                      home=tmp_path, check=False)  # fmt: skip
     assert both.returncode == 2
+
+
+def test_the_progress_bar_shows_on_a_terminal(tmp_path, library, tiny_model_path):
+    """A pseudo-terminal (80 columns) as stderr gets tqdm's bar; stdout stays a pipe."""
+    import fcntl
+    import os
+    import pty
+    import struct
+    import subprocess
+    import sys
+    import termios
+
+    leader, follower = pty.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
+    songs = [str(library["flac"]), str(library["mp3"])]
+    argv = [sys.executable, "-m", "shared", "predict", *songs, "--model", str(tiny_model_path),
+            "--jobs", "1", "-o", str(tmp_path / "out.csv")]  # fmt: skip
+    env = {**os.environ, "GENREFLOW_HOME": str(tmp_path), "TF_CPP_MIN_LOG_LEVEL": "2"}
+    done = subprocess.run(argv, stdout=subprocess.PIPE, stderr=follower, env=env, timeout=300,
+                          check=False)  # fmt: skip
+    os.close(follower)
+    shown = b""
+    with contextlib.suppress(OSError):  # the pty reads EIO once drained
+        while chunk := os.read(leader, 65536):
+            shown += chunk
+    os.close(leader)
+    assert done.returncode == 0
+    assert b"2/2 [" in shown
+    assert b"song/s" in shown
+    assert b"2 song(s): 2 classified, 0 failed" in done.stdout
