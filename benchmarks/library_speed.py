@@ -5,8 +5,10 @@ music when ``--clips DIR`` names a folder of clips (six of them, decoded and joi
 ``data/samples`` works), else generated sound. Then, for each ``--jobs`` value, the command is
 run as a user runs it, in a fresh process with a fresh output file, and timed from start to
 exit: start-up, each process loading the model once, every song decoded and scored.
-Songs per minute = songs / wall time x 60. The model is the default one (the registry's
-active one, the shipped model on a fresh home) unless ``--model`` names another.
+Songs per minute = songs / wall time x 60; CPU seconds are those of the command and all its
+processes (on a busy machine they say more about the cost than the wall time does). The model
+is the default one (the registry's active one, the shipped model on a fresh home) unless
+``--model`` names another.
 
     python benchmarks/library_speed.py [--songs 8] [--jobs 1 2] [--clips DIR] [--model PATH]
 """
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -46,18 +49,24 @@ def write_songs(folder: Path, n_songs: int, clips: Path | None) -> list[Path]:
     return songs
 
 
-def time_run(folder: Path, jobs: int, home: Path, model: str | None) -> float:
-    """Run ``genreflow predict FOLDER --jobs N --output ...`` once; return its wall seconds."""
+def time_run(folder: Path, jobs: int, home: Path, model: str | None) -> tuple[float, float]:
+    """Run ``genreflow predict FOLDER --jobs N --output ...`` once; return wall and CPU seconds.
+
+    The CPU seconds are user + system time of the command and every process it started.
+    """
     out = home / f"out-{jobs}-{time.monotonic_ns()}.csv"
     argv = [sys.executable, "-m", "shared", "predict", str(folder), "--jobs", str(jobs),
             "--output", str(out)] + (["--model", model] if model else [])  # fmt: skip
     env = {**os.environ, "GENREFLOW_HOME": str(home), "TF_CPP_MIN_LOG_LEVEL": "2"}
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     done = subprocess.run(argv, env=env, capture_output=True, text=True, check=False)
     elapsed = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode != 0:
         raise SystemExit(f"predict failed ({done.returncode}):\n{done.stderr}")
-    return elapsed
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return elapsed, cpu
 
 
 def main() -> None:
@@ -73,10 +82,11 @@ def main() -> None:
         songs = write_songs(folder, args.songs, args.clips)
         print(f"{len(songs)} songs of {SONG_SECONDS / 60:.0f} min (mp3) in {folder}")
         print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at start")
-        print(f"{'jobs':>4} {'wall s':>8} {'songs/min':>10}")
+        print(f"{'jobs':>4} {'wall s':>8} {'songs/min':>10} {'CPU s':>7} {'CPU s/song':>11}")
         for jobs in args.jobs:
-            wall = time_run(folder, jobs, home, args.model)
-            print(f"{jobs:>4} {wall:>8.1f} {len(songs) / wall * 60:>10.1f}", flush=True)
+            wall, cpu = time_run(folder, jobs, home, args.model)
+            rate = len(songs) / wall * 60
+            print(f"{jobs:>4} {wall:>8.1f} {rate:>10.1f} {cpu:>7.1f} {cpu / len(songs):>11.2f}")
         print(f"load average {os.getloadavg()[0]:.1f} at the end")
 
 
