@@ -136,19 +136,27 @@ class ResultWriter:
     path : path-like
         ``.csv`` or ``.jsonl``.
     keep : iterable of SongResult
-        Rows of an earlier run to write first (the file is rewritten with them).
+        Rows of an earlier run to write first. They go to a new file that then replaces
+        ``path`` at once, so an interrupted start loses none of them.
     """
 
     def __init__(self, path: str | os.PathLike[str], *, keep: Iterable[SongResult] = ()) -> None:
         self.path = Path(path)
         self.format = output_format(self.path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._handle: IO[str] = self.path.open("w", encoding="utf-8", newline="")
-        self._csv = csv.DictWriter(self._handle, COLUMNS) if self.format == ".csv" else None
+        fresh = self.path.with_name(self.path.name + ".partial")
+        self._open(fresh, "w")
         if self._csv is not None:
             self._csv.writeheader()
         for row in keep:
             self.write(row)
+        self.close()
+        os.replace(fresh, self.path)
+        self._open(self.path, "a")
+
+    def _open(self, path: Path, mode: str) -> None:
+        self._handle: IO[str] = path.open(mode, encoding="utf-8", newline="")
+        self._csv = csv.DictWriter(self._handle, COLUMNS) if self.format == ".csv" else None
 
     def write(self, row: SongResult) -> None:
         """Append one row and flush it to the file."""

@@ -80,7 +80,7 @@ def run_library(
     output : Path, optional
         ``.csv`` or ``.jsonl``; its earlier rows make the run resume.
     on_row : callable(SongResult), optional
-        Called with each row as it comes (an unreadable path's row first, before any model).
+        Called with each row as it comes (the rows of unreadable paths first).
     progress : bool, optional
         Show the bar; default: when stderr is a terminal.
 
@@ -104,14 +104,14 @@ def run_library(
                 on_row(row)
 
     files = find_audio_files(paths)
-    missing = {path: unreadable_reason(path) for path in files}
+    unreadable = {path: unreadable_reason(path) for path in files}
     model = source_model(source)
     report = RunReport(model=model)
     earlier = read_results(output) if output is not None else []
     done = {key for key in done_keys(earlier) if key[1] == model}
     todo: list[tuple[str, str]] = []
     for path in files:
-        if missing[path] is None:
+        if unreadable[path] is None:
             sha256 = content_hash(path) if done else ""
             if (sha256, model) in done:
                 report.n_skipped += 1
@@ -121,7 +121,7 @@ def run_library(
     keep = [row for row in earlier if row.ok or row.path not in here]
     writer = ResultWriter(output, keep=keep) if output is not None else None
     try:
-        for path, reason in missing.items():
+        for path, reason in unreadable.items():
             if reason is not None:
                 emit(SongResult.failed(path, reason))
         show = sys.stderr.isatty() if progress is None else progress
