@@ -18,6 +18,8 @@ import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
 
@@ -57,12 +59,22 @@ def problem_text(response: requests.Response) -> str:
 
 
 def retry_after_s(response: requests.Response, default: float = 5.0) -> float:
-    """Return the answer's ``Retry-After`` in seconds (``default`` when absent or a date)."""
-    value = response.headers.get("Retry-After", "")
+    """Return the answer's ``Retry-After`` in seconds, or ``default`` when it has none.
+
+    Seconds are what genreflow sends; an HTTP date (RFC 9110 allows one) counts from now.
+    """
+    value = response.headers.get("Retry-After", "").strip()
     try:
         return max(0.0, float(value))
     except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
         return default
+    if when.tzinfo is None:  # "-0000": UTC, by RFC 5322
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
 @dataclass
