@@ -136,6 +136,11 @@ def test_tag_from_a_predict_output_skips_unsure_answers_unless_asked(tmp_path, l
     assert "classical at 62% is under --min-confidence" in done.stderr
     assert read_genres(library["mp3"]) == ["metal"]
     assert read_genres(library["ogg"]) == read_genres(library["flac"]) == []
+    kept = genreflow("tag", "--from", str(out), "--only-empty", "--include-uncertain",
+                     "--undo-file", str(tmp_path / "undo2.jsonl"), home=tmp_path)  # fmt: skip
+    assert "tagged 2 song(s), skipped 1" in kept.stdout
+    assert "keeps its genre metal (--only-empty)" in kept.stderr
+    assert read_genres(library["ogg"]) == ["disco"]
     both = genreflow("tag", str(library["mp3"]), "--from", str(out), "--dry-run",
                      home=tmp_path, check=False)  # fmt: skip
     assert both.returncode == 2
