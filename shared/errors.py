@@ -383,3 +383,11 @@ class LabelNotFound(NotFound):
 
     title = "Label not found"
     code = "label_not_found"
+
+
+class ServerUnusable(GenreflowError):
+    """A genreflow server that ``--server`` cannot use: unreachable, or it refuses the key."""
+
+    status = 502
+    title = "Server unusable"
+    code = "server_unusable"

@@ -1,4 +1,4 @@
-"""The core commands of ``genreflow``: train, evaluate, predict and demo data, without a server.
+"""The core commands of ``genreflow``: train, evaluate and demo data, without a server.
 
 Every command fails with a non-zero exit and one clear line on bad input. They are registered on
 the group in :mod:`shared.cli.main`.
@@ -7,7 +7,6 @@ the group in :mod:`shared.cli.main`.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -23,17 +22,6 @@ def _settings() -> Any:
     from shared.store.config import Settings
 
     return Settings.from_env()
-
-
-def unreadable_reason(path: Path) -> str | None:
-    """Return why ``path`` (named as the user gave it) cannot be read, or ``None`` if it can."""
-    if not path.exists():
-        return f"{path}: no such file."
-    if path.is_dir():
-        return f"{path} is a folder, not an audio file."
-    if not os.access(path, os.R_OK):
-        return f"{path}: permission denied."
-    return None
 
 
 def _fail(exc: GenreflowError) -> click.ClickException:
@@ -257,55 +245,6 @@ def evaluate(data_dir: Path, model_path: str | None, split_dir: str | None, as_j
     click.echo(json.dumps(metrics, indent=2) if as_json else format_metrics(metrics))
 
 
-@click.command()
-@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("--model", "model_path", help="A .keras model (default: the registry's active one).")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object per file.")
-@click.option("--segments", is_flag=True, help="Also print the per-segment timeline.")
-def predict(files: tuple[Path, ...], model_path: str | None, as_json: bool, segments: bool) -> None:
-    """Tell the genre of each audio FILE."""
-    failures = 0
-    readable = []
-    for path in files:  # checked before any model (or TensorFlow) is loaded
-        problem = unreadable_reason(path)
-        if problem is None:
-            readable.append(path)
-            continue
-        failures += 1
-        if as_json:
-            click.echo(json.dumps({"file": str(path), "error": {"detail": problem}}))
-        else:
-            click.echo(f"error: {problem}", err=True)
-    if not readable:
-        raise SystemExit(1)
-
-    from shared.core.serving.inference import load_served_model
-    from shared.core.serving.predict import predict_file
-
-    settings = _settings()
-    try:
-        model = load_served_model(find_model_path(model_path), serving=settings.serving_options())
-    except GenreflowError as exc:
-        raise _fail(exc) from exc
-    max_duration_s = settings.max_duration_s
-    for path in readable:
-        try:
-            prediction = predict_file(path, model, max_duration_s=max_duration_s, name=str(path))
-        except GenreflowError as exc:
-            failures += 1
-            if as_json:
-                click.echo(json.dumps({"file": str(path), "error": exc.to_dict()}))
-            else:
-                click.echo(f"error: {exc.detail}", err=True)
-            continue
-        if as_json:
-            click.echo(json.dumps({"file": str(path), **prediction.to_dict()}))
-        else:
-            click.echo(format_prediction(path, prediction.to_dict(), with_segments=segments))
-    if failures:
-        raise SystemExit(1)
-
-
 @click.command("demo-data")
 @click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--tracks-per-genre", default=10, show_default=True, type=click.IntRange(3))
@@ -393,4 +332,4 @@ def format_prediction(path: Path, result: dict[str, Any], *, with_segments: bool
     return "\n".join(lines)
 
 
-COMMANDS = (train, evaluate, predict, demo_data)
+COMMANDS = (train, evaluate, demo_data)

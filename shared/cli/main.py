@@ -6,7 +6,14 @@ import logging
 
 import click
 
-from shared.cli import commands, job_commands, key_commands, service_commands
+from shared.cli import (
+    commands,
+    job_commands,
+    key_commands,
+    predict_command,
+    service_commands,
+    tag_command,
+)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -21,6 +28,8 @@ def main(verbose: bool) -> None:
 
 for _command in (
     *commands.COMMANDS,
+    *predict_command.COMMANDS,
+    *tag_command.COMMANDS,
     *service_commands.COMMANDS,
     *key_commands.COMMANDS,
     *job_commands.COMMANDS,
