@@ -875,6 +875,8 @@ def main(argv: list[str] | None = None) -> int:
         _add_generalisation(summary, results, cross_folds, fold_runner, genres)
         summaries.append(summary)
         print(_one_line(summary), file=sys.stderr, flush=True)
+        if args.out:  # before the read-out, so a run stopped there keeps the variant
+            _write(args.out, header(), summaries, genres, args, probes)
         if not args.no_readout:
             key = generalisation.readout_key(variant)
             if key not in readouts:
