@@ -95,7 +95,20 @@ def _from_csv(values: Mapping[str, str]) -> SongResult:
         model=values.get("model") or "",
         error=values.get("error") or "",
         sha256=values.get("sha256") or "",
-    )  # sounds_like is kept as text in a CSV; it is not read back
+        sounds_like=parse_sounds_like(values.get("sounds_like") or ""),
+    )
+
+
+def parse_sounds_like(text: str) -> list[dict[str, Any]] | None:
+    """Read back :func:`format_sounds_like`'s text (``"Heavy metal 0.45; Punk rock 0.25"``)."""
+    items = []
+    for part in filter(None, (p.strip() for p in text.split(";"))):
+        name, _, score = part.rpartition(" ")
+        try:
+            items.append({"name": name, "score": float(score)})
+        except ValueError:
+            return None  # not written by genreflow: keep nothing rather than a wrong list
+    return items or None
 
 
 def output_format(path: str | os.PathLike[str]) -> str:
