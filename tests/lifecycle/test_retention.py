@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -165,5 +166,37 @@ def test_the_workers_timer_sweeps_without_beat_once_per_interval(
     finally:
         retention_timer._stop.set()
         thread.join(timeout=5)
+        retention_timer._stop.clear()
+        retention_timer._started.clear()
+
+
+def test_a_ready_worker_sweeps_at_the_interval_its_settings_give(
+    settings: Settings, redis_client: redis.Redis, engine: Any
+) -> None:
+    """GENREFLOW_RETENTION_SWEEP_S sets the timer (it was an hour whatever retention said)."""
+    from celery.signals import worker_ready
+
+    quick = settings.replace(retention_sweep_s=1.0)
+    redis_client.delete(retention_timer.LOCK_KEY)
+    retention_timer._started.clear()
+    with session_scope(engine) as session:
+        before = len(session.scalars(select(RetentionSweep)).all())
+    receiver = retention_timer.connect_signals(lambda: quick, lambda: redis_client)
+    try:
+        worker_ready.send(sender=None)
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            with session_scope(engine) as session:
+                if len(session.scalars(select(RetentionSweep)).all()) >= before + 2:
+                    break
+            time.sleep(0.2)
+        else:
+            raise AssertionError("a 1-s interval did not give two sweeps in 15 s")
+    finally:
+        worker_ready.disconnect(receiver)
+        retention_timer._stop.set()
+        for thread in threading.enumerate():
+            if thread.name == "retention-sweep":
+                thread.join(timeout=5)
         retention_timer._stop.clear()
         retention_timer._started.clear()
