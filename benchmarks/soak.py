@@ -68,7 +68,8 @@ PG_FAULT: Final = "postgres-restart"
 CLUSTER_FAULT: Final = "host-cut"
 SHORT_S, LONG_S = 30.0, 180.0
 STYLES: Final = ("classical", "disco", "metal", "reggae")  # demo_data's DEMO_GENRES
-MIB: Final = 1024 * 1024
+#: The options a report depends on, kept in ``history.json`` for ``--recheck``.
+RECHECK_ARGS: Final = ("minutes", "rate", "database", "cluster", "window_min", "retention_min")
 
 
 # --- songs ------------------------------------------------------------------------------------
@@ -193,13 +194,25 @@ class Client:
 # --- faults -----------------------------------------------------------------------------------
 
 
-def schedule(faults: list[str], *, minutes: float, window_s: float) -> list[tuple[float, str]]:
-    """Spread the faults evenly between the end of the first window and the last window."""
+def schedule(
+    faults: list[str], *, minutes: float, window_s: float, every_s: float
+) -> list[tuple[float, str]]:
+    """Plan the faults, in turn, every ``every_s`` between the first and the last window.
+
+    The first and the last window stay free of faults (a quarter of the run each, at most, so
+    a short run gets every fault too, closer together).
+    """
     run_s = minutes * 60
     start = min(window_s, run_s * 0.25)
     stop = max(start, run_s - min(window_s, run_s * 0.25))
-    step = (stop - start) / max(1, len(faults))
-    return [(start + step * (k + 0.5), fault) for k, fault in enumerate(faults)]
+    if not faults:
+        return []
+    step = min(every_s, (stop - start) / len(faults))
+    plan, at = [], start + step / 2
+    while at < stop:
+        plan.append((at, faults[len(plan) % len(faults)]))
+        at += step
+    return plan
 
 
 def run_faults(
@@ -269,7 +282,7 @@ def report(args: argparse.Namespace, out: Path, data: dict[str, Any]) -> dict[st
         "minutes": args.minutes, "rate": args.rate, "database": args.database,
         "cluster": args.cluster, "drain_s": data["drain_s"], **verdict.as_dict(),
         "faults": data["faults"], "windows": rows, "growth": fits, "sizes": sizes,
-        "p99": drift, "load_average": data["load"],
+        "p99": drift, "load_average": data["load"], "late_arrivals": data.get("late_arrivals"),
     }  # fmt: skip
     (out / "report.json").write_text(json.dumps(summary, indent=1, default=str))
     print_tables(summary)
@@ -311,7 +324,8 @@ def print_tables(s: dict[str, Any]) -> None:
     p = s["p99"]
     print(f"\np99 last window {f(p['last_p99_s'])} s vs first fault-free window "
           f"{f(p['first_calm_p99_s'])} s (ratio {f(p['ratio'], '.2f')}); "
-          f"load average during the run {s['load_average']}")  # fmt: skip
+          f"load average during the run {s['load_average']}; "
+          f"arrivals late by > 1 s (songs not made in time): {s['late_arrivals']}")  # fmt: skip
     keys = ("accepted", "lost", "duplicates", "stuck", "undelivered", "done", "failed_good",
             "failed_bad", "bad_refused", "refused", "undocumented_refusals", "refused_rows",
             "undocumented_rows", "orphan_rows", "deliveries", "duplicate_deliveries",
@@ -350,18 +364,20 @@ def run(args: argparse.Namespace) -> int:
         client = Client(service.url, hook, out / "client.jsonl", patience_s=args.patience_s,
                         headers=service.headers)  # fmt: skip
         faults_planned = [f for f in args.faults.split(",") if f in service.faults]
-        plan = schedule(faults_planned, minutes=args.minutes, window_s=args.window_min * 60)
+        plan = schedule(faults_planned, minutes=args.minutes, window_s=args.window_min * 60,
+                        every_s=args.fault_every_min * 60)  # fmt: skip
         rng = random.Random(args.seed)
         t0 = time.time()
         t_end = t0 + args.minutes * 60
         threading.Thread(target=run_faults, args=(plan, service, t0, out / "faults.jsonl", stop,
                                                   faults), daemon=True).start()  # fmt: skip
-        next_at = t0
+        next_at, late = t0, 0
         while True:
             next_at += rng.expovariate(args.rate)
             if next_at >= t_end:
                 break
             song = songs.ready.get()
+            late += time.time() > next_at + 1.0  # the songs could not be made in time
             time.sleep(max(0.0, next_at - time.time()))
             client.submit(song)
         time.sleep(max(0.0, t_end - time.time()))
@@ -376,10 +392,10 @@ def run(args: argparse.Namespace) -> int:
             "done_lines": done_lines(service.log_dir), "queue": probes.queue,
             "processes": probes.processes, "sizes": probes.sizes, "faults": faults,
             "t0": t0, "t_end": t_end, "drain_s": drain_s, "load": probes.load_average(),
+            "late_arrivals": late,
         }  # fmt: skip
-        (out / "samples.json").write_text(json.dumps(
-            {k: data[k] for k in ("jobs", "queue", "processes", "sizes", "t0", "t_end")},
-            default=str))  # fmt: skip
+        data["args"] = {k: v for k, v in vars(args).items() if k in RECHECK_ARGS}
+        (out / "history.json").write_text(json.dumps(data, default=str))
     finally:
         stop.set()
         songs.stop.set()
@@ -388,6 +404,11 @@ def run(args: argparse.Namespace) -> int:
         if not args.keep:
             for sub in ("songs", "home", "postgres"):
                 shutil.rmtree(root / sub, ignore_errors=True)
+    return finish(args, out, data)
+
+
+def finish(args: argparse.Namespace, out: Path, data: dict[str, Any]) -> int:
+    """Report on a run's history; return the exit status (0: clean)."""
     summary = report(args, out, data)
     if args.as_json:
         keys = ("accepted", "lost", "duplicates", "stuck", "undelivered", "done", "failed_good",
@@ -405,6 +426,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cluster", action="store_true", help="cluster.py's namespace hosts")
     parser.add_argument("--faults", default=",".join((*FAULTS, PG_FAULT, CLUSTER_FAULT)),
                         help="comma-separated; those that apply to the setup run")  # fmt: skip
+    parser.add_argument("--fault-every-min", type=float, default=5.0,
+                        help="minutes between faults (closer in a short run)")  # fmt: skip
     parser.add_argument("--long-fraction", type=float, default=0.25, help="share of 3-min songs")
     parser.add_argument("--bad-every", type=int, default=25, help="every n-th file is bad")
     parser.add_argument("--timeout-fraction", type=float, default=0.02,
@@ -423,7 +446,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", action="store_true", help="keep the home and the songs")
     parser.add_argument("--json", dest="as_json", action="store_true",
                         help="end with one JSON line of the counts")  # fmt: skip
+    parser.add_argument("--recheck", type=Path, metavar="DIR",
+                        help="report again on an earlier run's DIR/history.json")  # fmt: skip
     args = parser.parse_args(argv)
+    if args.recheck:
+        data = json.loads((args.recheck / "history.json").read_text())
+        vars(args).update(data["args"])
+        return finish(args, args.recheck, data)
     if args.rate <= 0 or args.minutes <= 0:
         parser.error("--rate and --minutes must be positive")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

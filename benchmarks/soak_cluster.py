@@ -164,6 +164,12 @@ class ClusterHost:
         return [p.pid for n, p in self.cluster.processes.items() if n in names and
                 p.poll() is None]  # fmt: skip
 
+    def root_labels(self) -> dict[int, str]:
+        """Name each host's program by its host."""
+        names = {"web": "gfc-web web", "w1": "gfc-w1 worker", "w2": "gfc-w2 worker",
+                 "redis": "gfc-db redis"}  # fmt: skip
+        return {p.pid: names[n] for n, p in self.cluster.processes.items() if n in names}
+
     def redis_url(self) -> str | None:
         """Return the data host's Redis."""
         return f"redis://{address('db')}:{REDIS_PORT}/0"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter, defaultdict
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, Final
 
@@ -71,7 +72,7 @@ def check_history(
     client_log: list[dict[str, Any]],
     receiver_log: list[dict[str, Any]],
     jobs: dict[str, dict[str, Any]],
-    done_lines: Counter[str],
+    done_lines: Mapping[str, int],
 ) -> Verdict:
     """Check every accepted upload, every refusal, every job row and every webhook.
 
@@ -86,7 +87,7 @@ def check_history(
     jobs : dict of str to dict
         Every job row ever seen, by id: ``status``, ``error_code``, ``n_results`` (the most
         result rows seen at once) and ``gone`` (deleted since, by retention).
-    done_lines : Counter of str
+    done_lines : mapping of str to int
         How often the predict workers' logs say ``job <id> done``.
 
     Returns
@@ -112,7 +113,7 @@ def check_history(
         else:
             verdict.failed_good += 1
             examples["failed_good"].append(f"{job_id} {row.get('error_code')}")
-        if row is not None and (row.get("n_results", 0) > 1 or done_lines[job_id] > 1):
+        if row is not None and (row.get("n_results", 0) > 1 or done_lines.get(job_id, 0) > 1):
             verdict.duplicates += 1
             examples["duplicates"].append(job_id)
 

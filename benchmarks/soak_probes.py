@@ -52,6 +52,9 @@ class ServiceHandle(Protocol):
     def process_roots(self) -> list[int]:
         """Return the pids whose process trees are the service."""
 
+    def root_labels(self) -> dict[int, str]:
+        """Return names for the roots (else each process is named by its command line)."""
+
     def redis_url(self) -> str | None:
         """Return the Redis URL (``None`` while unknown)."""
 
@@ -227,6 +230,10 @@ class SingleHost:
         process = self.service.process
         return [process.pid] if process is not None and process.poll() is None else []
 
+    def root_labels(self) -> dict[int, str]:
+        """Return no names: every process is named by its command line."""
+        return {}
+
     def redis_url(self) -> str | None:
         """Return the private Redis's URL, its port read from its configuration."""
         with contextlib.suppress(OSError, StopIteration, ValueError):
@@ -284,8 +291,17 @@ class Probes:
         """Record RSS (MiB) and open files of every process of the service."""
         for root in self.service.process_roots():
             tree = [root, *descendants(root)]
+            named = self.service.root_labels()
             for pid in tree:
-                if pid not in self.labels:
+                if pid not in self.labels and root in named:  # a cluster host's program
+                    is_root = pid == root
+                    is_ffmpeg = not is_root and label(pid, None) == "ffmpeg (decoding)"
+                    self.labels[pid] = (
+                        named[root]
+                        if is_root
+                        else ("ffmpeg (decoding)" if is_ffmpeg else f"{named[root]} child")
+                    )
+                elif pid not in self.labels:
                     parent = _parent(pid)
                     self.labels[pid] = label(pid, self.labels.get(parent) if parent else None)
                 name = self.labels[pid]
@@ -298,6 +314,8 @@ class Probes:
                     continue
                 rss = next((int(line.split()[1]) for line in status.splitlines()
                             if line.startswith("VmRSS:")), 0)  # fmt: skip
+                if not rss:
+                    continue  # a zombie, not reaped yet
                 self.processes.append({"t": t, "pid": pid, "label": name, "rss_mb": rss / 1024,
                                        "fds": fds})  # fmt: skip
 
