@@ -259,6 +259,14 @@ def drain(client: Client, receiver: FlakyReceiver, probes: Probes, *, timeout_s:
     return time.time() - started
 
 
+def keep_logs(log_dir: Path, into: Path) -> None:
+    """Copy the service's logs (and ``run.log`` beside them) into the report folder."""
+    with contextlib.suppress(OSError):
+        shutil.copytree(log_dir, into, dirs_exist_ok=True)
+        if (run_log := log_dir.parent / "run.log").exists():
+            shutil.copy(run_log, into / "run.log")
+
+
 def done_lines(log_dir: Path) -> Counter[str]:
     """Count ``job <id> done`` in the workers' logs (a job classified twice shows twice)."""
     counts: Counter[str] = Counter()
@@ -401,6 +409,7 @@ def run(args: argparse.Namespace) -> int:
         songs.stop.set()
         service.stop()
         receiver.stop()
+        keep_logs(service.log_dir, out / "logs")
         if not args.keep:
             for sub in ("songs", "home", "postgres"):
                 shutil.rmtree(root / sub, ignore_errors=True)
