@@ -357,6 +357,8 @@ def run(args: argparse.Namespace) -> int:
     if args.cluster:
         from soak_cluster import ClusterHost
 
+        args.database = "postgres"  # the data host's
+
         service = ClusterHost(root, args)
     else:
         service = SingleHost(root, args)

@@ -25,6 +25,7 @@ from cluster import (
     REDIS_PORT,
     WEB_PORT,
     Cluster,
+    _redis_answers,
     address,
     can_make_namespaces,
     in_host,
@@ -35,7 +36,7 @@ from cluster import (
     start_data_host,
     wait_until,
 )  # fmt: skip
-from soak_probes import busiest, fill_disk, postgres_size_mb
+from soak_probes import busiest, fill_disk, postgres_size_mb, wait_processing
 
 DRIVER: Final = f"{NET}.1"
 #: How long the ``host-cut`` fault keeps gfc-w2 off the network (and frozen).
@@ -93,6 +94,7 @@ class ClusterHost:
         make_network()
         sh("ip", "addr", "add", f"{DRIVER}/24", "dev", BRIDGE)
         start_data_host(self.cluster)
+        wait_until("Redis", lambda: _redis_answers(self.cluster), timeout_s=30)
         wrapped = self.cluster.processes["redis"].args
         self.argv["redis"] = ("db", list(wrapped[len(in_host("db", [])) :]))
         self.cluster.genreflow("web", "prepare")
@@ -135,6 +137,7 @@ class ClusterHost:
         if fault == "worker-main":
             return f"kill -9 gfc-w1's worker main {self._restart('w1', signal.SIGKILL)}, restarted"
         if fault == "pool-mid-song":
+            wait_processing(self.database_url)
             pid = busiest(children_of(self.cluster.processes["w1"].pid))
             if pid is None:
                 return "no pool process"

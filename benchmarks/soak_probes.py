@@ -116,6 +116,24 @@ def fill_disk(mount: Path, *, leave_mb: float, hold_s: float = DISK_HOLD_S) -> s
     return f"upload disk filled to {free_mb:.0f} MiB free for {hold_s:.0f} s, freed"
 
 
+def wait_processing(database_url: str, *, timeout_s: float = 90.0) -> float:
+    """Wait until a job is being classified (past loading); return the seconds waited."""
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(database_url)
+    started = time.time()
+    query = text("SELECT COUNT(*) FROM jobs WHERE status = 'processing' AND progress > 0.05")
+    try:
+        while time.time() - started < timeout_s:
+            with contextlib.suppress(Exception), engine.connect() as connection:
+                if connection.execute(query).scalar():
+                    break
+            time.sleep(0.2)
+    finally:
+        engine.dispose()
+    return time.time() - started
+
+
 class SingleHost:
     """``genreflow run`` in a temporary home: SQLite or a private PostgreSQL."""
 
@@ -184,7 +202,7 @@ class SingleHost:
             os.kill(pid, signal.SIGKILL)
             return f"kill -9 predict main {pid}"
         if fault == "pool-mid-song":
-            waited = self._wait_processing()
+            waited = wait_processing(self.database_url)
             pid = busiest(children_of(self.service.pid("predict")))
             if pid is None:
                 return "no pool process"
@@ -207,23 +225,6 @@ class SingleHost:
             assert self.tmpfs is not None
             return fill_disk(self.tmpfs, leave_mb=self.args.min_free_mb / 2)
         raise ValueError(f"fault {fault!r} does not apply here")
-
-    def _wait_processing(self, timeout_s: float = 90.0) -> float:
-        from sqlalchemy import create_engine, text
-
-        engine = create_engine(self.database_url)
-        started = time.time()
-        try:
-            while time.time() - started < timeout_s:
-                with contextlib.suppress(Exception), engine.connect() as connection:
-                    query = text("SELECT COUNT(*) FROM jobs WHERE status = 'processing' "
-                                 "AND progress > 0.05")  # fmt: skip
-                    if connection.execute(query).scalar():
-                        break
-                time.sleep(0.2)
-        finally:
-            engine.dispose()
-        return time.time() - started
 
     def process_roots(self) -> list[int]:
         """Return the pid of ``genreflow run``."""
