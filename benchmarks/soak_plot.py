@@ -22,7 +22,7 @@ def draw(
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (top, bottom) = plt.subplots(2, 1, figsize=(10, 7), sharex=True)
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(11, 7), sharex=True)
     mids = [r["start_min"] + 2.5 for r in rows]
     top.bar(mids, [r["per_min"] for r in rows], width=4, color="#9ecae1", label="finished/min")
     top.set_ylabel("songs finished per minute")
@@ -30,7 +30,7 @@ def draw(
     right.plot(mids, [r["p99_s"] for r in rows], "o-", color="#d62728", label="p99 latency")
     right.plot(mids, [r["p50_s"] for r in rows], "s--", color="#ff9896", label="p50 latency")
     right.set_ylabel("upload → result (s)")
-    right.legend(loc="upper right", fontsize=8)
+    right.legend(loc="upper left", bbox_to_anchor=(1.08, 1.0), fontsize=7)
     series: dict[tuple[str, int], list[tuple[float, float]]] = defaultdict(list)
     for s in processes:
         series[(s["label"], s["pid"])].append(((s["t"] - t0) / 60, s["rss_mb"]))
@@ -44,7 +44,7 @@ def draw(
                     linewidth=1)  # fmt: skip
     bottom.set_ylabel("RSS (MiB)")
     bottom.set_xlabel("minutes since the first arrival")
-    bottom.legend(loc="upper left", fontsize=7, ncol=3)
+    bottom.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=7)
     for fault in faults:
         for axis in (top, bottom):
             axis.axvline(fault["at_min"], color="grey", linestyle=":", linewidth=1)
