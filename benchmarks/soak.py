@@ -317,12 +317,15 @@ def print_tables(s: dict[str, Any]) -> None:
               f"| {f(w['per_min'])} | {f(w['p50_s'])} | {f(w['p99_s'])} "
               f"| {f(w['queue_mean'])}/{f(w['queue_max'], '.0f')} "
               f"| {', '.join(w['faults']) or ''} |")  # fmt: skip
-    print("\n| process | lived min | RSS first→last MB | RSS MB/h after 10 min | open files "
+    print("\n| process (longest-lived) | lived min | RSS first→at 10 min→last MB "
+          "| RSS MB/h after 10 min (least squares, Theil-Sen) | open files "
           "| files/h |")  # fmt: skip
     print("|---|---|---|---|---|---|")
     for name, g in s["growth"].items():
-        print(f"| {name} | {g['lived_min']:.0f} | {g['rss_first_mb']:.0f}→{g['rss_last_mb']:.0f} "
-              f"| {f(g['rss_mb_per_h'], '+.1f')} | {g['fds_last']} "
+        print(f"| {name} | {g['lived_min']:.0f} | {g['rss_first_mb']:.0f}→"
+              f"{f(g.get('rss_settled_mb'), '.0f')}→{g['rss_last_mb']:.0f} "
+              f"| {f(g['rss_mb_per_h'], '+.1f')}, {f(g.get('rss_median_mb_per_h'), '+.1f')} "
+              f"| {g['fds_last']} "
               f"| {f(g['fds_per_h'], '+.1f')} |")  # fmt: skip
     print("\n| size | first | last | max | growth/h after retention |")
     print("|---|---|---|---|---|")

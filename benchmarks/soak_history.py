@@ -257,6 +257,19 @@ def slope_per_hour(points: list[tuple[float, float]]) -> float:
     return cov / var * 3600
 
 
+def median_slope_per_hour(points: list[tuple[float, float]]) -> float:
+    """Return the Theil-Sen slope (median of pairwise slopes) per hour.
+
+    A brief peak (a song in flight) does not move it as it moves a least-squares fit over a
+    process's short life.
+    """
+    slopes = sorted(
+        (v2 - v1) / (t2 - t1) for i, (t1, v1) in enumerate(points)
+        for t2, v2 in points[i + 1 :] if t2 > t1
+    )  # fmt: skip
+    return slopes[len(slopes) // 2] * 3600 if slopes else 0.0
+
+
 def growth(
     samples: list[dict[str, Any]], *, settle_s: float = SETTLE_S, min_span_s: float = 600.0
 ) -> dict[str, dict[str, Any]]:
@@ -278,10 +291,15 @@ def growth(
         fit: dict[str, Any] = {"pid": pid, "lived_min": (series[-1]["t"] - born) / 60,
                                "rss_first_mb": series[0]["rss_mb"],
                                "rss_last_mb": series[-1]["rss_mb"],
-                               "rss_mb_per_h": None, "fds_per_h": None,
+                               "rss_mb_per_h": None, "rss_median_mb_per_h": None,
+                               "fds_per_h": None,
                                "fds_last": series[-1]["fds"]}  # fmt: skip
+        fit["rss_settled_mb"] = later[0]["rss_mb"] if later else None
         if span >= min_span_s and len(later) >= 3:
             fit["rss_mb_per_h"] = slope_per_hour([(s["t"], s["rss_mb"]) for s in later])
+            fit["rss_median_mb_per_h"] = median_slope_per_hour(
+                [(s["t"], s["rss_mb"]) for s in later]
+            )
             fit["fds_per_h"] = slope_per_hour([(s["t"], s["fds"]) for s in later])
         best = fits.get(label)
         if best is None or fit["lived_min"] > best["lived_min"]:
