@@ -200,3 +200,28 @@ def test_a_ready_worker_sweeps_at_the_interval_its_settings_give(
                 thread.join(timeout=5)
         retention_timer._stop.clear()
         retention_timer._started.clear()
+
+
+def test_old_sweep_records_fold_into_one_with_their_totals(
+    db_session: Session, settings: Settings
+) -> None:
+    """A sweep every minute added a row a minute, forever; rows past a day now fold into one."""
+    now = utcnow()
+    for k in range(5):
+        db_session.add(RetentionSweep(started_at=now - 3 * DAY + k * timedelta(minutes=1),
+                                      n_audio_expired=1, n_files_removed=2,
+                                      n_results_expired=3, bytes_freed=100))  # fmt: skip
+    db_session.add(RetentionSweep(started_at=now - timedelta(hours=1), n_audio_expired=1,
+                                  n_files_removed=0, n_results_expired=0,
+                                  bytes_freed=7))  # fmt: skip
+    db_session.commit()
+
+    sweep_expired(db_session, settings, now=now)
+
+    rows = db_session.scalars(select(RetentionSweep).order_by(RetentionSweep.started_at)).all()
+    assert len(rows) == 3  # the folded one, the hour-old one, this sweep
+    assert rows[0].started_at.replace(tzinfo=None) == (now - 3 * DAY + 4 * timedelta(minutes=1)
+                                                       ).replace(tzinfo=None)  # fmt: skip
+    assert (rows[0].n_audio_expired, rows[0].n_files_removed, rows[0].n_results_expired,
+            rows[0].bytes_freed) == (5, 10, 15, 500)  # fmt: skip
+    assert rows[1].bytes_freed == 7
