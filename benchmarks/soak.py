@@ -15,7 +15,7 @@ mostly 30 s, some 3 min, and a few bad files. A client that gets 503, 507 or no 
 as ``Retry-After`` asks. Faults come on a schedule between the first and the last window, each
 logged with its time: kill -9 of the predict worker's main process, kill -9 of a pool process
 mid-song, SIGTERM of the web, a restart of Redis, an immediate-mode restart of PostgreSQL (with
-``--database postgres``), the upload disk filled to its threshold for 45 s and freed (root: a
+``--database postgres``), the upload disk filled past its threshold for 45 s and freed (root: a
 tmpfs upload folder), and with ``--cluster`` a worker host cut off for 30 s.
 
 Retention is short (``--retention-min``, swept every minute), so the database and the upload
