@@ -270,6 +270,13 @@ class QueueUnavailable(TransientError):
     code = "queue_unavailable"
 
 
+class DatabaseUnavailable(TransientError):
+    """The database could not be reached (restarting, or the connection was lost)."""
+
+    title = "Database unavailable"
+    code = "database_unavailable"
+
+
 class RunnerError(GenreflowError):
     """``genreflow run`` could not start the service."""
 

@@ -2,7 +2,8 @@
 
 The body is ``{type, title, status, detail, code}`` plus optional extension members. Deliberate
 errors (:class:`shared.errors.GenreflowError`), werkzeug HTTP errors and APIFlask validation
-errors map to their own status; anything else is a 500 that never shows internals.
+errors map to their own status; a database that cannot be reached (a restart, a lost
+connection) is a 503 to retry; anything else is a 500 that never shows internals.
 """
 
 from __future__ import annotations
@@ -15,9 +16,12 @@ from typing import Any
 from apiflask import APIFlask
 from apiflask.exceptions import HTTPError
 from flask import Response
+from sqlalchemy.exc import DBAPIError
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from shared.errors import GenreflowError, UploadTooLarge
+from shared.errors import DatabaseUnavailable, GenreflowError, UploadTooLarge
+from shared.lifecycle.base import is_transient_db_error
+from shared.store.disk import is_disk_full
 
 log = logging.getLogger(__name__)
 
@@ -122,6 +126,15 @@ def _describe_validation(detail: Any) -> str:
     return " ".join(parts)
 
 
+def handle_database_error(error: DBAPIError) -> Response:
+    """Answer a database that cannot be reached as 503 with Retry-After; others as a 500."""
+    if is_transient_db_error(error) and not is_disk_full(error):
+        return handle_genreflow_error(
+            DatabaseUnavailable("The database cannot be reached right now; try again shortly.")
+        )
+    return handle_unexpected(error)
+
+
 def handle_unexpected(error: Exception) -> Response:
     """Answer any other exception as a generic 500, logging it with its traceback."""
     if isinstance(error, HTTPException):
@@ -142,4 +155,5 @@ def register_error_handlers(app: APIFlask) -> None:
     app.error_processor(handle_apiflask_error)
     app.register_error_handler(GenreflowError, handle_genreflow_error)
     app.register_error_handler(HTTPException, handle_http_exception)
+    app.register_error_handler(DBAPIError, handle_database_error)
     app.register_error_handler(Exception, handle_unexpected)

@@ -1,7 +1,8 @@
 """Run the retention sweep from the workers on a timer, so it needs no beat.
 
 When a worker is ready, :func:`start` runs a daemon thread that calls
-:func:`shared.lifecycle.retention.sweep_expired` every ``interval_s``. Several workers may run
+:func:`shared.lifecycle.retention.sweep_expired` every ``interval_s``
+(``GENREFLOW_RETENTION_SWEEP_S``, an hour by default). Several workers may run
 the thread; a Redis key taken with ``SET NX EX`` lets only one of them sweep per interval. Each
 sweep opens its own engine and disposes it, so no connection outlives it (pool processes fork
 from this process).
@@ -71,11 +72,19 @@ def start(
     return thread
 
 
-def connect_signals(get_settings: Callable[[], Settings], get_redis: Callable[[], Any]) -> None:
-    """Start the sweeping thread when a worker is ready (Celery's ``worker_ready``)."""
+def connect_signals(
+    get_settings: Callable[[], Settings], get_redis: Callable[[], Any]
+) -> Callable[..., None]:
+    """Start the sweeping thread when a worker is ready (Celery's ``worker_ready``).
+
+    Returns the connected receiver (to disconnect it again).
+    """
     from celery.signals import worker_ready
 
     def on_ready(**_: Any) -> None:
-        start(get_settings, get_redis)
+        interval_s = get_settings().retention_sweep_s  # GENREFLOW_RETENTION_SWEEP_S
+        start(get_settings, get_redis, interval_s=interval_s,
+              first_delay_s=min(FIRST_SWEEP_DELAY_S, interval_s))  # fmt: skip
 
     worker_ready.connect(on_ready, weak=False)
+    return on_ready

@@ -10,8 +10,9 @@
   its unlink, or a half-written upload) go once they are :data:`ORPHAN_GRACE_S` old.
 
 Each sweep is recorded as a :class:`~shared.store.orm.RetentionSweep` row (``/metrics`` sums
-them). The sweep needs no scheduler: the workers run it on a timer (:mod:`worker.retention_timer`)
-and ``genreflow jobs expire`` runs it at once.
+them); rows older than :data:`SWEEP_RECORDS_KEPT` are folded into one, totals kept, so the table
+does not grow with every sweep. The sweep needs no scheduler: the workers run it on a timer
+(:mod:`worker.retention_timer`) and ``genreflow jobs expire`` runs it at once.
 """
 
 from __future__ import annotations
@@ -46,6 +47,8 @@ log = logging.getLogger(__name__)
 RETENTION_INTERVAL_S: Final = 3600.0
 #: A file in the upload folder that no job holds is removed once it is this old.
 ORPHAN_GRACE_S: Final = 3600.0
+#: Sweep records older than this are folded into one row that carries their totals.
+SWEEP_RECORDS_KEPT: Final = timedelta(days=1)
 #: Labels that keep a job's audio and result (training data, or waiting to become it).
 KEEPING_LABELS: Final = (LabelStatus.PENDING.value, LabelStatus.APPROVED.value)
 
@@ -113,6 +116,7 @@ def sweep_expired(
     n_orphans, orphan_bytes = _remove_orphans(session, settings.upload_dir)
     sweep.n_files_removed += n_orphans
     sweep.bytes_freed += orphan_bytes
+    _fold_old_sweeps(session, now - SWEEP_RECORDS_KEPT)
     session.commit()
     if sweep.n_audio_expired or sweep.n_results_expired or sweep.n_files_removed:
         log.info(
@@ -123,6 +127,24 @@ def sweep_expired(
             sweep.bytes_freed,
         )
     return sweep
+
+
+def _fold_old_sweeps(session: Session, cutoff: datetime) -> None:
+    """Fold the sweep records older than ``cutoff`` into the newest of them (sums kept)."""
+    old = session.scalars(
+        select(RetentionSweep)
+        .where(RetentionSweep.started_at < cutoff)
+        .order_by(RetentionSweep.started_at, RetentionSweep.id)
+    ).all()
+    if len(old) < 2:
+        return
+    keep = old[-1]
+    for row in old[:-1]:
+        keep.n_audio_expired += row.n_audio_expired
+        keep.n_files_removed += row.n_files_removed
+        keep.n_results_expired += row.n_results_expired
+        keep.bytes_freed += row.bytes_freed
+        session.delete(row)
 
 
 def _remove_orphans(session: Session, upload_dir: Path) -> tuple[int, int]:

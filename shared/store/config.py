@@ -37,6 +37,7 @@ DEFAULT_UPLOADS_PER_MINUTE = 30
 DEFAULT_UPLOAD_MB_PER_HOUR = 2048
 DEFAULT_MIN_FREE_MB = 512
 DEFAULT_AUDIO_RETENTION_DAYS = 7.0
+DEFAULT_RETENTION_SWEEP_S = 3600.0
 LOG_FORMATS = ("text", "json")
 PREDICT_PATHS = ("fast", "exact")
 MUSICNN_PRECISIONS = ("auto", "bf16", "f32")
@@ -123,6 +124,9 @@ class Settings:
     result_retention_days : float > 0 or None
         ``GENREFLOW_RESULT_RETENTION_DAYS``: jobs and their results are removed this long after
         they ended (default ``None``: kept forever).
+    retention_sweep_s : float > 0
+        ``GENREFLOW_RETENTION_SWEEP_S``: seconds between the workers' retention sweeps
+        (default 3600).
     predict_path : {"fast", "exact"}
         ``GENREFLOW_PREDICT_PATH``: how a musicnn model is scored. ``fast`` (default) runs it
         in stages, musicnn on every k-th segment, bf16 where the CPU has it; ``exact`` runs
@@ -164,6 +168,7 @@ class Settings:
     min_free_mb: int = DEFAULT_MIN_FREE_MB
     audio_retention_days: float = DEFAULT_AUDIO_RETENTION_DAYS
     result_retention_days: float | None = None
+    retention_sweep_s: float = DEFAULT_RETENTION_SWEEP_S
     predict_path: str = "fast"
     musicnn_stride: int = DEFAULT_MUSICNN_STRIDE
     musicnn_precision: str = "auto"
@@ -286,6 +291,9 @@ class Settings:
                 _parse_number("GENREFLOW_RESULT_RETENTION_DAYS", get, 1.0, float)
                 if get("GENREFLOW_RESULT_RETENTION_DAYS")
                 else None
+            ),
+            retention_sweep_s=_parse_number(
+                "GENREFLOW_RETENTION_SWEEP_S", get, DEFAULT_RETENTION_SWEEP_S, float
             ),
             predict_path=predict_path,
             musicnn_stride=int(

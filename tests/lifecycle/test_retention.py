@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -167,3 +168,60 @@ def test_the_workers_timer_sweeps_without_beat_once_per_interval(
         thread.join(timeout=5)
         retention_timer._stop.clear()
         retention_timer._started.clear()
+
+
+def test_a_ready_worker_sweeps_at_the_interval_its_settings_give(
+    settings: Settings, redis_client: redis.Redis, engine: Any
+) -> None:
+    """GENREFLOW_RETENTION_SWEEP_S sets the timer (it was an hour whatever retention said)."""
+    from celery.signals import worker_ready
+
+    quick = settings.replace(retention_sweep_s=1.0)
+    redis_client.delete(retention_timer.LOCK_KEY)
+    retention_timer._started.clear()
+    with session_scope(engine) as session:
+        before = len(session.scalars(select(RetentionSweep)).all())
+    receiver = retention_timer.connect_signals(lambda: quick, lambda: redis_client)
+    try:
+        receiver()  # what worker_ready calls (not sent: worker.tasks, once imported, listens too)
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            with session_scope(engine) as session:
+                if len(session.scalars(select(RetentionSweep)).all()) >= before + 2:
+                    break
+            time.sleep(0.2)
+        else:
+            raise AssertionError("a 1-s interval did not give two sweeps in 15 s")
+    finally:
+        worker_ready.disconnect(receiver)
+        retention_timer._stop.set()
+        for thread in threading.enumerate():
+            if thread.name == "retention-sweep":
+                thread.join(timeout=5)
+        retention_timer._stop.clear()
+        retention_timer._started.clear()
+
+
+def test_old_sweep_records_fold_into_one_with_their_totals(
+    db_session: Session, settings: Settings
+) -> None:
+    """A sweep every minute added a row a minute, forever; rows past a day now fold into one."""
+    now = utcnow()
+    for k in range(5):
+        db_session.add(RetentionSweep(started_at=now - 3 * DAY + k * timedelta(minutes=1),
+                                      n_audio_expired=1, n_files_removed=2,
+                                      n_results_expired=3, bytes_freed=100))  # fmt: skip
+    db_session.add(RetentionSweep(started_at=now - timedelta(hours=1), n_audio_expired=1,
+                                  n_files_removed=0, n_results_expired=0,
+                                  bytes_freed=7))  # fmt: skip
+    db_session.commit()
+
+    sweep_expired(db_session, settings, now=now)
+
+    rows = db_session.scalars(select(RetentionSweep).order_by(RetentionSweep.started_at)).all()
+    assert len(rows) == 3  # the folded one, the hour-old one, this sweep
+    assert rows[0].started_at.replace(tzinfo=None) == (now - 3 * DAY + 4 * timedelta(minutes=1)
+                                                       ).replace(tzinfo=None)  # fmt: skip
+    assert (rows[0].n_audio_expired, rows[0].n_files_removed, rows[0].n_results_expired,
+            rows[0].bytes_freed) == (5, 10, 15, 500)  # fmt: skip
+    assert rows[1].bytes_freed == 7

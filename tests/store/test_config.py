@@ -30,6 +30,7 @@ def test_defaults_follow_the_architecture_table(tmp_path: Path) -> None:
     assert settings.retrain_cron == "0 3 * * 0"
     assert settings.activate_policy == "if_better"
     assert settings.public_url is None
+    assert settings.retention_sweep_s == 3600.0
 
 
 def test_home_defaults_to_var_in_the_working_directory(
@@ -57,6 +58,7 @@ def test_every_variable_overrides_its_default(tmp_path: Path) -> None:
         "GENREFLOW_ACTIVATE_POLICY": "ALWAYS",
         "GENREFLOW_PUBLIC_URL": "https://genre.example/",
         "GENREFLOW_SECRET_KEY": "k",
+        "GENREFLOW_RETENTION_SWEEP_S": "60",
     }
     settings = Settings.from_env(env)
     assert settings.database_url == "postgresql://u@db/genreflow"
@@ -72,6 +74,7 @@ def test_every_variable_overrides_its_default(tmp_path: Path) -> None:
     assert settings.activate_policy == "always"
     assert settings.public_url == "https://genre.example"
     assert settings.secret_key == "k"
+    assert settings.retention_sweep_s == 60.0
     assert not (tmp_path / "h" / "webhook_secret").exists()
 
 
@@ -82,6 +85,7 @@ def test_every_variable_overrides_its_default(tmp_path: Path) -> None:
         ("GENREFLOW_MAX_UPLOAD_MB", "0"),
         ("GENREFLOW_MAX_DURATION_S", "-1"),
         ("GENREFLOW_ACTIVATE_POLICY", "sometimes"),
+        ("GENREFLOW_RETENTION_SWEEP_S", "0"),
     ],
 )
 def test_invalid_values_are_named(tmp_path: Path, name: str, value: str) -> None:

@@ -26,3 +26,30 @@ def test_unexpected_errors_are_500_without_internals(settings: Settings) -> None
     body = assert_problem(app.test_client().get("/boom"), 500, "internal_error")
     assert "hunter2" not in json.dumps(body)
     assert "RuntimeError" not in json.dumps(body)
+
+
+def test_a_database_that_cannot_be_reached_is_503_to_retry(settings: Settings) -> None:
+    """Found by the soak run: right after a PostgreSQL restart an upload was answered 500."""
+    import io
+    import socket
+
+    from tests.web.conftest import wav_bytes
+
+    with socket.socket() as sock:  # a port where nothing listens: the database is down
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    app = make_app(settings.replace(database_url=f"postgresql://postgres@127.0.0.1:{port}/gone"))
+    app.config["PROPAGATE_EXCEPTIONS"] = False
+    client = app.test_client()
+    try:
+        upload = client.post(
+            "/api/v1/jobs", data={"file": (io.BytesIO(wav_bytes()), "song.wav")},
+            content_type="multipart/form-data",
+        )  # fmt: skip
+        body = assert_problem(upload, 503, "database_unavailable")
+        assert int(upload.headers["Retry-After"]) > 0
+        assert str(port) not in json.dumps(body)  # no connection details
+        assert_problem(client.get("/api/v1/jobs"), 503, "database_unavailable")
+    finally:
+        app.extensions["genreflow"]["engine"].dispose()
+    assert not list(settings.upload_dir.glob("*.wav"))  # nothing stored for a refused upload

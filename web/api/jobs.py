@@ -70,8 +70,9 @@ def find_readable_job(job_id: str) -> Job:
     description=(
         "Answers 202 with the queued job and a Location header. When the same bytes were "
         "already classified by the active model, answers 200 with a new job that is already "
-        "done (a copy of the earlier result). 503 when no model is active or the task queue is "
-        "unreachable (the file and the job row are kept; the job is marked failed with code "
+        "done (a copy of the earlier result). 503 when no model is active, the database is "
+        "unreachable (`database_unavailable`, no job row) or the task queue is unreachable "
+        "(the file and the job row are kept; the job is marked failed with code "
         "`queue_unavailable`). 507 with Retry-After when storing the song would leave less "
         "free disk space than GENREFLOW_MIN_FREE_MB, or the disk fills up while storing it "
         "(nothing is kept)."
