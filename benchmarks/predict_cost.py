@@ -189,10 +189,12 @@ def main() -> None:
                 stages[f"musicnn, every segment: {label}"] = lambda s=staged: s.embed(logmel)
             fast = models[DEFAULT_ROW].staged
             embedded = fast.embed(logmel)
+            whole = {"mfcc": mfcc, "logmel": logmel}
+            if config.audioset:  # the AudioSet embedding is an input of the head too
+                heard_all = audioset_segments(y, config=config)
+                whole["audioset"] = embedded["audioset"] = get_ear().outputs(heard_all)["embedding"]
             stages["head (LSTM + dense), every segment"] = lambda: fast.head(mfcc, embedded)
-            stages["exact whole graph, every segment"] = lambda: exact.predict_segments(
-                {"mfcc": mfcc, "logmel": logmel}
-            )
+            stages["exact whole graph, every segment"] = lambda: exact.predict_segments(whole)
         k, ear = FAST.musicnn_stride, get_ear()
         heard = patch_segments(n_segments, k)
         ear_input = audioset_segments(y, config=config, segments=heard)

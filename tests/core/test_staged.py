@@ -92,9 +92,18 @@ def songs_of(source: str, generated: list[Path]) -> list[Path]:
 
 
 def inputs_of(path: Path) -> dict[str, np.ndarray]:
+    """Every input the shipped model reads, for every segment of a song."""
     from shared.core.audio.audio import decode_audio
+    from shared.core.audio.audioset_input import audioset_segments
+    from shared.core.nets.audioset import get_ear
 
-    return segment_features(decode_audio(path), config=FeatureConfig(musicnn=True))
+    config = FeatureConfig.from_dict(read_sidecar(DEFAULT_MODEL)["feature_config"])
+    y = decode_audio(path)
+    features = segment_features(y, config=config)
+    if config.audioset:
+        ear_input = audioset_segments(y, config=config)
+        features["audioset"] = get_ear().outputs(ear_input)["embedding"]
+    return features
 
 
 def test_patches_are_the_centres_of_runs_of_k_segments():
@@ -126,7 +135,9 @@ def test_the_graph_splits_where_the_mfcc_branch_meets_musicnn():
     assert split.trunk is not None
     assert [i.name for i in split.trunk.graph.input] == ["logmel"]
     assert next(i.name for i in split.head.graph.input) == "mfcc"
-    assert split.input_shapes == {"mfcc": (130, 13), "logmel": (187, 96)}
+    config = FeatureConfig.from_dict(read_sidecar(DEFAULT_MODEL)["feature_config"])
+    assert split.input_shapes == config.input_shapes()  # mfcc, logmel (and audioset)
+    assert {i.name for i in split.head.graph.input} >= set(config.input_shapes()) - {"logmel"}
     assert split.n_outputs == len(read_sidecar(DEFAULT_MODEL)["genres"])
 
 
