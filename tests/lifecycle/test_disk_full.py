@@ -14,7 +14,7 @@ import pytest
 
 from shared.errors import StorageFull
 from shared.lifecycle.base import transient_db_errors
-from shared.lifecycle.jobs import requeue_after_storage_full, run_classification
+from shared.lifecycle.classification import requeue_after_storage_full, run_classification
 from shared.store.db import dispose_engines, session_scope, upgrade_database
 from shared.store.orm import Job
 from tests.conftest import make_settings

@@ -20,14 +20,9 @@ from shared.lifecycle.labels import (
 )
 from shared.lifecycle.retrain import plan_scheduled_run
 from shared.lifecycle.training_runs import run_training
+from shared.store.columns import utcnow
 from shared.store.config import Settings
-from shared.store.orm import (
-    Job,
-    JobLabel,
-    ModelVersion,
-    TrainingRun,
-    utcnow,
-)
+from shared.store.orm import Job, JobLabel, ModelVersion, TrainingRun
 from tests.conftest import TINY_GENRES, stored_result
 
 

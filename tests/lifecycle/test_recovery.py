@@ -10,23 +10,24 @@ import redis
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
-from shared.lifecycle.jobs import run_classification
-from shared.lifecycle.recovery import (
-    JOB_STALE_S,
+from shared.lifecycle.classification import run_classification
+from shared.lifecycle.heartbeats import JOB_STALE_S, WorkInProgress, beat_once
+from shared.lifecycle.outbox import (
     OUTBOX_LEASE_S,
+    claim_delivery,
+    record_webhook_due,
+    settle_delivery,
+)
+from shared.lifecycle.recovery import (
     QUEUED_STALE_S,
     RUN_STALE_S,
     SWEEP_LOCK_KEY,
-    WorkInProgress,
-    beat_once,
-    claim_delivery,
     find_lost_work,
-    record_webhook_due,
-    settle_delivery,
     sweep_lost_work,
 )
+from shared.store.columns import utcnow
 from shared.store.config import Settings
-from shared.store.orm import Job, TrainingRun, WebhookOutbox, utcnow
+from shared.store.orm import Job, TrainingRun, WebhookOutbox
 from tests.lifecycle.test_jobs import make_job
 
 

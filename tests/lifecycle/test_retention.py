@@ -13,9 +13,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from shared.lifecycle.retention import ORPHAN_GRACE_S, sweep_expired
+from shared.store.columns import utcnow
 from shared.store.config import Settings
 from shared.store.db import session_scope
-from shared.store.orm import Job, JobLabel, RetentionSweep, StoredPrediction, utcnow
+from shared.store.orm import Job, JobLabel, RetentionSweep, StoredPrediction
 from tests.conftest import stored_result
 from worker import retention_timer
 

@@ -7,10 +7,12 @@ from datetime import timedelta
 
 import redis
 
-from shared.lifecycle.recovery import JOB_STALE_S, SWEEP_LOCK_KEY
+from shared.lifecycle.heartbeats import JOB_STALE_S
+from shared.lifecycle.recovery import SWEEP_LOCK_KEY
+from shared.store.columns import utcnow
 from shared.store.config import Settings
 from shared.store.db import session_scope
-from shared.store.orm import Job, utcnow
+from shared.store.orm import Job
 from tests.lifecycle.test_jobs import make_job
 from worker.sweeper import Sweeper
 
