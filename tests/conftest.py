@@ -26,7 +26,13 @@ from sqlalchemy.orm import Session
 from shared.core.learning.demo_data import synth_track, write_audio, write_demo_dataset
 from shared.store.config import Settings
 from shared.store.db import dispose_engines, make_engine, session_scope, upgrade_database
+from tests.ci_skips import (  # noqa: F401 (hooks: on CI, an unexpected skip fails the run)
+    pytest_runtest_logreport,
+    pytest_sessionfinish,
+    pytest_terminal_summary,
+)
 from tests.redis_server import free_port, running_redis
+from tests.shared_build import build_once
 
 TINY_GENRES = ("classical", "disco", "metal")
 WEBHOOK_SECRET = "whsec_" + "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
@@ -89,27 +95,39 @@ def no_shipped_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Write a GTZAN-layout folder: 3 synthetic genres x 5 tracks x 9 s (3 segments each)."""
-    root = tmp_path_factory.mktemp("tiny-dataset")
-    write_demo_dataset(root, genres=TINY_GENRES, tracks_per_genre=5, seconds=9.0, seed=7)
-    return root
+    """Write a GTZAN-layout folder: 3 synthetic genres x 5 tracks x 9 s (3 segments each).
+
+    Written once per test run, whatever the number of xdist workers; tests only read it.
+    """
+
+    def write(root: Path) -> Path:
+        write_demo_dataset(root, genres=TINY_GENRES, tracks_per_genre=5, seconds=9.0, seed=7)
+        return root
+
+    return build_once(tmp_path_factory, "tiny-dataset", write)
 
 
 @pytest.fixture(scope="session")
 def tiny_training(tiny_dataset: Path, tmp_path_factory: pytest.TempPathFactory):
-    """Train the baseline LSTM on :func:`tiny_dataset` once; return the TrainingReport."""
-    from shared.core.learning.training import TrainOptions, train_from_folder
+    """Train the baseline LSTM on :func:`tiny_dataset`; return the TrainingReport.
 
-    out = tmp_path_factory.mktemp("tiny-model")
-    options = TrainOptions(
-        epochs=25,
-        patience=25,
-        valid_fraction=0.2,
-        test_fraction=0.2,
-        cache_dir=str(out / "cache"),
-        progress_bar=False,
-    )
-    return train_from_folder(tiny_dataset, out, options=options)
+    Trained once per test run (the first xdist worker trains, the others wait and read it).
+    """
+
+    def train(out: Path) -> Any:
+        from shared.core.learning.training import TrainOptions, train_from_folder
+
+        options = TrainOptions(
+            epochs=25,
+            patience=25,
+            valid_fraction=0.2,
+            test_fraction=0.2,
+            cache_dir=str(out / "cache"),
+            progress_bar=False,
+        )
+        return train_from_folder(tiny_dataset, out, options=options)
+
+    return build_once(tmp_path_factory, "tiny-model", train)
 
 
 @pytest.fixture(scope="session")
