@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # One command, fresh machine: install genreflow with its test extras into ./.venv, install
 # Chromium for the browser tests where this machine allows it (root + apt), then run the whole
-# suite. Extra arguments go to pytest (e.g. `scripts/test.sh -m "not browser"`). The PostgreSQL
+# suite in parallel (pytest-xdist: GENREFLOW_TEST_WORKERS processes, 4 by default; each has its
+# own Redis, databases, ports and homes) and print the ten slowest tests. Extra arguments go to
+# pytest (e.g. `scripts/test.sh -m "not browser"`, or `-n 0` for one process). The PostgreSQL
 # tests use DATABASE_URL when it is PostgreSQL, else a private server the suite starts
 # (tests/postgres_server.py: binaries from PATH or Debian's package, installed via apt when root).
 # pytest's "no tests collected" (exit 5) is a failure here, never a silent pass.
@@ -21,7 +23,8 @@ fi
 
 cd "$ROOT"
 set +e
-"$ROOT/.venv/bin/python" -m pytest "$@"
+"$ROOT/.venv/bin/python" -m pytest -n "${GENREFLOW_TEST_WORKERS:-4}" --dist loadscope \
+    --durations=10 "$@"
 status=$?
 set -e
 if [ "$status" = 5 ]; then

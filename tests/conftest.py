@@ -228,16 +228,25 @@ def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     if configured.startswith("postgres"):
         yield configured
         return
-    server = PrivatePostgres(tmp_path_factory.mktemp("postgres"), free_port())
-    try:
-        yield server.start()
-    except PostgresUnavailable as exc:
-        fallback = make_url(POSTGRES_FALLBACK_URL).render_as_string(hide_password=False)
+    url: str | None = None
+    failure: PostgresUnavailable | None = None
+    for _attempt in range(3):  # another xdist worker may take the free port first
+        server = PrivatePostgres(tmp_path_factory.mktemp("postgres"), free_port())
         try:
-            psycopg.connect(fallback, connect_timeout=3).close()
-        except psycopg.OperationalError:
-            pytest.skip(f"no PostgreSQL: {exc}; and none answers at 127.0.0.1:5432")
-        yield fallback
+            url = server.start()
+            break
+        except PostgresUnavailable as exc:
+            failure = exc
+            if not str(exc).startswith("pg_ctl failed"):
+                break
+    try:
+        if url is None:
+            url = make_url(POSTGRES_FALLBACK_URL).render_as_string(hide_password=False)
+            try:
+                psycopg.connect(url, connect_timeout=3).close()
+            except psycopg.OperationalError:
+                pytest.skip(f"no PostgreSQL: {failure}; and none answers at 127.0.0.1:5432")
+        yield url
     finally:
         server.stop()
 
