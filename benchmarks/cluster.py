@@ -445,7 +445,7 @@ def run(args: argparse.Namespace) -> int:
         back.poll(client, until=time.time() + args.phase_timeout)
         time.sleep(args.settle)  # the thawed host finishes whatever it held when frozen
         everything = Batch("all jobs", 2, [i for b in (one, two, cut, back) for i in b.ids], 0.0)
-        everything.poll(client, until=time.time() + 5)
+        everything.poll(client, until=time.time() + 30)  # ends at once when all have ended
         rows.append(_row(back, done_by_host(cluster), since=back_at))
         rows.append(_row(everything, done_by_host(cluster), whole=True))
         if args.rows is not None:
