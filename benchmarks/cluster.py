@@ -445,9 +445,11 @@ def run(args: argparse.Namespace) -> int:
         back.poll(client, until=time.time() + args.phase_timeout)
         time.sleep(args.settle)  # the thawed host finishes whatever it held when frozen
         everything = Batch("all jobs", 2, [i for b in (one, two, cut, back) for i in b.ids], 0.0)
-        everything.poll(client, until=time.time() + 5)
+        everything.poll(client, until=time.time() + 30)  # ends at once when all have ended
         rows.append(_row(back, done_by_host(cluster), since=back_at))
         rows.append(_row(everything, done_by_host(cluster), whole=True))
+        if args.rows is not None:
+            args.rows.write_text(json.dumps(job_rows(cluster), indent=1))
     except Exception as exc:  # report, clean up, fail
         print(f"cluster benchmark failed: {exc}", file=sys.stderr)
         _print_table(rows, args)
@@ -463,6 +465,21 @@ def run(args: argparse.Namespace) -> int:
     final = rows[-1]
     ok = final["lost"] == 0 and final["duplicate"] == 0 and rows[2]["stuck"] == 0
     return 0 if ok else 1
+
+
+def job_rows(cluster: Cluster) -> list[dict[str, Any]]:
+    """Return every job row of the cluster's database, with its number of stored results."""
+    import psycopg
+
+    query = (
+        "SELECT j.id, j.status, j.attempts, j.error_code, "
+        "(SELECT count(*) FROM predictions p WHERE p.job_id = j.id) FROM jobs j ORDER BY j.id"
+    )
+    with psycopg.connect(host=str(cluster.root / "postgres"), port=PG_PORT, user="postgres",
+                         dbname="genreflow", connect_timeout=10) as conn:  # fmt: skip
+        found = conn.execute(query).fetchall()
+    keys = ("id", "status", "attempts", "error_code", "results")
+    return [dict(zip(keys, row, strict=True)) for row in found]
 
 
 def _postgres_missing() -> str | None:
@@ -555,6 +572,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="seconds for the thawed host to finish what it held")  # fmt: skip
     parser.add_argument("--short", action="store_true", help="small batches (the test suite's)")
     parser.add_argument("--keep", action="store_true", help="keep the logs and data folder")
+    parser.add_argument("--rows", type=Path,
+                        help="write every job row (id, status, attempts, results) here as JSON, "
+                        "read from the database before the hosts go")  # fmt: skip
     parser.add_argument(
         "--check", action="store_true", help="only say whether it can run here (exit 0, else 2)"
     )

@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
 # One command, fresh machine: install genreflow with its test extras into ./.venv, install
 # Chromium for the browser tests where this machine allows it (root + apt), then run the whole
-# suite. Extra arguments go to pytest (e.g. `scripts/test.sh -m "not browser"`). The PostgreSQL
-# tests use DATABASE_URL when it is PostgreSQL, else a private server the suite starts
-# (tests/postgres_server.py: binaries from PATH or Debian's package, installed via apt when root).
+# suite in parallel and print the ten slowest tests. pytest-xdist runs GENREFLOW_TEST_WORKERS
+# processes (4 by default) test by test, except that the browser, integration and runner tests
+# each stay on one worker (tests/conftest.py XDIST_GROUPS); every worker has its own Redis,
+# databases, ports and homes. Extra arguments go to pytest (e.g. `scripts/test.sh -m "not
+# browser"`, or `-n 0` for one process). The PostgreSQL tests use DATABASE_URL when it is
+# PostgreSQL, else a private server the suite starts (tests/postgres_server.py: binaries from
+# PATH or Debian's package, installed via apt when root).
 # pytest's "no tests collected" (exit 5) is a failure here, never a silent pass.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -21,7 +25,8 @@ fi
 
 cd "$ROOT"
 set +e
-"$ROOT/.venv/bin/python" -m pytest "$@"
+"$ROOT/.venv/bin/python" -m pytest -n "${GENREFLOW_TEST_WORKERS:-4}" --dist loadgroup \
+    --durations=10 "$@"
 status=$?
 set -e
 if [ "$status" = 5 ]; then

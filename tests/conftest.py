@@ -26,14 +26,37 @@ from sqlalchemy.orm import Session
 from shared.core.learning.demo_data import synth_track, write_audio, write_demo_dataset
 from shared.store.config import Settings
 from shared.store.db import dispose_engines, make_engine, session_scope, upgrade_database
+from tests.ci_skips import (  # noqa: F401 (hooks: on CI, an unexpected skip fails the run)
+    pytest_runtest_logreport,
+    pytest_sessionfinish,
+    pytest_terminal_summary,
+)
 from tests.redis_server import free_port, running_redis
+from tests.shared_build import build_once
 
 TINY_GENRES = ("classical", "disco", "metal")
+#: Tests whose session-wide service (a Celery worker, Chromium, ``genreflow run``) is started per
+#: xdist worker: each group runs on one worker (``--dist loadgroup``), the rest test by test.
+XDIST_GROUPS = {
+    "tests/browser/": "browser",
+    "tests/integration/test_runner.py": "runner",
+    "tests/integration/": "integration",
+}
+ROOT = Path(__file__).resolve().parents[1]
 WEBHOOK_SECRET = "whsec_" + "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 POSTGRES_FALLBACK_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 
 # TensorFlow's C++ start-up logging drowns pytest's output.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Keep each service-sharing group of tests on one xdist worker (:data:`XDIST_GROUPS`)."""
+    for item in items:
+        path = Path(str(item.fspath)).resolve().relative_to(ROOT).as_posix()
+        group = next((g for prefix, g in XDIST_GROUPS.items() if path.startswith(prefix)), None)
+        if group is not None:
+            item.add_marker(pytest.mark.xdist_group(group))
 
 
 def stored_result(job_id: str, genre: str = "rock") -> Any:
@@ -89,27 +112,39 @@ def no_shipped_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Write a GTZAN-layout folder: 3 synthetic genres x 5 tracks x 9 s (3 segments each)."""
-    root = tmp_path_factory.mktemp("tiny-dataset")
-    write_demo_dataset(root, genres=TINY_GENRES, tracks_per_genre=5, seconds=9.0, seed=7)
-    return root
+    """Write a GTZAN-layout folder: 3 synthetic genres x 5 tracks x 9 s (3 segments each).
+
+    Written once per test run, whatever the number of xdist workers; tests only read it.
+    """
+
+    def write(root: Path) -> Path:
+        write_demo_dataset(root, genres=TINY_GENRES, tracks_per_genre=5, seconds=9.0, seed=7)
+        return root
+
+    return build_once(tmp_path_factory, "tiny-dataset", write)
 
 
 @pytest.fixture(scope="session")
 def tiny_training(tiny_dataset: Path, tmp_path_factory: pytest.TempPathFactory):
-    """Train the baseline LSTM on :func:`tiny_dataset` once; return the TrainingReport."""
-    from shared.core.learning.training import TrainOptions, train_from_folder
+    """Train the baseline LSTM on :func:`tiny_dataset`; return the TrainingReport.
 
-    out = tmp_path_factory.mktemp("tiny-model")
-    options = TrainOptions(
-        epochs=25,
-        patience=25,
-        valid_fraction=0.2,
-        test_fraction=0.2,
-        cache_dir=str(out / "cache"),
-        progress_bar=False,
-    )
-    return train_from_folder(tiny_dataset, out, options=options)
+    Trained once per test run (the first xdist worker trains, the others wait and read it).
+    """
+
+    def train(out: Path) -> Any:
+        from shared.core.learning.training import TrainOptions, train_from_folder
+
+        options = TrainOptions(
+            epochs=25,
+            patience=25,
+            valid_fraction=0.2,
+            test_fraction=0.2,
+            cache_dir=str(out / "cache"),
+            progress_bar=False,
+        )
+        return train_from_folder(tiny_dataset, out, options=options)
+
+    return build_once(tmp_path_factory, "tiny-model", train)
 
 
 @pytest.fixture(scope="session")
@@ -210,16 +245,25 @@ def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     if configured.startswith("postgres"):
         yield configured
         return
-    server = PrivatePostgres(tmp_path_factory.mktemp("postgres"), free_port())
-    try:
-        yield server.start()
-    except PostgresUnavailable as exc:
-        fallback = make_url(POSTGRES_FALLBACK_URL).render_as_string(hide_password=False)
+    url: str | None = None
+    failure: PostgresUnavailable | None = None
+    for _attempt in range(3):  # another xdist worker may take the free port first
+        server = PrivatePostgres(tmp_path_factory.mktemp("postgres"), free_port())
         try:
-            psycopg.connect(fallback, connect_timeout=3).close()
-        except psycopg.OperationalError:
-            pytest.skip(f"no PostgreSQL: {exc}; and none answers at 127.0.0.1:5432")
-        yield fallback
+            url = server.start()
+            break
+        except PostgresUnavailable as exc:
+            failure = exc
+            if not str(exc).startswith("pg_ctl failed"):
+                break
+    try:
+        if url is None:
+            url = make_url(POSTGRES_FALLBACK_URL).render_as_string(hide_password=False)
+            try:
+                psycopg.connect(url, connect_timeout=3).close()
+            except psycopg.OperationalError:
+                pytest.skip(f"no PostgreSQL: {failure}; and none answers at 127.0.0.1:5432")
+        yield url
     finally:
         server.stop()
 

@@ -21,21 +21,20 @@ from celery import Task, shared_task
 
 from shared.errors import StorageFull, TrainingBusy, TransientError
 from shared.lifecycle.base import transient_db_errors
+from shared.lifecycle.classification import (
+    abandon_job,
+    requeue_after_storage_full,
+    run_classification,
+)
+from shared.lifecycle.heartbeats import JOB_STALE_S, WorkInProgress, heartbeat
 from shared.lifecycle.job_shape import job_fields
-from shared.lifecycle.jobs import abandon_job, requeue_after_storage_full, run_classification
+from shared.lifecycle.outbox import claim_delivery, settle_delivery
 from shared.lifecycle.queues import (
     TASK_CLASSIFY_SONG,
     TASK_DELIVER_WEBHOOK,
     TASK_RETRAIN_IF_CHANGED,
     TASK_SYNC_MODELS,
     TASK_TRAIN_MODEL,
-)
-from shared.lifecycle.recovery import (
-    JOB_STALE_S,
-    WorkInProgress,
-    claim_delivery,
-    heartbeat,
-    settle_delivery,
 )
 from shared.lifecycle.retrain import retrain_if_changed as retrain_if_changed_
 from shared.lifecycle.training_lock import training_lock

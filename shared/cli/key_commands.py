@@ -53,8 +53,8 @@ def create_command(name: str, scope: str) -> None:
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per key.")
 def list_command(as_json: bool) -> None:
     """List keys: id, prefix, scope, name, created, revoked (never the keys themselves)."""
+    from shared.store.columns import isoformat
     from shared.store.keys import list_keys
-    from shared.store.orm import isoformat
 
     with _session() as session:
         rows = [

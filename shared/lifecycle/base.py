@@ -17,8 +17,9 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
 from shared.errors import GenreflowError, StorageFull, TransientError
+from shared.store.columns import utcnow
 from shared.store.disk import is_disk_full
-from shared.store.orm import JobStatus, utcnow
+from shared.store.orm import JobStatus
 
 log = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from shared.errors import JobInProgress
-from shared.lifecycle.recovery import JOB_STALE_S, is_alive
+from shared.lifecycle.heartbeats import JOB_STALE_S, is_alive
 from shared.store.orm import Job, JobStatus
 
 log = logging.getLogger(__name__)

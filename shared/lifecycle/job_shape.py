@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-from shared.store.orm import Job, JobLabel, isoformat
+from shared.store.columns import isoformat
+from shared.store.orm import Job, JobLabel
 
 #: The API's path prefix; the job's ``links`` are paths under it.
 API_PREFIX: Final = "/api/v1"

@@ -22,7 +22,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from shared.errors import InvalidLabel, LabelNotAllowed, LabelNotFound
-from shared.store.orm import Job, JobLabel, JobStatus, LabelStatus, utcnow
+from shared.store.columns import utcnow
+from shared.store.orm import Job, JobLabel, JobStatus, LabelStatus
 
 if TYPE_CHECKING:
     from shared.core.learning.dataset import Track

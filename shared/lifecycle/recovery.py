@@ -5,8 +5,8 @@ died holding it, the web died between its commit and its enqueue). A row in the 
 So every piece of owed work has a row with a sign of life, and :func:`find_lost_work` finds the
 rows whose sign of life is too old:
 
-- a job ``processing`` whose task stopped beating (:func:`heartbeat`) for ``JOB_STALE_S``: its
-  process died; the job goes back to ``queued`` and is enqueued again;
+- a job ``processing`` whose task stopped beating (:mod:`shared.lifecycle.heartbeats`) for
+  ``JOB_STALE_S``: its process died; the job goes back to ``queued`` and is enqueued again;
 - a job ``queued`` that was not (re-)enqueued for ``QUEUED_STALE_S``: its message may be lost;
   it is enqueued again (the task is idempotent, so a duplicate is harmless);
 - a webhook event owed (a :class:`~shared.store.orm.WebhookOutbox` row, written in the transaction
@@ -29,18 +29,18 @@ again once ``QUEUED_STALE_S`` has passed (the tasks are idempotent, so a duplica
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Final
 
-from sqlalchemy import Engine, or_, select, update
+from sqlalchemy import Engine, or_, select
 from sqlalchemy.orm import Session
 
 from shared.lifecycle.base import mark_failed
+from shared.lifecycle.heartbeats import JOB_STALE_S
+from shared.lifecycle.outbox import OUTBOX_LEASE_S
 from shared.lifecycle.queues import (
     QUEUE_PREDICT,
     QUEUE_TRAIN,
@@ -50,36 +50,22 @@ from shared.lifecycle.queues import (
     TASK_DELIVER_WEBHOOK,
     TASK_TRAIN_MODEL,
 )
-from shared.store.orm import Job, JobStatus, RunStatus, TrainingRun, WebhookOutbox, utcnow
+from shared.store.columns import utcnow
+from shared.store.orm import Job, JobStatus, RunStatus, TrainingRun, WebhookOutbox
 
 log = logging.getLogger(__name__)
 
-#: A running job or training run writes its ``heartbeat_at`` this often.
-HEARTBEAT_INTERVAL_S: Final = 3.0
-#: A ``processing`` job with no heartbeat for this long has lost its task.
-JOB_STALE_S: Final = 15.0
 #: A ``queued`` job not (re-)enqueued for this long may have lost its message.
 QUEUED_STALE_S: Final = 60.0
 #: A ``running`` training run with no heartbeat for this long has lost its worker.
 RUN_STALE_S: Final = 60.0
 #: A ``queued`` training run waits this long (while nothing trains) before it is sent again.
 RUN_QUEUED_STALE_S: Final = 300.0
-#: One delivery attempt holds its outbox row this long (the HTTP timeouts are 5 + 10 s).
-OUTBOX_CLAIM_S: Final = 60.0
-#: A delivery message queued this long ago and not yet consumed is sent again.
-OUTBOX_LEASE_S: Final = 30.0
-#: Webhook retries due sooner than this ride on Celery's countdown; later ones on the sweep
-#: (a countdown longer than the queue's visibility timeout would be delivered twice).
-SHORT_RETRY_S: Final = 60.0
 
 #: The Redis key whose holder may sweep: one sweep per ``RECOVERY_INTERVAL_S`` across hosts.
 SWEEP_LOCK_KEY: Final = "genreflow:recovery:sweep"
 
 Send = Callable[[str, list[Any], str], Any]
-
-
-class WorkInProgress(Exception):
-    """Another live task (its heartbeat is fresh) is working on this job; try again later."""
 
 
 @dataclass
@@ -276,154 +262,3 @@ def release_training_lock(redis: Any) -> None:
     from shared.lifecycle.training_lock import TRAINING_LOCK_NAME
 
     redis.delete(TRAINING_LOCK_NAME)
-
-
-# --- heartbeats -------------------------------------------------------------------------------
-
-
-def beat_once(session: Session, row_type: type[Job] | type[TrainingRun], row_id: str) -> bool:
-    """Write one heartbeat on a job or training run that is still in progress.
-
-    Returns
-    -------
-    bool
-        Whether the row was still ``processing`` / ``running`` (and got the heartbeat).
-    """
-    status = JobStatus.PROCESSING.value if row_type is Job else RunStatus.RUNNING.value
-    result = session.execute(
-        update(row_type)
-        .where(row_type.id == row_id, row_type.status == status)
-        .values(heartbeat_at=utcnow())
-    )
-    return bool(result.rowcount)  # type: ignore[attr-defined]
-
-
-@contextlib.contextmanager
-def heartbeat(
-    database_url: str,
-    row_type: type[Job] | type[TrainingRun],
-    row_id: str,
-    *,
-    interval_s: float = HEARTBEAT_INTERVAL_S,
-) -> Iterator[None]:
-    """Beat on a job or training run from a background thread while the block runs.
-
-    The thread has its own database session, so the beats go on while the task's own session
-    is busy (decoding, scoring, training). Database trouble is logged and retried next beat.
-    """
-    from shared.store.db import session_scope
-
-    stop = threading.Event()
-
-    def beat() -> None:
-        while not stop.wait(interval_s):
-            try:
-                with session_scope(database_url) as session:
-                    beat_once(session, row_type, row_id)
-            except Exception as exc:  # the next beat may succeed; the sweep has slack
-                log.warning("heartbeat of %s %s failed: %s", row_type.__name__, row_id, exc)
-
-    thread = threading.Thread(target=beat, name=f"heartbeat-{row_id}", daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        thread.join(timeout=interval_s + 5)
-
-
-def is_alive(heartbeat_at: datetime | None, *, now: datetime | None = None) -> bool:
-    """Whether a heartbeat is recent enough that its task is taken to be alive."""
-    if heartbeat_at is None:
-        return False
-    return ((now or utcnow()) - heartbeat_at).total_seconds() < JOB_STALE_S
-
-
-# --- the webhook outbox -----------------------------------------------------------------------
-
-
-def record_webhook_due(session: Session, job_id: str, event_type: str) -> None:
-    """Record in the outbox that a job event is owed to its webhook (call before the commit).
-
-    Call it in the transaction that ends the job, then enqueue the delivery after the commit:
-    the row is marked as enqueued now, so the sweep sends it only if that message is lost.
-    """
-    exists = session.scalar(
-        select(WebhookOutbox.id).where(
-            WebhookOutbox.job_id == job_id, WebhookOutbox.event_type == event_type
-        )
-    )
-    if exists is None:
-        now = utcnow()
-        session.add(
-            WebhookOutbox(job_id=job_id, event_type=event_type, next_attempt_at=now,
-                          enqueued_at=now, created_at=now)
-        )  # fmt: skip
-
-
-def claim_delivery(session: Session, job_id: str, event_type: str) -> bool:
-    """Claim the next delivery attempt of a job event, if it is due and nobody holds it.
-
-    The claim pushes ``next_attempt_at`` ahead by ``OUTBOX_CLAIM_S`` in one conditional
-    UPDATE, so of two messages for the same attempt only one delivers. The caller commits.
-
-    Returns
-    -------
-    bool
-        Whether this caller may make the attempt. Events with no outbox row (written before
-        the outbox existed) may always be attempted.
-    """
-    now = utcnow()
-    row = session.scalar(
-        select(WebhookOutbox).where(
-            WebhookOutbox.job_id == job_id, WebhookOutbox.event_type == event_type
-        )
-    )
-    if row is None:
-        return True
-    result = session.execute(
-        update(WebhookOutbox)
-        .where(
-            WebhookOutbox.id == row.id,
-            WebhookOutbox.closed_at.is_(None),
-            WebhookOutbox.next_attempt_at <= now + timedelta(seconds=1),
-        )
-        .values(next_attempt_at=now + timedelta(seconds=OUTBOX_CLAIM_S), enqueued_at=None)
-        .execution_options(synchronize_session=False)
-    )
-    return bool(result.rowcount)  # type: ignore[attr-defined]
-
-
-def settle_delivery(
-    session: Session, job_id: str, event_type: str, *, status: str, retry_in: float | None
-) -> bool:
-    """Record the outcome of an attempt in the outbox (the caller commits).
-
-    Parameters
-    ----------
-    status : {"delivered", "retry", "gave_up", "skipped"}
-        :class:`shared.lifecycle.webhooks.DeliveryOutcome` ``status``.
-    retry_in : float or None
-        Seconds until the next attempt, when ``status == "retry"``.
-
-    Returns
-    -------
-    bool
-        Whether the caller should schedule the retry itself (a Celery countdown): true for
-        short waits; longer ones are left to the sweep.
-    """
-    now = utcnow()
-    row = session.scalar(
-        select(WebhookOutbox).where(
-            WebhookOutbox.job_id == job_id, WebhookOutbox.event_type == event_type
-        )
-    )
-    short = status == "retry" and retry_in is not None and retry_in <= SHORT_RETRY_S
-    if row is None:
-        return short
-    if status == "retry":
-        row.next_attempt_at = now + timedelta(seconds=retry_in or 0.0)
-        row.enqueued_at = now if short else None
-    else:
-        row.closed_at = now
-    return short

@@ -28,15 +28,9 @@ from sqlalchemy import exists, select
 from sqlalchemy.orm import Session
 
 from shared.lifecycle.deletion import release_audio
+from shared.store.columns import utcnow
 from shared.store.config import SHARE_MARKER
-from shared.store.orm import (
-    JOB_FINAL_STATUSES,
-    Job,
-    JobLabel,
-    LabelStatus,
-    RetentionSweep,
-    utcnow,
-)
+from shared.store.orm import JOB_FINAL_STATUSES, Job, JobLabel, LabelStatus, RetentionSweep
 
 if TYPE_CHECKING:
     from shared.store.config import Settings

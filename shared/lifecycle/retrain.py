@@ -16,9 +16,11 @@ from sqlalchemy.orm import Session
 from shared.errors import GenreflowError, TrainingBusy
 from shared.lifecycle.base import mark_failed
 from shared.lifecycle.labels import training_fingerprint
+from shared.lifecycle.run_recipes import recipe_record
 from shared.lifecycle.training_lock import training_lock
-from shared.lifecycle.training_runs import recipe_record, run_training
-from shared.store.orm import RunStatus, RunTrigger, TrainingRun, utcnow
+from shared.lifecycle.training_runs import run_training
+from shared.store.columns import utcnow
+from shared.store.orm import RunStatus, RunTrigger, TrainingRun
 from shared.store.registry import active_model
 
 if TYPE_CHECKING:
@@ -52,7 +54,7 @@ def plan_scheduled_run(session: Session, settings: Settings) -> TrainingRun:
     configured, or when the fingerprint of what it would train on (the folder and the approved
     labels, :func:`shared.lifecycle.labels.training_fingerprint`) equals the active model's
     ``data_fingerprint``. A queued run keeps the active model's recipe in its ``metrics``
-    (:func:`shared.lifecycle.training_runs.recipe_record`).
+    (:func:`shared.lifecycle.run_recipes.recipe_record`).
 
     Returns
     -------

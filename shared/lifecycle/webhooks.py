@@ -24,7 +24,8 @@ from sqlalchemy.orm import Session
 
 from shared.errors import WebhookTargetRefused
 from shared.lifecycle.webhook_targets import UnresolvableHost
-from shared.store.orm import Job, JobStatus, WebhookDelivery, isoformat, utcnow
+from shared.store.columns import isoformat, utcnow
+from shared.store.orm import Job, JobStatus, WebhookDelivery
 
 EVENT_COMPLETED: Final = "job.completed"
 EVENT_FAILED: Final = "job.failed"

@@ -23,7 +23,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from shared.errors import ApiKeyNotFound, GenreflowError
-from shared.store.orm import ApiKey, KeyScope, utcnow
+from shared.store.columns import utcnow
+from shared.store.orm import ApiKey, KeyScope
 
 KEY_PREFIX: Final = "gf_"
 TOKEN_BYTES: Final = 32

@@ -1,45 +1,34 @@
 """The ORM: jobs, predictions, labels, model versions, training runs and webhook deliveries.
 
-SQLAlchemy 2.0 declarative mapping. The schema changes only through ``migrations/``. The rows know
-no URLs and no JSON shapes: the API's schemas (``web/api/schemas.py``) dump them.
+SQLAlchemy 2.0 declarative mapping on :class:`shared.store.columns.Base`. The schema changes
+only through ``migrations/``. The rows know no URLs and no JSON shapes: the API's schemas
+(``web/api/schemas/``) dump them.
 """
 
 from __future__ import annotations
 
-import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import StrEnum
-from typing import Any, ClassVar, Final
+from typing import Any, Final
 
 from sqlalchemy import (
-    JSON,
     BigInteger,
     Boolean,
     CheckConstraint,
-    DateTime,
     Float,
     ForeignKey,
     Index,
     Integer,
-    MetaData,
     String,
     Text,
-    TypeDecorator,
     UniqueConstraint,
     false,
     text,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from shared.core.nets.sidecar import confusion_png_path
-
-NAMING_CONVENTION = {
-    "ix": "ix_%(column_0_label)s",
-    "uq": "uq_%(table_name)s_%(column_0_name)s",
-    "ck": "ck_%(table_name)s_%(constraint_name)s",
-    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-    "pk": "pk_%(table_name)s",
-}
+from shared.store.columns import Base, check_in, new_id, utcnow
 
 
 class JobStatus(StrEnum):
@@ -85,66 +74,12 @@ class RunTrigger(StrEnum):
     CLI = "cli"
 
 
-def utcnow() -> datetime:
-    """Return the current time, timezone-aware UTC."""
-    return datetime.now(UTC)
-
-
-def new_id() -> str:
-    """Return a new random UUID as a string."""
-    return str(uuid.uuid4())
-
-
-def isoformat(value: datetime | None) -> str | None:
-    """Return ``value`` as ISO 8601 UTC with a ``Z`` suffix, or ``None``."""
-    if value is None:
-        return None
-    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
-class UTCDateTime(TypeDecorator[datetime]):
-    """A timestamp stored as UTC and always read back timezone-aware (SQLite drops the zone)."""
-
-    impl = DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
-        """Convert to UTC; naive values are taken to be UTC already."""
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            value = value.replace(tzinfo=UTC)
-        value = value.astimezone(UTC)
-        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
-
-    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
-        """Attach UTC to naive values and convert aware ones to UTC."""
-        if value is None:
-            return None
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-def _check_in(column: str, values: type[StrEnum]) -> str:
-    return f"{column} IN ({', '.join(repr(v.value) for v in values)})"
-
-
-class Base(DeclarativeBase):
-    """Declarative base with a constraint naming convention (needed by Alembic batch mode)."""
-
-    metadata = MetaData(naming_convention=NAMING_CONVENTION)
-    type_annotation_map: ClassVar[dict[Any, Any]] = {
-        datetime: UTCDateTime(),
-        dict[str, Any]: JSON,
-        list[Any]: JSON,
-    }
-
-
 class Job(Base):
     """One uploaded song to classify."""
 
     __tablename__ = "jobs"
     __table_args__ = (
-        CheckConstraint(_check_in("status", JobStatus), name="status"),
+        CheckConstraint(check_in("status", JobStatus), name="status"),
         CheckConstraint("progress >= 0 AND progress <= 1", name="progress"),
         Index("ix_jobs_status_created_at", "status", "created_at"),
         Index("ix_jobs_created_at", "created_at"),
@@ -245,7 +180,7 @@ class JobLabel(Base):
 
     __tablename__ = "job_labels"
     __table_args__ = (
-        CheckConstraint(_check_in("status", LabelStatus), name="status"),
+        CheckConstraint(check_in("status", LabelStatus), name="status"),
         Index("ix_job_labels_status_created_at", "status", "created_at"),
     )
 
@@ -284,8 +219,8 @@ class TrainingRun(Base):
 
     __tablename__ = "training_runs"
     __table_args__ = (
-        CheckConstraint(_check_in("status", RunStatus), name="status"),
-        CheckConstraint(_check_in("trigger", RunTrigger), name="trigger"),
+        CheckConstraint(check_in("status", RunStatus), name="status"),
+        CheckConstraint(check_in("trigger", RunTrigger), name="trigger"),
         Index("ix_training_runs_created_at", "created_at"),
     )
 
@@ -373,7 +308,7 @@ class ApiKey(Base):
     """An API key; only the SHA-256 of the secret token is stored (see ``shared/store/keys.py``)."""
 
     __tablename__ = "api_keys"
-    __table_args__ = (CheckConstraint(_check_in("scope", KeyScope), name="scope"),)
+    __table_args__ = (CheckConstraint(check_in("scope", KeyScope), name="scope"),)
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
     name: Mapped[str] = mapped_column(String(100))

@@ -14,6 +14,7 @@ from shared.core.audio.features import (
     mfcc_segments,
     segment_features,
 )
+from tests.shared_build import build_once
 
 SR = 22_050
 
@@ -47,23 +48,26 @@ def test_deltas_from_cached_mfccs_equal_deltas_computed_with_them():
     )  # fmt: skip
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def musicnn_training(tiny_dataset, tmp_path_factory):
+    """Train a musicnn model on the tiny dataset, once per run (whatever the xdist workers)."""
     from shared.core.learning.training import TrainOptions, train_from_folder
 
-    out = tmp_path_factory.mktemp("musicnn-model")
-    stages = []
-    report = train_from_folder(
-        tiny_dataset,
-        out,
-        options=TrainOptions(
-            epochs=3, valid_fraction=0.2, test_fraction=0.2, cache_dir=str(out / "cache"),
-            progress_bar=False,
-        ),
-        feature_config=FeatureConfig(musicnn=True),
-        progress=lambda stage, fraction: stages.append((stage, fraction)),
-    )  # fmt: skip
-    return report, stages
+    def train(out):
+        stages = []
+        report = train_from_folder(
+            tiny_dataset,
+            out,
+            options=TrainOptions(
+                epochs=3, valid_fraction=0.2, test_fraction=0.2, cache_dir=str(out / "cache"),
+                progress_bar=False,
+            ),
+            feature_config=FeatureConfig(musicnn=True),
+            progress=lambda stage, fraction: stages.append((stage, fraction)),
+        )  # fmt: skip
+        return report, stages
+
+    return build_once(tmp_path_factory, "musicnn-model", train)
 
 
 def test_training_with_musicnn_saves_one_servable_model(musicnn_training, make_audio):

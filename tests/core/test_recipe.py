@@ -91,11 +91,11 @@ def test_a_request_for_musicnn_weights_that_are_not_installed_is_refused() -> No
 
 def test_shipped_model_sidecar_without_a_recipe_gets_its_benchmark_variant() -> None:
     card = json.loads(next(SHIPPED.glob("*.json")).read_text())
-    recipe = recipe_from_sidecar(card)
-    if "recipe" in card:  # a newer shipped model records it
-        assert recipe == Recipe.from_dict(card["recipe"])
-    else:
-        assert recipe == RECIPES[card["options"]["variant"]]
+    assert recipe_from_sidecar(card) == Recipe.from_dict(card["recipe"])  # as it records it
+
+    older = {key: value for key, value in card.items() if key != "recipe"}  # as it was shipped
+    recipe = recipe_from_sidecar(older)
+    assert recipe == RECIPES[card["options"]["variant"]]
     assert recipe.musicnn is card["feature_config"]["musicnn"]
 
 

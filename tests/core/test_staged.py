@@ -31,6 +31,7 @@ from shared.core.serving.staged import (
     split_served_graph,
 )
 from shared.store.config import Settings
+from tests.ci_skips import on_ci
 
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_MODEL = next((REPO / "shared" / "default_model").glob("*.keras"))  # the shipped one
@@ -59,8 +60,10 @@ BF16_SONG_ATOL = 0.05
 #: musicnn on every 4th segment: each segment takes its nearest patch's embedding, so a
 #: segment's row may move far; the song's mean probability moves less. Forced on a 30-s clip
 #: (3 patches for 10 segments, which the default never does: it keeps 10 patches), the
-#: nine-genre model's song probabilities moved by up to 0.38 on the kit's samples.
-STRIDE_SONG_ATOL = 0.4
+#: nine-genre model's song probabilities moved by up to 0.38 on the kit's samples. The
+#: generated songs are easy calls (each "electronic" with a lead of 0.90-0.98) and moved by at
+#: most about 0.02, so their bound sits near that: a real change on them is seen.
+GENERATED_STRIDE_SONG_ATOL = 0.05
 
 needs_openvino = pytest.mark.skipif(openvino_core() is None, reason="openvino not installed")
 needs_bf16 = pytest.mark.skipif(not bf16_supported(), reason="no bf16 on this CPU/runtime")
@@ -83,12 +86,21 @@ def generated(tmp_path_factory) -> list[Path]:
 
 
 def songs_of(source: str, generated: list[Path]) -> list[Path]:
-    """Return the generated songs, or the kit's sample clips (skip the test without the kit)."""
+    """Return the generated songs, or the kit's sample clips.
+
+    Without the kit the test skips, except on CI (``CI=true``), which has the kit beside the
+    clone: there a missing kit fails the test, so the real-music checks cannot silently vanish.
+    """
     if source == "generated":
         return generated
     if KIT_SAMPLES is None:
-        pytest.skip("team kit (../shared/data) not present")
-    return sorted(KIT_SAMPLES.glob("*.au"))
+        missing = "team kit (../shared/data/samples) not present"
+        if on_ci():
+            pytest.fail(f"CI=true and the {missing}: the real-music checks must run on CI")
+        pytest.skip(missing)
+    songs = sorted(KIT_SAMPLES.glob("*.au"))
+    assert songs, f"no .au clips in {KIT_SAMPLES}"  # an empty loop would pass
+    return songs
 
 
 def inputs_of(path: Path) -> dict[str, np.ndarray]:
@@ -185,17 +197,16 @@ def test_bf16_keeps_every_songs_answer(exact, generated, source):
 
 
 def test_musicnn_on_every_4th_segment_keeps_every_songs_answer(exact, generated):
-    # k = 4 even on these 30-s clips (the default would give them every segment)
+    # k = 4 even on these 30-s clips (the default would give them every segment); on the kit's
+    # real clips k = 4 does move answers (see the next test), so this runs on generated songs
     fast = load_served_model(DEFAULT_MODEL, serving=ServingOptions(musicnn_min_patches=1))
     assert fast.musicnn_stride == FAST.musicnn_stride == 4
     for path in songs_of("generated", generated):
         got, expected = predict_file(path, fast), predict_file(path, exact)
-        first, second = sorted(expected.probabilities.values(), reverse=True)[:2]
-        if first - second > STRIDE_SONG_ATOL:  # a closer call may flip within tolerance
-            assert got.genre == expected.genre, path.name
+        assert got.genre == expected.genre, path.name
         assert got.n_segments == expected.n_segments  # the timeline keeps every segment
         for genre, p in expected.probabilities.items():
-            assert got.probabilities[genre] == pytest.approx(p, abs=STRIDE_SONG_ATOL)
+            assert got.probabilities[genre] == pytest.approx(p, abs=GENERATED_STRIDE_SONG_ATOL)
 
 
 def test_the_default_fast_path_keeps_every_kit_samples_answer(exact, generated):

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from shared.core.nets.audioset import music_genres
-from shared.lifecycle.jobs import run_classification
+from shared.lifecycle.classification import run_classification
 from shared.lifecycle.queues import TASK_CLASSIFY_SONG
 from shared.store.config import Settings
 from shared.store.db import session_scope

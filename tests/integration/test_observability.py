@@ -54,7 +54,7 @@ def test_worker_log_lines_of_a_job_are_json_and_carry_its_id(
     about_job = [r for r in records if job_id in r.get("message", "")]
     assert about_job, "no line about the job"
     assert all(r.get("job_id") == job_id for r in about_job), about_job
-    assert any(r["logger"] == "shared.lifecycle.jobs" for r in about_job)
+    assert any(r["logger"] == "shared.lifecycle.classification" for r in about_job)
     assert {"time", "level", "logger", "message"} <= set(about_job[0])
 
 

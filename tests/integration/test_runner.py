@@ -297,12 +297,12 @@ def test_run_without_beat_heals_after_the_worker_main_process_is_killed_mid_job(
     )[-1]
     in_flight = [job["id"] for job in seen if job["status"] == "processing"]  # type: ignore[index]
 
+    assert in_flight
     os.kill(predict_pid, signal.SIGKILL)  # like an out-of-memory kill
-    killed_at = time.monotonic()
 
-    # Every accepted job ends within 60 s of the kill, with no scheduler running.
-    assert wait_all_done(locations, timeout_s=60) == ["done"] * 3
-    assert time.monotonic() - killed_at < 60
+    # Every accepted job ends, with no scheduler running. How soon (the goal: within 60 s of
+    # the kill) is benchmarks/chaos.py's to measure; this timeout only stops a hung test.
+    assert wait_all_done(locations, timeout_s=240) == ["done"] * 3
     assert not (home / "logs" / "beat.log").exists()  # no scheduler ran at all
     # The job in flight was run again: a second attempt, after the workers' sweep found its
     # heartbeat gone.

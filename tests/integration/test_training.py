@@ -14,7 +14,7 @@ from shared.store.config import Settings
 from shared.store.db import session_scope
 from shared.store.orm import TrainingRun
 from tests.integration.helpers import poll, upload, wait_for_job, wait_for_run, write_song
-from web.api.schemas import TrainingRunOut
+from web.api.model_schemas import TrainingRunOut
 from worker.celery_app import make_celery
 
 pytestmark = pytest.mark.slow

@@ -7,9 +7,10 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from shared.errors import ModelError
-from shared.lifecycle.jobs import MAX_JOB_ATTEMPTS, abandon_job, run_classification
+from shared.lifecycle.classification import MAX_JOB_ATTEMPTS, abandon_job, run_classification
+from shared.store.columns import utcnow
 from shared.store.config import Settings
-from shared.store.orm import Job, utcnow
+from shared.store.orm import Job
 from web.api.schemas import dump_job
 
 
@@ -63,7 +64,7 @@ def test_a_job_whose_file_this_host_cannot_see_fails_with_the_reason(
     assert job.attempts == 1
 
 
-def test_a_worker_back_from_a_cut_drops_its_late_result(
+def test_a_worker_back_from_a_cut_drops_its_late_result_and_progress(
     db_session: Session, settings: Settings, tiny_model_path: Any, make_audio: Any, engine: Any
 ) -> None:
     from sqlalchemy import update
@@ -80,7 +81,8 @@ def test_a_worker_back_from_a_cut_drops_its_late_result(
         # While this worker is cut off, the sweep hands the job to another, which ends it.
         with Session(engine) as other:
             other.execute(update(Job).where(Job.id == job.id).values(
-                status="done", attempts=2, progress=1.0, finished_at=utcnow()))  # fmt: skip
+                status="done", attempts=2, progress=1.0, finished_at=utcnow(),
+                model_version="the-other-workers-model"))  # fmt: skip
             other.add(
                 StoredPrediction(
                     job_id=job.id,
@@ -102,6 +104,8 @@ def test_a_worker_back_from_a_cut_drops_its_late_result(
     assert event is None  # no second webhook either
     db_session.expire_all()
     assert (job.status, job.attempts, job.prediction.genre) == ("done", 2, "metal")
+    # Nor did it write its progress or its model onto the job the other worker ended.
+    assert (job.progress, job.model_version) == (1.0, "the-other-workers-model")
 
 
 def test_no_webhook_event_without_a_url(db_session: Session, settings: Settings) -> None:

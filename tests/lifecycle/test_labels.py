@@ -20,14 +20,9 @@ from shared.lifecycle.labels import (
 )
 from shared.lifecycle.retrain import plan_scheduled_run
 from shared.lifecycle.training_runs import run_training
+from shared.store.columns import utcnow
 from shared.store.config import Settings
-from shared.store.orm import (
-    Job,
-    JobLabel,
-    ModelVersion,
-    TrainingRun,
-    utcnow,
-)
+from shared.store.orm import Job, JobLabel, ModelVersion, TrainingRun
 from tests.conftest import TINY_GENRES, stored_result
 
 
@@ -146,6 +141,7 @@ def test_labels_change_what_the_next_training_run_sees(
     assert first.activated is True
     first_card = sidecar(first)
     assert first_card["training_data"]["sources"] == {"folder": len(folder), "labels": 1}
+    assert first_card["test_tracks"]  # a subset check of nothing would pass
     assert set(first_card["test_tracks"]) <= folder  # labelled songs never decide if_better
 
     for seed in range(MIN_EXAMPLES_NEW_GENRE):  # a new genre, with just enough examples

@@ -1,4 +1,4 @@
-"""The recovery sweep and the webhook outbox, on a real (SQLite) database."""
+"""The recovery sweep, on a real (SQLite) database and a real Redis."""
 
 from __future__ import annotations
 
@@ -10,23 +10,16 @@ import redis
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
-from shared.lifecycle.jobs import run_classification
+from shared.lifecycle.heartbeats import JOB_STALE_S
 from shared.lifecycle.recovery import (
-    JOB_STALE_S,
-    OUTBOX_LEASE_S,
     QUEUED_STALE_S,
     RUN_STALE_S,
     SWEEP_LOCK_KEY,
-    WorkInProgress,
-    beat_once,
-    claim_delivery,
     find_lost_work,
-    record_webhook_due,
-    settle_delivery,
     sweep_lost_work,
 )
-from shared.store.config import Settings
-from shared.store.orm import Job, TrainingRun, WebhookOutbox, utcnow
+from shared.store.columns import utcnow
+from shared.store.orm import Job, TrainingRun
 from tests.lifecycle.test_jobs import make_job
 
 
@@ -55,85 +48,6 @@ def test_sweep_at_startup_requeues_every_queued_job(db_session: Session) -> None
     young = make_job(db_session, created_at=ago(1))
 
     assert find_lost_work(db_session, startup=True).jobs == [young.id]
-
-
-def test_a_redelivered_task_leaves_a_job_with_a_live_heartbeat_alone(
-    db_session: Session, settings: Settings
-) -> None:
-    job = make_job(db_session, status="processing", started_at=ago(5), heartbeat_at=ago(1))
-
-    with pytest.raises(WorkInProgress):
-        run_classification(db_session, job.id, lambda _s: None, settings)  # type: ignore[arg-type]
-    assert job.attempts == 0
-
-
-def test_heartbeat_writes_only_on_work_in_progress(db_session: Session) -> None:
-    running = make_job(db_session, status="processing", heartbeat_at=ago(100))
-    finished = make_job(db_session, status="done")
-
-    assert beat_once(db_session, Job, running.id) is True
-    assert beat_once(db_session, Job, finished.id) is False
-    db_session.expire_all()
-    assert (utcnow() - running.heartbeat_at).total_seconds() < 5
-
-
-def test_a_job_that_ends_owes_its_webhook_in_the_same_transaction(
-    db_session: Session, settings: Settings
-) -> None:
-    job = make_job(db_session, webhook_url="http://example.test/h")
-
-    def no_model(_session: Session) -> Any:
-        from shared.errors import ModelError
-
-        raise ModelError("No model is active.")
-
-    assert run_classification(db_session, job.id, no_model, settings) == "job.failed"
-    row = db_session.query(WebhookOutbox).one()
-    assert (row.job_id, row.event_type, row.closed_at) == (job.id, "job.failed", None)
-
-
-def test_outbox_row_is_resent_only_when_its_message_is_overdue(db_session: Session) -> None:
-    job = make_job(db_session, status="done", webhook_url="http://example.test/h")
-    record_webhook_due(db_session, job.id, "job.completed")
-    record_webhook_due(db_session, job.id, "job.completed")  # once per job event
-    db_session.flush()
-
-    assert find_lost_work(db_session).deliveries == []  # its message was just queued
-    row = db_session.query(WebhookOutbox).one()
-    row.enqueued_at = ago(OUTBOX_LEASE_S + 1)  # ... and lost
-
-    assert find_lost_work(db_session).deliveries == [(job.id, "job.completed")]
-
-
-def test_claims_let_one_of_two_messages_deliver(db_session: Session) -> None:
-    job = make_job(db_session, status="done", webhook_url="http://example.test/h")
-    record_webhook_due(db_session, job.id, "job.completed")
-    db_session.flush()
-
-    assert claim_delivery(db_session, job.id, "job.completed") is True
-    assert claim_delivery(db_session, job.id, "job.completed") is False
-    assert find_lost_work(db_session).deliveries == []  # claimed: not due until the claim ends
-
-
-def test_long_retries_wait_in_the_outbox_and_short_ones_in_celery(db_session: Session) -> None:
-    job = make_job(db_session, status="done", webhook_url="http://example.test/h")
-    record_webhook_due(db_session, job.id, "job.completed")
-    db_session.flush()
-    row = db_session.query(WebhookOutbox).one()
-
-    assert settle_delivery(db_session, job.id, "job.completed", status="retry", retry_in=2) is True
-    assert row.enqueued_at is not None
-    assert (
-        settle_delivery(db_session, job.id, "job.completed", status="retry", retry_in=600) is False
-    )
-    assert row.enqueued_at is None
-    row.next_attempt_at = ago(1)  # the wait is over: the sweep sends it
-    assert find_lost_work(db_session).deliveries == [(job.id, "job.completed")]
-
-    settle_delivery(db_session, job.id, "job.completed", status="delivered", retry_in=None)
-    row.next_attempt_at = ago(1)
-    assert row.closed_at is not None
-    assert find_lost_work(db_session).deliveries == []
 
 
 def test_sweep_fails_interrupted_training_and_frees_the_lock(db_session: Session) -> None:

@@ -6,6 +6,7 @@ import os
 import threading
 import time
 from datetime import timedelta
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -14,9 +15,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from shared.lifecycle.retention import ORPHAN_GRACE_S, sweep_expired
+from shared.store.columns import utcnow
 from shared.store.config import Settings
 from shared.store.db import session_scope
-from shared.store.orm import Job, JobLabel, RetentionSweep, StoredPrediction, utcnow
+from shared.store.orm import Job, JobLabel, RetentionSweep, StoredPrediction
 from tests.conftest import stored_result
 from worker import retention_timer
 
@@ -151,23 +153,30 @@ def test_the_workers_timer_sweeps_without_beat_once_per_interval(
     redis_client.delete(retention_timer.LOCK_KEY)
     retention_timer._started.clear()
     thread = retention_timer.start(
-        lambda: settings, lambda: redis_client, interval_s=0.2, first_delay_s=0.05
+        lambda: settings, lambda: redis_client, interval_s=1.0, first_delay_s=0.05
     )
     assert thread is not None
     try:
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             with session_scope(engine) as session:
-                if len(session.scalars(select(RetentionSweep)).all()) >= 2:
+                if len(session.scalars(select(RetentionSweep)).all()) >= 4:
                     break
             time.sleep(0.1)
         else:
-            raise AssertionError("the timer did not sweep")
+            raise AssertionError("the timer did not sweep three times")
     finally:
         retention_timer._stop.set()
         thread.join(timeout=5)
         retention_timer._stop.clear()
         retention_timer._started.clear()
+
+    with session_scope(engine) as session:
+        times = session.scalars(select(RetentionSweep.started_at).order_by(RetentionSweep.id)).all()
+    timer_sweeps = times[1:]  # the first is sweep_once's, above
+    gaps = [(b - a).total_seconds() for a, b in pairwise(timer_sweeps)]
+    assert len(gaps) >= 2
+    assert all(gap >= 0.9 for gap in gaps), gaps  # one sweep per interval, again and again
 
 
 def test_a_ready_worker_sweeps_at_the_interval_its_settings_give(

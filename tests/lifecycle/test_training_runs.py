@@ -1,49 +1,19 @@
-"""Training runs: the activation policy, the recipe a run uses, and real runs on tiny data."""
+"""Training runs: a run's bookkeeping, and real runs on tiny data."""
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 import pytest
 from sqlalchemy.orm import Session
 
-from shared.core.nets.recipe import RECIPES, Recipe, recipe_from_sidecar
-from shared.core.nets.sidecar import read_sidecar, write_sidecar
-from shared.lifecycle import training_runs
-from shared.lifecycle.training_runs import (
-    choose_recipe,
-    decide_activation,
-    recipe_record,
-    run_training,
-)
+from shared.core.nets.recipe import RECIPES, Recipe
+from shared.core.nets.sidecar import read_sidecar
+from shared.lifecycle.run_recipes import recipe_record
+from shared.lifecycle.training_runs import run_training
 from shared.store.config import Settings
 from shared.store.orm import ModelVersion, TrainingRun
 from shared.store.registry import active_model, register_model, sync_model_dir
-
-NEW = {"track_accuracy_vote": 0.8}
-
-
-@pytest.mark.parametrize(
-    ("policy", "active", "error", "expected"),
-    [
-        ("if_better", {"track_accuracy_vote": 0.7}, None, True),
-        ("if_better", {"track_accuracy_vote": 0.8}, None, True),  # ties go to the new model
-        ("if_better", {"track_accuracy_vote": 0.9}, None, False),
-        ("if_better", None, None, True),  # nothing active yet
-        ("if_better", None, "genres differ", True),
-        ("always", {"track_accuracy_vote": 0.99}, None, True),
-        ("never", None, None, False),
-    ],
-)
-def test_activation_policy(
-    policy: str, active: dict[str, float] | None, error: str | None, expected: bool
-) -> None:
-    activate, reason = decide_activation(policy, NEW, active, compare_error=error)
-
-    assert activate is expected
-    assert reason
 
 
 def test_run_found_running_was_interrupted_and_is_failed(
@@ -67,91 +37,6 @@ def test_finished_run_is_left_alone(db_session: Session, settings: Settings) -> 
 
 
 # --- activation across genre sets ------------------------------------------------------------
-
-
-@pytest.mark.parametrize("error", [None, "it could not be loaded"])
-def test_if_better_never_activates_a_model_of_other_genres(error: str | None) -> None:
-    activate, reason = decide_activation(
-        "if_better",
-        {"track_accuracy_vote": 0.99},
-        {"track_accuracy_vote": 0.2} if error is None else None,
-        compare_error=error,
-        genres=["blues", "jazz", "rock"],
-        active_genres=["classical", "rock"],
-    )
-
-    assert activate is False
-    assert "adds blues, jazz and lacks classical" in reason
-    assert "never activated automatically" in reason
-
-
-def test_same_genres_in_another_order_compare_by_score() -> None:
-    assert decide_activation(
-        "if_better", NEW, {"track_accuracy_vote": 0.5}, genres=["b", "a"], active_genres=["a", "b"]
-    ) == (True, "track_accuracy_vote 0.800 >= active model's 0.500")
-
-
-def test_no_policy_activates_other_genres_by_itself() -> None:
-    for policy in ("always", "if_better"):
-        activate, reason = decide_activation(
-            policy, NEW, None, genres=["a", "b", "c"], active_genres=["a", "d"]
-        )
-        assert activate is False
-        assert "it adds b, c and lacks d" in reason
-        assert "an admin activates it by hand" in reason
-    assert decide_activation("always", NEW, None, genres=["b", "a"], active_genres=["a", "b"]) == (
-        True,
-        "GENREFLOW_ACTIVATE_POLICY is 'always'",
-    )
-
-
-# --- which recipe a run uses -----------------------------------------------------------------
-
-
-def _placeholder_model(folder: Path, version: str, card: dict[str, Any]) -> Path:
-    """Write a model file and its sidecar (``card``); the registry and recipes read the card."""
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{version}.keras"
-    path.write_bytes(b"PK\x03\x04 placeholder")
-    write_sidecar(path, {"version": version, "genres": ["a", "b"], **card})
-    return path
-
-
-def test_a_run_uses_the_requested_recipe_else_the_active_models(
-    db_session: Session, settings: Settings
-) -> None:
-    sync_model_dir(db_session, settings)  # the shipped model, active
-    shipped = active_model(db_session)
-    assert shipped is not None
-    recipe, source = choose_recipe(db_session)
-    assert source == f"active model {shipped.version}"
-    assert recipe == recipe_from_sidecar(read_sidecar(shipped.path))
-    assert recipe.musicnn  # the shipped model reads musicnn beside the MFCCs
-
-    assert choose_recipe(db_session, RECIPES["seed"]) == (RECIPES["seed"], "request")
-
-    mine = replace(RECIPES["musicnn"], name="mine", epochs=7)
-    path = _placeholder_model(settings.model_dir, "v-mine", {"recipe": mine.to_dict()})
-    register_model(db_session, path, activate=True)
-    assert choose_recipe(db_session) == (mine, "active model v-mine")
-    record = recipe_record(db_session)
-    assert record == {"recipe": mine.to_dict(), "recipe_source": "active model v-mine"}
-
-
-def test_without_a_readable_active_model_the_shipped_recipe_then_the_seed_is_used(
-    db_session: Session, settings: Settings, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    path = _placeholder_model(settings.model_dir, "v-gone", {})
-    register_model(db_session, path, activate=True)
-    path.with_suffix(".json").unlink()
-    recipe, source = choose_recipe(db_session)
-    assert source.startswith("shipped model ")
-    assert recipe.musicnn
-
-    from shared.store import registry
-
-    monkeypatch.setattr(training_runs, "DEFAULT_MODEL_DIR", registry.DEFAULT_MODEL_DIR / "none")
-    assert choose_recipe(db_session) == (RECIPES["seed"], "seed recipe (no model to copy)")
 
 
 def test_a_run_whose_kept_recipe_is_invalid_fails_with_the_reason(

@@ -18,7 +18,8 @@ from sqlalchemy.orm import Session
 from shared.errors import WebhookTargetRefused
 from shared.lifecycle.webhook_targets import check_webhook_target, is_inward, pin_webhook_target
 from shared.lifecycle.webhooks import AttemptResult, deliver_job_event, post_webhook
-from shared.store.orm import Job, WebhookDelivery, utcnow
+from shared.store.columns import utcnow
+from shared.store.orm import Job, WebhookDelivery
 
 INWARD = [
     "http://127.0.0.1:8000/hook",

@@ -8,8 +8,9 @@ from sqlalchemy.orm import Session
 
 from shared.errors import ModelError
 from shared.store import registry
+from shared.store.columns import isoformat
 from shared.store.config import Settings
-from shared.store.orm import ModelVersion, TrainingRun, isoformat
+from shared.store.orm import ModelVersion, TrainingRun
 from shared.store.registry import (
     ModelVersionNotFound,
     activate_version,

@@ -8,17 +8,11 @@ from typing import Any
 import redis
 from sqlalchemy import func, select
 
-from shared.lifecycle.jobs import run_classification
+from shared.lifecycle.classification import run_classification
+from shared.store.columns import utcnow
 from shared.store.config import Settings
 from shared.store.db import make_engine, session_scope
-from shared.store.orm import (
-    Job,
-    JobLabel,
-    StoredPrediction,
-    WebhookDelivery,
-    WebhookOutbox,
-    utcnow,
-)
+from shared.store.orm import Job, JobLabel, StoredPrediction, WebhookDelivery, WebhookOutbox
 from tests.web.conftest import make_key, wav_bytes
 from tests.web.helpers import assert_problem
 from tests.web.test_jobs import finish_job, upload

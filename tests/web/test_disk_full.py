@@ -1,7 +1,9 @@
-"""A full disk on a real 4 MiB tmpfs: 507 with Retry-After, no partial file, and recovery.
+"""A full disk on a real small tmpfs: 507 with Retry-After, no partial file, and recovery.
 
 Uploads go to the small filesystem (``GENREFLOW_UPLOAD_DIR``); the database stays on the test's
-own disk. Skipped with the reason where a tmpfs cannot be mounted (not root).
+own disk, except in the database-full test, where it is the database that lives on the small
+one. The check at the door, a write that meets a full disk and a commit that meets one are each
+answered over HTTP. Skipped with the reason where a tmpfs cannot be mounted (not root).
 """
 
 from __future__ import annotations
@@ -13,12 +15,17 @@ from typing import Any
 
 import pytest
 import redis
+from sqlalchemy import select
 
 from shared.errors import InsufficientStorage
 from shared.store.config import Settings
+from shared.store.db import dispose_engines, session_scope, upgrade_database
+from shared.store.orm import Job
+from shared.store.registry import register_model
 from tests.small_disk import fill, small_disk
-from tests.web.conftest import make_app, wav_bytes
+from tests.web.conftest import make_app, wav_bytes, write_model_files
 from tests.web.helpers import assert_problem
+from web.api import jobs as jobs_api
 
 MIB = 1024 * 1024
 
@@ -103,3 +110,64 @@ def test_a_write_that_hits_a_full_disk_is_507_and_leaves_no_partial_file(
     assert caught.value.status == 507
     assert "Retry-After" in caught.value.headers
     assert list(small_settings.upload_dir.iterdir()) == []
+
+
+def _job_count(database_url: str) -> int:
+    with session_scope(database_url) as session:
+        return len(session.scalars(select(Job.id)).all())
+
+
+def test_a_disk_that_fills_after_the_check_is_507_over_http_and_keeps_nothing(
+    small_client: Any,
+    small_settings: Settings,
+    disk: Path,
+    active_model: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    check = jobs_api.require_free_space
+
+    def check_then_fill(*args: Any, **kwargs: Any) -> None:
+        check(*args, **kwargs)  # passes: the disk has room
+        fill(disk, leave_bytes=100_000)  # then another writer takes it, before the song is written
+
+    monkeypatch.setattr(jobs_api, "require_free_space", check_then_fill)
+
+    response = _upload(small_client, wav_bytes(seconds=30.0))  # 480 kB
+
+    assert_problem(response, 507, "insufficient_storage")
+    assert int(response.headers["Retry-After"]) > 0
+    assert list(small_settings.upload_dir.iterdir()) == []  # no partial file
+    assert _job_count(small_settings.database_url) == 0
+
+
+def test_a_database_whose_disk_fills_is_507_over_http_and_lets_the_song_go(
+    settings: Settings, tmp_path: Path, redis_client: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with small_disk(tmp_path / "db-disk", size_mb=8) as db_disk:
+        url = f"sqlite:///{db_disk / 'genreflow.sqlite3'}"
+        upgrade_database(url)
+        db_settings = settings.replace(database_url=url)
+        with session_scope(url) as session:
+            register_model(session, write_model_files(db_settings.model_dir, "m-1"), activate=True)
+        fillers: list[Path] = []
+        store = jobs_api.store_upload
+
+        def store_then_fill(*args: Any, **kwargs: Any) -> Any:
+            stored = store(*args, **kwargs)  # the song is on the uploads disk
+            fillers.append(fill(db_disk))  # then the database's disk fills, before the commit
+            return stored
+
+        monkeypatch.setattr(jobs_api, "store_upload", store_then_fill)
+        app = make_app(db_settings)
+        try:
+            response = _upload(app.test_client(), wav_bytes(seconds=3.5))
+
+            assert_problem(response, 507, "insufficient_storage")
+            assert "Retry-After" in response.headers
+            assert fillers, "the database's disk was never filled"
+            assert list(db_settings.upload_dir.iterdir()) == []  # no job holds the song: gone
+            fillers[0].unlink()
+            assert _job_count(url) == 0
+        finally:
+            app.extensions["genreflow"]["engine"].dispose()
+            dispose_engines()

@@ -3,7 +3,11 @@
 import json
 from typing import Any
 
+import pytest
+
 from shared.store.config import Settings
+from shared.store.db import session_scope
+from tests.lifecycle.test_jobs import make_job
 from tests.web.conftest import make_app
 from tests.web.helpers import assert_problem
 
@@ -53,3 +57,23 @@ def test_a_database_that_cannot_be_reached_is_503_to_retry(settings: Settings) -
     finally:
         app.extensions["genreflow"]["engine"].dispose()
     assert not list(settings.upload_dir.glob("*.wav"))  # nothing stored for a refused upload
+
+
+LISTINGS = ["/jobs", "/labels", "/training-runs", "/models", "/keys", "/jobs/{job_id}/deliveries"]
+
+
+@pytest.mark.parametrize("listing", LISTINGS)
+def test_every_listing_refuses_an_unknown_query_parameter(
+    client: Any, settings: Settings, admin_headers: dict[str, str], listing: str
+) -> None:
+    with session_scope(settings.database_url) as session:
+        job_id = make_job(session).id
+    path = "/api/v1" + listing.format(job_id=job_id)
+    assert client.get(path, headers=admin_headers).status_code == 200
+
+    body = assert_problem(
+        client.get(path + "?colour=blue&sort=name", headers=admin_headers), 400, "invalid_request"
+    )
+
+    assert "colour" in json.dumps(body["errors"])
+    assert "sort" in json.dumps(body["errors"])

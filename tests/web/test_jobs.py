@@ -8,9 +8,10 @@ import redis
 from celery.signals import before_task_publish
 from sqlalchemy.orm import Session
 
+from shared.store.columns import utcnow
 from shared.store.config import Settings
 from shared.store.db import make_engine, session_scope
-from shared.store.orm import Job, StoredPrediction, WebhookDelivery, utcnow
+from shared.store.orm import Job, StoredPrediction, WebhookDelivery
 from shared.store.registry import register_model
 from tests.web.conftest import wav_bytes, write_model_files
 from tests.web.helpers import assert_problem, queued_tasks

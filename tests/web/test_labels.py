@@ -7,9 +7,10 @@ from typing import Any
 
 import redis
 
+from shared.store.columns import utcnow
 from shared.store.config import Settings
 from shared.store.db import make_engine, session_scope
-from shared.store.orm import Job, utcnow
+from shared.store.orm import Job
 from tests.web.conftest import make_key, wav_bytes
 from tests.web.helpers import assert_problem
 from tests.web.test_jobs import finish_job

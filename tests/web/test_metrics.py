@@ -7,9 +7,10 @@ from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from shared.store.columns import utcnow
 from shared.store.config import Settings
 from shared.store.db import make_engine, session_scope
-from shared.store.orm import Job, RunStatus, TrainingRun, WebhookDelivery, utcnow
+from shared.store.orm import Job, RunStatus, TrainingRun, WebhookDelivery
 from tests.web.helpers import queued_tasks
 from tests.web.test_auth import upload
 

@@ -97,7 +97,7 @@ def test_classify_song_enqueues_the_webhook_after_commit(
 def test_classify_song_waits_while_a_live_task_holds_the_job(
     task_settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from shared.lifecycle.recovery import JOB_STALE_S, WorkInProgress
+    from shared.lifecycle.heartbeats import JOB_STALE_S, WorkInProgress
 
     def busy(*_args: object) -> None:
         raise WorkInProgress("busy")

@@ -25,8 +25,9 @@ from shared.lifecycle.deletion import delete_job, release_audio
 from shared.lifecycle.job_shape import job_links
 from shared.lifecycle.jobs import Upload, require_active_model, submit_job
 from shared.lifecycle.webhook_targets import check_webhook_target
+from shared.store.columns import utcnow
 from shared.store.disk import is_disk_full, require_free_space, storage_full_error
-from shared.store.orm import Job, WebhookDelivery, utcnow
+from shared.store.orm import Job, WebhookDelivery
 from web.api import API_PREFIX
 from web.api.pagination import paginate
 from web.api.schemas import (
@@ -35,6 +36,7 @@ from web.api.schemas import (
     JobPageOut,
     JobQuery,
     JobUploadIn,
+    ListQuery,
 )
 from web.auth import Access, can_read_job, current_principal, requires, visible_jobs
 from web.context import get_db, get_queue, get_settings
@@ -204,10 +206,12 @@ def get_job_audio(job_id: str) -> ResponseReturnValue:
 
 @bp.get("/jobs/<job_id>/deliveries")
 @requires(Access.CLIENT)
+@bp.input(ListQuery, location="query", arg_name="query")
 @bp.output(DeliveryListOut)
-@bp.doc(summary="List a job's webhook deliveries", responses=[404])
-def list_deliveries(job_id: str) -> dict[str, Any]:
+@bp.doc(summary="List a job's webhook deliveries", responses=[400, 404])
+def list_deliveries(job_id: str, query: dict[str, Any]) -> dict[str, Any]:
     """Return every webhook delivery attempt of a job, oldest first."""
+    del query  # it has no members: only checked for unknown ones
     job = find_readable_job(job_id)
     rows = get_db().scalars(
         select(WebhookDelivery).where(WebhookDelivery.job_id == job.id).order_by(WebhookDelivery.id)

@@ -8,12 +8,14 @@ from apiflask import APIBlueprint
 from flask.typing import ResponseReturnValue
 from sqlalchemy import select
 
+from shared.lifecycle.job_shape import label_fields
 from shared.lifecycle.labels import decide_label, find_label, remove_label, set_label
 from shared.store.orm import JobLabel
 from web.api import API_PREFIX
 from web.api.jobs import find_readable_job
+from web.api.label_schemas import LabelIn, LabelOut, LabelPageOut, LabelQuery
 from web.api.pagination import paginate
-from web.api.schemas import JobLabelOut, LabelIn, LabelOut, LabelPageOut, LabelQuery, label_fields
+from web.api.schemas import JobLabelOut
 from web.auth import Access, current_principal, requires
 from web.context import get_db
 

@@ -14,7 +14,8 @@ from shared.errors import ConfusionMatrixNotFound, ModelCardNotFound, ModelFileM
 from shared.store.orm import ModelVersion
 from shared.store.registry import activate_version, active_model, get_model, list_models
 from web.api import API_PREFIX
-from web.api.schemas import ModelListOut, ModelOut
+from web.api.model_schemas import ModelListOut, ModelOut
+from web.api.schemas import ListQuery
 from web.auth import Access, requires
 from web.context import get_db
 
@@ -23,10 +24,12 @@ bp = APIBlueprint("models", __name__, url_prefix=API_PREFIX, tag="Models")
 
 @bp.get("/models")
 @requires(Access.CLIENT)
+@bp.input(ListQuery, location="query", arg_name="query")
 @bp.output(ModelListOut)
-@bp.doc(summary="List model versions, newest first, and the active one")
-def list_model_versions() -> dict[str, Any]:
+@bp.doc(summary="List model versions, newest first, and the active one", responses=[400])
+def list_model_versions(query: dict[str, Any]) -> dict[str, Any]:
     """Return every registered model (a pure read; the registry syncs the model dir itself)."""
+    del query  # it has no members: only checked for unknown ones
     db = get_db()
     active = active_model(db)
     return {

@@ -2,6 +2,9 @@
 
 Views return ORM rows; each ``*Out`` schema turns its row into the shape of
 ``docs/architecture.md`` (times in ISO 8601 UTC) and adds the row's links. The ORM knows no URLs.
+This module holds what every resource shares (problems, paging, listing queries), a job's shape
+and the health answers; labels, models and training runs, and keys have their own modules
+(:mod:`web.api.label_schemas`, :mod:`web.api.model_schemas`, :mod:`web.api.key_schemas`).
 The job's shape itself is :func:`shared.lifecycle.job_shape.job_fields`, which the worker uses
 for webhook bodies; :func:`dump_job` dumps it through :class:`JobOut`.
 """
@@ -11,27 +14,17 @@ from __future__ import annotations
 from typing import Any
 
 from apiflask import Schema, fields
-from apiflask.validators import Length, OneOf, Range
-from marshmallow import INCLUDE, RAISE, ValidationError, pre_dump, validates_schema
+from apiflask.validators import OneOf, Range
+from marshmallow import INCLUDE, ValidationError, pre_dump, validates_schema
 
-from shared.core.nets.recipe import recipe_json_schema
-from shared.core.nets.sidecar import model_card_path
-from shared.lifecycle.job_shape import job_fields, job_links, label_fields
-from shared.store.keys import MAX_NAME_CHARS as MAX_KEY_NAME_CHARS
+from shared.lifecycle.job_shape import job_fields
+from shared.store.columns import isoformat
 from shared.store.orm import (
-    ApiKey,
     Job,
-    JobLabel,
     JobStatus,
-    KeyScope,
     LabelStatus,
-    ModelVersion,
-    RunStatus,
-    TrainingRun,
     WebhookDelivery,
-    isoformat,
 )
-from web.api import API_PREFIX
 
 MAX_PER_PAGE = 100
 #: Far beyond any real listing, and small enough that its SQL offset fits a 64-bit integer
@@ -187,7 +180,17 @@ class JobUploadIn(Schema):
     )
 
 
-class PageQuery(Schema):
+class ListQuery(Schema):
+    """A listing's query parameters: an unknown one is a 400 that names it, never ignored."""
+
+    @validates_schema(pass_original=True)
+    def _no_unknown(self, _data: Any, original: Any, **_: Any) -> None:
+        unknown = sorted(set(original or {}) - set(self.fields))
+        if unknown:
+            raise ValidationError({name: ["Unknown query parameter."] for name in unknown})
+
+
+class PageQuery(ListQuery):
     """Pagination query parameters."""
 
     page = fields.Integer(load_default=1, validate=Range(min=1, max=MAX_PAGE))
@@ -212,60 +215,6 @@ class JobPageOut(PageOut):
     """A page of jobs, newest first."""
 
     items = fields.List(fields.Nested(JobOut))
-
-
-class LabelIn(Schema):
-    """The body of ``PUT /api/v1/jobs/<id>/label``."""
-
-    genre = fields.String(
-        required=True,
-        metadata={
-            "description": "the song's real genre (may be new to the model)",
-            "example": "jazz",
-        },
-    )
-
-
-class LabelOut(JobLabelOut):
-    """A label with its job, as the review listing shows it."""
-
-    job_id = fields.String()
-    filename = fields.String()
-    links = fields.Dict(keys=fields.String(), values=fields.String())
-
-    @pre_dump
-    def _from_row(self, data: Any, **_: Any) -> Any:
-        if not isinstance(data, JobLabel):
-            return data
-        links = job_links(data.job_id)
-        return {
-            **label_fields(data),
-            "job_id": data.job_id,
-            "filename": data.job.filename,
-            "links": {"job": links["self"], "audio": links["audio"], "self": links["label"]},
-        }
-
-
-class LabelItemOut(LabelOut):
-    """A label inside a listing (a distinct class for the reason given at ModelItemOut)."""
-
-
-class LabelQuery(PageQuery):
-    """Query parameters of ``GET /api/v1/labels`` (an unknown one is a 400, not ignored)."""
-
-    status = fields.String(validate=OneOf([s.value for s in LabelStatus]))
-
-    @validates_schema(pass_original=True)
-    def _no_unknown(self, _data: Any, original: Any, **_: Any) -> None:
-        unknown = sorted(set(original or {}) - set(self.fields))
-        if unknown:
-            raise ValidationError({name: ["Unknown query parameter."] for name in unknown})
-
-
-class LabelPageOut(PageOut):
-    """A page of labels, newest first."""
-
-    items = fields.List(fields.Nested(LabelItemOut))
 
 
 class DeliveryOut(Schema):
@@ -305,137 +254,6 @@ class DeliveryListOut(Schema):
     items = fields.List(fields.Nested(DeliveryOut))
 
 
-class ModelOut(Schema):
-    """A registered model version."""
-
-    version = fields.String()
-    created_at = fields.String(metadata={"format": "date-time"})
-    active = fields.Boolean()
-    genres = fields.List(fields.String())
-    metrics = fields.Raw(allow_none=True)
-    feature_config = fields.Raw(allow_none=True)
-    data_fingerprint = fields.String(allow_none=True)
-    training_run_id = fields.String(allow_none=True)
-    links = fields.Dict(keys=fields.String(), values=fields.String())
-
-    @pre_dump
-    def _from_row(self, data: Any, **_: Any) -> Any:
-        if not isinstance(data, ModelVersion):
-            return data
-        base = f"{API_PREFIX}/models/{data.version}"
-        return {
-            "version": data.version,
-            "created_at": isoformat(data.created_at),
-            "active": data.active,
-            "genres": data.genres,
-            "metrics": data.metrics,
-            "feature_config": data.feature_config,
-            "data_fingerprint": data.data_fingerprint,
-            "training_run_id": data.training_run_id,
-            "links": {
-                "self": base,
-                "activate": f"{base}/activate",
-                "confusion_matrix": f"{base}/confusion-matrix.png",
-                **({"card": f"{base}/card"} if model_card_path(data.path) else {}),
-            },
-        }
-
-
-class ModelItemOut(ModelOut):
-    """A model version inside a listing.
-
-    Same fields as :class:`ModelOut`. A distinct class because APIFlask sorts routes by length
-    and would otherwise meet ``ModelOut`` nested first and register it twice.
-    """
-
-
-class ModelListOut(Schema):
-    """Every registered model (newest first) and the active version."""
-
-    items = fields.List(fields.Nested(ModelItemOut))
-    active_version = fields.String(allow_none=True)
-
-
-class RunErrorOut(Schema):
-    """The ``error`` member of a failed training run."""
-
-    code = fields.String(allow_none=True)
-    detail = fields.String(allow_none=True)
-
-
-class TrainIn(Schema):
-    """The optional JSON body of ``POST /api/v1/models/train``; only ``recipe`` is read."""
-
-    class Meta:
-        """Members other than ``recipe`` are refused (``additionalProperties: false``)."""
-
-        unknown = RAISE
-
-    recipe = fields.Raw(
-        allow_none=True,
-        metadata={
-            "description": "the recipe to train with: a name (the benchmark's variants) or a "
-            "recipe object (absent members take the seed recipe's values); absent or null: the "
-            "active model's recipe",
-            "example": "musicnn-pool",
-            **recipe_json_schema(),
-        },
-    )
-
-
-class TrainingRunOut(Schema):
-    """A training run."""
-
-    id = fields.String()
-    status = fields.String(validate=OneOf([s.value for s in RunStatus]))
-    progress = fields.Float()
-    stage = fields.String(allow_none=True)
-    trigger = fields.String()
-    created_at = fields.String(metadata={"format": "date-time"})
-    started_at = fields.String(allow_none=True, metadata={"format": "date-time"})
-    finished_at = fields.String(allow_none=True, metadata={"format": "date-time"})
-    model_version = fields.String(allow_none=True)
-    activated = fields.Boolean()
-    metrics = fields.Raw(allow_none=True)
-    error = fields.Nested(RunErrorOut, allow_none=True)
-    links = fields.Dict(keys=fields.String(), values=fields.String(allow_none=True))
-
-    @pre_dump
-    def _from_row(self, data: Any, **_: Any) -> Any:
-        if not isinstance(data, TrainingRun):
-            return data
-        error = None
-        if data.error_code or data.error_detail:
-            error = {"code": data.error_code or "training_failed", "detail": data.error_detail}
-        model = f"{API_PREFIX}/models/{data.model_version}" if data.model_version else None
-        return {
-            "id": data.id,
-            "status": data.status,
-            "progress": data.progress,
-            "stage": data.stage,
-            "trigger": data.trigger,
-            "created_at": isoformat(data.created_at),
-            "started_at": isoformat(data.started_at),
-            "finished_at": isoformat(data.finished_at),
-            "model_version": data.model_version,
-            "activated": data.activated,
-            "metrics": data.metrics,
-            "error": error,
-            "links": {"self": training_run_link(data.id), "model": model},
-        }
-
-
-def training_run_link(run_id: str) -> str:
-    """Return the API path of a training run."""
-    return f"{API_PREFIX}/training-runs/{run_id}"
-
-
-class TrainingRunPageOut(PageOut):
-    """A page of training runs, newest first."""
-
-    items = fields.List(fields.Nested(TrainingRunOut))
-
-
 class HealthOut(Schema):
     """Liveness answer."""
 
@@ -454,78 +272,3 @@ class ReadyOut(Schema):
 
     status = fields.String(metadata={"example": "ready"})
     checks = fields.Dict(keys=fields.String(), values=fields.Nested(CheckOut))
-
-
-class KeyIn(Schema):
-    """A key to create: a label and a scope."""
-
-    name = fields.String(
-        required=True,
-        validate=Length(min=1, max=MAX_KEY_NAME_CHARS),
-        metadata={"description": "who or what uses the key", "example": "mobile app"},
-    )
-    scope = fields.String(
-        required=True,
-        validate=OneOf([s.value for s in KeyScope]),
-        metadata={"description": "classify: upload, read own jobs; admin: everything"},
-    )
-
-
-class KeyOut(Schema):
-    """An API key as listed: never the key itself, only its first characters."""
-
-    id = fields.String()
-    name = fields.String()
-    scope = fields.String(validate=OneOf([s.value for s in KeyScope]))
-    prefix = fields.String(metadata={"description": "the key's first characters"})
-    created_at = fields.String(metadata={"format": "date-time"})
-    revoked_at = fields.String(allow_none=True, metadata={"format": "date-time"})
-    active = fields.Boolean()
-    links = fields.Dict(keys=fields.String(), values=fields.String())
-
-    @pre_dump
-    def _from_row(self, data: Any, **_: Any) -> Any:
-        if not isinstance(data, ApiKey):
-            return data
-        return dump_key(data)
-
-
-def dump_key(key: ApiKey) -> dict[str, Any]:
-    """Return the API shape of a key (never the key itself nor its hash)."""
-    return {
-        "id": key.id,
-        "name": key.name,
-        "scope": key.scope,
-        "prefix": key.prefix,
-        "created_at": isoformat(key.created_at),
-        "revoked_at": isoformat(key.revoked_at),
-        "active": key.active,
-        "links": {"self": f"{API_PREFIX}/keys/{key.id}"},
-    }
-
-
-class NewKeyOut(KeyOut):
-    """A key just created, with the key itself: shown this once, stored only as a hash."""
-
-    key = fields.String(metadata={"description": "send as 'Authorization: Bearer <key>'"})
-
-
-class KeyItemOut(KeyOut):
-    """An API key inside a listing (a distinct class for the reason given at ModelItemOut)."""
-
-
-class KeyListOut(Schema):
-    """Every API key, newest first (revoked ones included)."""
-
-    items = fields.List(fields.Nested(KeyItemOut))
-
-
-class WhoAmIOut(Schema):
-    """The caller as the server sees it."""
-
-    authenticated = fields.Boolean()
-    key_id = fields.String(allow_none=True)
-    scope = fields.String(allow_none=True)
-    can_upload = fields.Boolean()
-    can_admin = fields.Boolean()
-    keys_required = fields.Boolean()

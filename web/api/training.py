@@ -14,14 +14,9 @@ from shared.errors import InvalidRecipe, TrainingBusy, TrainingRunNotFound
 from shared.lifecycle.training_runs import start_training_run
 from shared.store.orm import TrainingRun
 from web.api import API_PREFIX
+from web.api.model_schemas import TrainIn, TrainingRunOut, TrainingRunPageOut, training_run_link
 from web.api.pagination import paginate
-from web.api.schemas import (
-    PageQuery,
-    TrainIn,
-    TrainingRunOut,
-    TrainingRunPageOut,
-    training_run_link,
-)
+from web.api.schemas import PageQuery
 from web.auth import Access, requires
 from web.context import get_db, get_queue, get_settings
 
