@@ -16,8 +16,17 @@ from shared.core.serving.predict import predict_file
 from shared.store.registry import DEFAULT_MODEL_DIR
 
 ELEVEN_GENRES = [
-    "blues", "classical", "country", "electronic", "hiphop", "jazz", "latin", "pop", "reggae",
-    "rnb", "rock",
+    "blues",
+    "classical",
+    "country",
+    "electronic",
+    "hiphop",
+    "jazz",
+    "latin",
+    "pop",
+    "reggae",
+    "rnb",
+    "rock",
 ]  # fmt: skip  (the kit's: Emotify's four and 4Q's eight, electronic in both)
 SR = 22_050
 
