@@ -153,6 +153,36 @@ def answer_section(policy: Any, genres: list[str]) -> str:
 """
 
 
+def rewrite_card(args: Any, benchmark: dict, summary: dict) -> int:
+    """Write MODEL_CARD.md again for the model already in ``args.out`` (its sidecar's figures)."""
+    from model_card import model_card
+
+    from shared.core.serving.calibration import AnswerPolicy
+
+    sidecar_path = next(p for p in args.out.glob("*.json"))
+    sidecar = json.loads(sidecar_path.read_text())
+    if sidecar["recipe"]["name"] != args.variant:
+        raise SystemExit(f"the shipped model is {sidecar['recipe']['name']}, not {args.variant}")
+    policy = AnswerPolicy.from_dict(sidecar["answer"])
+    (args.out / "MODEL_CARD.md").write_text(
+        model_card(
+            version=sidecar["version"],
+            genres=sidecar["genres"],
+            benchmark=benchmark,
+            shipped=summary,
+            policy=policy,
+            epochs=int(sidecar["epochs_run"]),
+            n_tracks=int(sidecar["training_data"]["n_tracks"]),
+            sources=sidecar["training_data"]["sources"],
+            train_seconds=float(sidecar["timings"]["training_s"]),
+            answer=answer_section(policy, sidecar["genres"]),
+            benchmark_command=args.benchmark_command,
+        )
+    )
+    print(f"{args.out / 'MODEL_CARD.md'} rewritten for {sidecar['version']}")
+    return 0
+
+
 def main() -> int:
     """Train on all tracks, save model + sidecar into the package, write MODEL_CARD.md."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -161,6 +191,11 @@ def main() -> int:
     parser.add_argument("--variant", default="musicnn-pool+balanced")
     parser.add_argument("--cache-dir", type=Path, default=ROOT / "benchmarks" / "out" / "cache")
     parser.add_argument("--out", type=Path, default=OUT_DIR)
+    parser.add_argument(
+        "--card-only",
+        action="store_true",
+        help="do not train: rewrite the shipped model's MODEL_CARD.md from --benchmark",
+    )
     parser.add_argument(
         "--open-set-variant",
         help="the benchmark's --open-set variant to set the threshold with, when it is not "
@@ -185,6 +220,8 @@ def main() -> int:
     benchmark = json.loads(args.benchmark.read_text())
     summary = _variant(benchmark, args.variant)
     variant = accuracy.VARIANTS[args.variant]
+    if args.card_only:
+        return rewrite_card(args, benchmark, summary)
     patience = int(benchmark.get("patience", accuracy.PATIENCE))
     best_epochs = [max(1, n - patience) for n in summary["epochs_run"]]
     epochs = int(np.median(best_epochs))
