@@ -154,7 +154,8 @@ def main() -> None:
     from shared.core.nets.audioset import get_ear
     from shared.core.serving.inference import load_served_model, use_one_math_thread
     from shared.core.serving.predict import predict_file
-    from shared.core.serving.staged import FAST, cpu_flags, patch_segments
+    from shared.core.serving.runtimes import cpu_flags
+    from shared.core.serving.staged import FAST, patch_segments
 
     use_one_math_thread()
     model_path = find_model(args.model)

@@ -13,7 +13,8 @@ from typing import Any, Final
 
 from sqlalchemy.orm import Session
 
-from shared.core.nets.recipe import RECIPE_KEY, RECIPES, Recipe, recipe_from_sidecar
+from shared.core.nets.recipe import RECIPE_KEY, RECIPES, Recipe
+from shared.core.nets.recipe_json import recipe_from_sidecar
 from shared.core.nets.sidecar import read_sidecar
 from shared.errors import InvalidRecipe, ModelError
 from shared.store.orm import TrainingRun

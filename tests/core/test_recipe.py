@@ -17,8 +17,8 @@ from shared.core.nets.recipe import (
     WEIGHTS_DIR,
     Recipe,
     parse_recipe,
-    recipe_from_sidecar,
 )
+from shared.core.nets.recipe_json import recipe_from_sidecar
 from shared.errors import InvalidRecipe, RecipeUnavailable
 
 ROOT = Path(__file__).resolve().parents[2]

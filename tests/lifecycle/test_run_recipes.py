@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 from sqlalchemy.orm import Session
 
-from shared.core.nets.recipe import RECIPES, recipe_from_sidecar
+from shared.core.nets.recipe import RECIPES
+from shared.core.nets.recipe_json import recipe_from_sidecar
 from shared.core.nets.sidecar import read_sidecar, write_sidecar
 from shared.lifecycle import run_recipes
 from shared.lifecycle.run_recipes import choose_recipe, recipe_record

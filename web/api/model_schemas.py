@@ -8,7 +8,7 @@ from apiflask import Schema, fields
 from apiflask.validators import OneOf
 from marshmallow import RAISE, pre_dump
 
-from shared.core.nets.recipe import recipe_json_schema
+from shared.core.nets.recipe_json import recipe_json_schema
 from shared.core.nets.sidecar import model_card_path
 from shared.store.columns import isoformat
 from shared.store.orm import ModelVersion, RunStatus, TrainingRun

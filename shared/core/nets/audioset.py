@@ -139,7 +139,7 @@ class AudioSetEar:
     def run(self) -> Any:
         """``run(logmel chunk) -> [embedding, logits]`` on the chosen runtime, built once."""
         if self._run is None:
-            from shared.core.serving.staged import openvino_core
+            from shared.core.serving.runtimes import openvino_core
 
             core = openvino_core() if self.runtime != "onnxruntime" else None
             if core is not None:

@@ -28,12 +28,18 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from shared.core.serving.runtimes import (
+    Scorer,
+    bf16_supported,
+    onnxruntime_stage,
+    openvino_core,
+    openvino_stage,
+)
 from shared.errors import ModelError
 
 if TYPE_CHECKING:
@@ -53,8 +59,6 @@ RUNTIMES = ("auto", "openvino", "onnxruntime")
 PRECISIONS = ("auto", "bf16", "f32")
 #: ``/proc/cpuinfo`` flags of the bf16 matrix instructions OpenVINO's CPU plugin uses.
 BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
-
-Scorer = Callable[[Mapping[str, np.ndarray]], list[np.ndarray]]
 
 
 @dataclass(frozen=True)
@@ -282,36 +286,6 @@ def _shape(value: Any) -> tuple[int, ...]:
     return tuple(d.dim_value if d.HasField("dim_value") else -1 for d in dims)
 
 
-def cpu_flags() -> frozenset[str]:
-    """Return this CPU's feature flags from ``/proc/cpuinfo`` (empty where there is none)."""
-    try:
-        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as lines:
-            for line in lines:
-                if line.startswith("flags"):
-                    return frozenset(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return frozenset()
-
-
-@cache
-def openvino_core() -> Any | None:
-    """Return an ``openvino.Core``, or ``None`` when OpenVINO is not installed."""
-    try:
-        import openvino
-    except ImportError:
-        return None
-    return openvino.Core()
-
-
-def bf16_supported() -> bool:
-    """Whether OpenVINO can run bf16 on this CPU (it says so in its capabilities)."""
-    core = openvino_core()
-    if core is None:
-        return False
-    return "BF16" in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES")
-
-
 def build_staged_scorer(artefact: str | Path, options: ServingOptions = FAST) -> StagedScorer:
     """Split ``artefact`` and compile its stages as ``options`` ask, falling back as needed.
 
@@ -337,8 +311,8 @@ def build_staged_scorer(artefact: str | Path, options: ServingOptions = FAST) ->
 
     def compile_stage(proto: onnx.ModelProto, stage_precision: str) -> Scorer:
         if core is not None:
-            return _openvino_stage(core, proto, precision=stage_precision, threads=options.threads)
-        return _onnxruntime_stage(proto, threads=options.threads)
+            return openvino_stage(core, proto, precision=stage_precision, threads=options.threads)
+        return onnxruntime_stage(proto, threads=options.threads)
 
     tail = compile_stage(split.tail, "f32")
     head = compile_stage(split.head, "f32")
@@ -388,49 +362,3 @@ def build_staged_scorer(artefact: str | Path, options: ServingOptions = FAST) ->
         trunk=run_trunk if trunk is not None else None,
         tail=run_tail,
     )
-
-
-def _openvino_stage(core: Any, proto: onnx.ModelProto, *, precision: str, threads: int) -> Scorer:
-    """Compile one stage on OpenVINO's CPU plugin; return a scorer of ``{input: array}``."""
-    config = {
-        "INFERENCE_NUM_THREADS": threads,
-        "NUM_STREAMS": 1,
-        "PERFORMANCE_HINT": "LATENCY",
-        "INFERENCE_PRECISION_HINT": precision,
-        # a predict pool runs one process per core: pinning would stack them on the same cores
-        "ENABLE_CPU_PINNING": False,
-    }
-    try:
-        compiled = core.compile_model(core.read_model(proto.SerializeToString()), "CPU", config)
-    except Exception as exc:  # openvino raises RuntimeError subclasses of its own
-        raise ModelError(f"OpenVINO cannot compile a model stage: {exc}") from exc
-    request = compiled.create_infer_request()
-    names = [port.get_any_name() for port in compiled.inputs]
-
-    def score(feed: Mapping[str, np.ndarray]) -> list[np.ndarray]:
-        results = request.infer({name: feed[name] for name in names})
-        return [np.array(results[port]) for port in compiled.outputs]
-
-    return score
-
-
-def _onnxruntime_stage(proto: onnx.ModelProto, *, threads: int) -> Scorer:
-    """Open one stage in ONNX Runtime; return a scorer of ``{input: array}``."""
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    options.log_severity_level = 3
-    try:
-        session = ort.InferenceSession(
-            proto.SerializeToString(), sess_options=options, providers=["CPUExecutionProvider"]
-        )
-    except Exception as exc:  # onnxruntime raises its own exception types
-        raise ModelError(f"ONNX Runtime cannot load a model stage: {exc}") from exc
-    names = [i.name for i in session.get_inputs()]
-
-    def score(feed: Mapping[str, np.ndarray]) -> list[np.ndarray]:
-        return session.run(None, {name: feed[name] for name in names})
-
-    return score
