@@ -139,15 +139,8 @@ def build_fusion_head(
         outputs = layers.Activation("softmax", name="genre")(
             layers.Add(name="fuse")([logits, voice])
         )
-        model = keras.Model(inputs, outputs, name=f"genreflow_musicnn_{architecture}")
-        model.compile(
-            optimizer=keras.optimizers.Adam(learning_rate=learning_rate),
-            loss="categorical_crossentropy",
-            metrics=["accuracy"],
-        )
-        return model
-    e = layers.Dropout(embedding_dropout, name="embedding_dropout")(e)
-    if fusion == "late":
+    elif fusion == "late":
+        e = layers.Dropout(embedding_dropout, name="embedding_dropout")(e)
         readout_logits = layers.Dense(n_classes, kernel_regularizer=decay, name="readout")(e)
         voice = layers.Dense(n_classes, kernel_regularizer=decay, name="lstm_voice")(x)
         if mfcc_dropout:
@@ -156,6 +149,7 @@ def build_fusion_head(
         logits = layers.Add(name="fuse")([readout_logits, voice])
         outputs = layers.Activation("softmax", name="genre")(logits)
     elif fusion == "early":
+        e = layers.Dropout(embedding_dropout, name="embedding_dropout")(e)
         if mfcc_dropout:
             x = layers.Dropout(mfcc_dropout, noise_shape=(1, 1), name="mfcc_branch_drop")(x)
         e = layers.Dense(
@@ -166,7 +160,7 @@ def build_fusion_head(
         x = layers.Dense(64, activation="relu", kernel_regularizer=decay, name="dense")(x)
         outputs = layers.Dense(n_classes, activation="softmax", name="genre")(x)
     else:
-        raise ValueError(f"Unknown fusion {fusion!r}; choose early or late.")
+        raise ValueError(f"Unknown fusion {fusion!r}; choose early, late or residual.")
     model = keras.Model(inputs, outputs, name=f"genreflow_musicnn_{architecture}")
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate=learning_rate),
