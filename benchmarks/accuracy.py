@@ -221,99 +221,41 @@ class TrackData:
 def _inputs(
     data: TrackData, tracks: list[Any], variant: Variant, genres: list[str], *, train: bool
 ) -> tuple[list[np.ndarray], np.ndarray, list[int]]:
-    from shared.core.audio.features import add_deltas, normalise_cepstra
+    from shared.core.audio.features import FeatureConfig, add_deltas
+    from shared.core.learning.model_inputs import TrackInputs
 
     index = {g: i for i, g in enumerate(genres)}
-    prepare = normalise_cepstra if variant.cmvn else np.asarray  # per song, before stacking
-    mfcc = [prepare(data.mfcc[t]) for t in tracks]
-    labels = [index.get(t.genre, 0) for t in tracks]  # a left-out genre's tests: unused label
-    counts = [len(m) for m in mfcc]
-    x = np.concatenate(mfcc)
-    y = np.repeat(labels, counts)
-    rows = [np.arange(n) for n in counts]  # which embedding row each MFCC row takes
+    inputs = TrackInputs(FeatureConfig(cmvn=variant.cmvn, audioset=variant.audioset), data.mfcc)
+    if variant.embedding:
+        per_network = [data.embeddings(network) for network in variant.networks]
+        inputs.musicnn = {
+            t: np.concatenate([e[t][variant.embedding] for e in per_network], axis=1)
+            for t in tracks
+        }
+        if variant.audioset:
+            inputs.audioset = {t: data.audioset()[t]["embedding"] for t in tracks}
     copies = []
     if variant.augment and train:
         copies.append(data.shifted())
     if variant.channel_augment and train:
         copies.append(data.channel())
-    for copy in copies:
-        extra = [(t, prepare(copy[t])) for t in tracks if t in copy]
-        x = np.concatenate([x, *(e for _, e in extra)])
-        y = np.concatenate([y, *([index[t.genre]] * len(e) for t, e in extra)])
-        # an augmented segment reads the pretrained embeddings of the original's segment
-        rows += [np.minimum(np.arange(len(e)), len(data.mfcc[t]) - 1) for t, e in extra]
-        tracks = [*tracks, *(t for t, _ in extra)]
+    stacked, owners = inputs.stack(tracks, copies)
+    stacked = stacked if isinstance(stacked, list) else [stacked]
     if variant.deltas:
-        x = add_deltas(x)
-    inputs = [x]
-    if variant.embedding:
-        per_network = [data.embeddings(network) for network in variant.networks]
-        inputs.append(
-            np.concatenate(
-                [
-                    np.concatenate([e[t][variant.embedding][r] for e in per_network], axis=1)
-                    for t, r in zip(tracks, rows, strict=True)
-                ]
-            )
-        )
-        if variant.audioset:
-            audioset = data.audioset()
-            inputs.append(
-                np.concatenate(
-                    [audioset[t]["embedding"][r] for t, r in zip(tracks, rows, strict=True)]
-                )
-            )
-    return inputs, np.eye(len(genres), dtype=np.float32)[y], counts
+        stacked[0] = add_deltas(stacked[0])
+    y = [index.get(t.genre, 0) for t in owners]  # a left-out genre's tests: unused label
+    return stacked, np.eye(len(genres), dtype=np.float32)[y], [len(data.mfcc[t]) for t in tracks]
 
 
 def _build(
     variant: Variant, inputs: list[np.ndarray], n_classes: int, labels: np.ndarray | None = None
 ) -> Any:
-    from shared.core.nets.fusion_model import build_fusion_head
-    from shared.core.nets.model import build_model
+    """Build the variant's network as a service training run builds it."""
+    from shared.core.learning.options import TrainOptions
+    from shared.core.learning.training import build_network
 
-    flat = inputs[0].reshape(-1, inputs[0].shape[-1])
-    if variant.embedding is None:
-        return build_model(
-            inputs[0].shape[1:],
-            n_classes,
-            architecture=variant.architecture,
-            feature_mean=flat.mean(axis=0),
-            feature_var=flat.var(axis=0),
-        )
-    audioset = inputs[2] if len(inputs) > 2 else None
-    return build_fusion_head(
-        inputs[0].shape[1:],
-        inputs[1].shape[1],
-        n_classes,
-        architecture=variant.architecture,
-        mfcc_mean=flat.mean(axis=0),
-        mfcc_var=flat.var(axis=0),
-        embedding_mean=inputs[1].mean(axis=0),
-        embedding_var=inputs[1].var(axis=0),
-        audioset_dim=0 if audioset is None else audioset.shape[1],
-        audioset_mean=None if audioset is None else audioset.mean(axis=0),
-        audioset_var=None if audioset is None else audioset.var(axis=0),
-        fusion=variant.fusion,
-        lstm_units=variant.lstm_units,
-        mfcc_dropout=variant.mfcc_dropout,
-        readout=_readout(variant, inputs, labels),
-        **({"l2": variant.l2} if variant.l2 is not None else {}),
-        **(
-            {"embedding_dropout": variant.embedding_dropout}
-            if variant.embedding_dropout is not None
-            else {}
-        ),
-    )
-
-
-def _readout(variant: Variant, inputs: list[np.ndarray], labels: np.ndarray | None) -> Any:
-    """Return the fitted read-out a residual head starts from (else ``None``)."""
-    if variant.fusion != "residual":
-        return None
-    from shared.core.learning.readout import readout_for
-
-    return readout_for(inputs, labels, balanced=variant.balanced)
+    rows = inputs if len(inputs) > 1 else inputs[0]
+    return build_network(rows, n_classes, TrainOptions.from_recipe(variant), labels)
 
 
 def run_fold(
@@ -818,6 +760,14 @@ def main(argv: list[str] | None = None) -> int:
         names = [n for n in names if n not in done]
     probes = {}
     readouts: dict[tuple[Any, ...], dict[str, Any]] = {}
+    # the same cross-source folds for every variant (they depend on the songs alone)
+    cross_folds = (
+        []
+        if args.no_cross_source
+        else generalisation.cross_source_folds(
+            usable, collection, seed=args.seed, hold_out=_hold_out
+        )
+    )
     for variant_name in names:
         variant = VARIANTS[variant_name]
         variant_data = data_for(variant)
@@ -827,10 +777,12 @@ def main(argv: list[str] | None = None) -> int:
                 f"source probe ({variant.loudness_db} dB): {probes[variant.loudness_db]}",
                 file=sys.stderr,
             )
-        results = []
-        for number, fold in enumerate(folds):
-            metrics = run_fold(
-                variant_data,
+
+        def fold_runner(
+            fold: dict[str, Any], number: int, variant: Variant = variant, **scoring: Any
+        ) -> dict:
+            return run_fold(
+                data_for(variant),
                 fold,
                 variant,
                 genres,
@@ -838,9 +790,12 @@ def main(argv: list[str] | None = None) -> int:
                 patience=args.patience,
                 seed=args.seed + number,
                 verbose=0 if args.quiet else 2,
-                strides=tuple(args.strides),
-                third=third,
+                **scoring,
             )
+
+        results = []
+        for number, fold in enumerate(folds):
+            metrics = fold_runner(fold, number, strides=tuple(args.strides), third=third)
             results.append(metrics)
             print(
                 f"{variant_name} fold {number + 1}/{len(folds)}: "
@@ -852,26 +807,6 @@ def main(argv: list[str] | None = None) -> int:
                 flush=True,
             )
         summary = summarise(variant, results, genres, sources)
-        cross_folds = (
-            []
-            if args.no_cross_source
-            else generalisation.cross_source_folds(
-                usable, collection, seed=args.seed, hold_out=_hold_out
-            )
-        )
-
-        def fold_runner(fold: dict[str, Any], number: int, variant: Variant = variant) -> dict:
-            return run_fold(
-                data_for(variant),
-                fold,
-                variant,
-                genres,
-                epochs=args.epochs,
-                patience=args.patience,
-                seed=args.seed + number,
-                verbose=0 if args.quiet else 2,
-            )
-
         _add_generalisation(summary, results, cross_folds, fold_runner, genres)
         summaries.append(summary)
         print(_one_line(summary), file=sys.stderr, flush=True)

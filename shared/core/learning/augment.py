@@ -94,18 +94,11 @@ class ChannelAugmentedCache(FeatureCache):
     def features(self, path: Path, *, offset: int = 0) -> np.ndarray:
         """Return ``(n_segments, n_frames, n_features)`` of the augmented copy, cached."""
         sha = _file_sha256(path)
-        cached = None
-        if self.directory is not None:
-            cached = self.directory / f"{sha}~channel{self.copy}+{offset}.npy"
-            if cached.is_file():
-                return np.load(cached)
-        sr = self.config.sample_rate
-        y = decode_audio(path, sr=sr, min_duration_s=self.config.segment_seconds)
-        seed = int(sha[:8], 16) + 7919 * self.copy
-        features = mfcc_segments(channel_copy(y, sr=sr, seed=seed)[offset:], config=self.config)
-        if cached is not None:
-            cached.parent.mkdir(parents=True, exist_ok=True)
-            temporary = cached.with_suffix(".tmp.npy")
-            np.save(temporary, features)
-            temporary.replace(cached)
-        return features
+
+        def compute() -> np.ndarray:
+            sr = self.config.sample_rate
+            y = decode_audio(path, sr=sr, min_duration_s=self.config.segment_seconds)
+            seed = int(sha[:8], 16) + 7919 * self.copy
+            return mfcc_segments(channel_copy(y, sr=sr, seed=seed)[offset:], config=self.config)
+
+        return self.cached(f"{sha}~channel{self.copy}+{offset}", compute)

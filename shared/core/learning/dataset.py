@@ -185,23 +185,30 @@ class FeatureCache:
         ``offset`` (samples) starts the segmentation later: the segments then straddle the
         default ones, which makes new training examples from the same song.
         """
-        cached = None
-        if self.directory is not None:
-            suffix = f"+{offset}" if offset else ""
-            cached = self.directory / f"{_file_sha256(path)}{suffix}.npy"
-            if cached.is_file():
-                return np.load(cached)
-        y = decode_audio(
-            path,
-            sr=self.config.sample_rate,
-            min_duration_s=self.config.segment_seconds + offset / self.config.sample_rate,
-        )
-        features = mfcc_segments(y[offset:], config=self.config)
-        if cached is not None:
-            cached.parent.mkdir(parents=True, exist_ok=True)
-            temporary = cached.with_suffix(".tmp.npy")
-            np.save(temporary, features)
-            temporary.replace(cached)
+        suffix = f"+{offset}" if offset else ""
+
+        def compute() -> np.ndarray:
+            y = decode_audio(
+                path,
+                sr=self.config.sample_rate,
+                min_duration_s=self.config.segment_seconds + offset / self.config.sample_rate,
+            )
+            return mfcc_segments(y[offset:], config=self.config)
+
+        return self.cached(f"{_file_sha256(path)}{suffix}", compute)
+
+    def cached(self, name: str, compute: Callable[[], np.ndarray]) -> np.ndarray:
+        """Return ``<directory>/<name>.npy``, computed (and written atomically) when missing."""
+        if self.directory is None:
+            return compute()
+        cached = self.directory / f"{name}.npy"
+        if cached.is_file():
+            return np.load(cached)
+        features = compute()
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        temporary = cached.with_suffix(".tmp.npy")
+        np.save(temporary, features)
+        temporary.replace(cached)
         return features
 
 
