@@ -4,8 +4,11 @@ Each limit is counted twice: once per caller (its API key, or its address when i
 and once per client address, so neither many keys from one address nor one key from many
 addresses gets around it. The numbers come from ``GENREFLOW_UPLOADS_PER_MINUTE`` and
 ``GENREFLOW_UPLOAD_MB_PER_HOUR``; the byte limit charges each upload its ``Content-Length``.
-A refused upload is answered ``429`` (problem+json) with ``Retry-After`` in seconds. When Redis
-is unreachable the limits are skipped (and logged) rather than refusing every upload.
+A refused upload is answered ``429`` (problem+json) with ``Retry-After`` in seconds; every answer
+of a limited view carries ``X-RateLimit-Limit``, ``-Remaining`` and ``-Reset``. Any other
+``Retry-After`` is the answer's own (a 503 says 5 s, a 507 says 300 s): Flask-Limiter's own
+header injection is off because it would stretch those to the end of the limit's window. When
+Redis is unreachable the limits are skipped (and logged) rather than refusing every upload.
 """
 
 from __future__ import annotations
@@ -55,8 +58,7 @@ def _upload_cost() -> int:
 #: One limiter for every app; :func:`init_app` points it at an app's Redis.
 limiter: Final = Limiter(
     _address,
-    headers_enabled=True,
-    retry_after="delta-seconds",
+    headers_enabled=False,  # rate_limit_headers() adds them, leaving Retry-After alone
     strategy="fixed-window",
     swallow_errors=True,
     key_prefix="genreflow",
@@ -78,14 +80,26 @@ def init_app(app: Flask, settings: Settings) -> None:
         "RATELIMIT_STORAGE_OPTIONS", {"socket_connect_timeout": 2, "socket_timeout": 2}
     )
     limiter.init_app(app)
-
+    app.after_request(rate_limit_headers)
     app.register_error_handler(RateLimitExceeded, too_many_requests)
+
+
+def rate_limit_headers(response: Response) -> Response:
+    """Tell the caller of a limited view where it stands against the tightest limit it hit."""
+    current = limiter.current_limit
+    if current is not None:
+        response.headers["X-RateLimit-Limit"] = str(current.limit.amount)
+        response.headers["X-RateLimit-Remaining"] = str(current.remaining)
+        response.headers["X-RateLimit-Reset"] = str(int(current.reset_at))
+    return response
 
 
 def too_many_requests(error: RateLimitExceeded) -> Response:
     """Answer a breached limit as a ``429`` problem with ``Retry-After`` (seconds)."""
     current = limiter.current_limit
-    wait_s = math.ceil(current.reset_at - time.time()) if current is not None else 60
+    wait_s = 60
+    if current is not None:  # the store's reset time is rounded: never past the window's length
+        wait_s = min(math.ceil(current.reset_at - time.time()), current.limit.get_expiry())
     return handle_genreflow_error(
         RateLimited(
             f"Upload limit reached ({error.description}); try again in {max(1, wait_s)} s. "

@@ -29,6 +29,29 @@ def test_uploads_per_minute_then_429_with_retry_after(
     assert client.get("/api/v1/jobs").status_code == 200  # reading is not limited
 
 
+def test_an_accepted_upload_says_what_is_left_and_carries_no_retry_after(
+    settings: Settings, redis_client: Any, active_model: str
+) -> None:
+    client = _app(settings.replace(uploads_per_minute=3)).test_client()
+    remaining = []
+    for _ in range(2):
+        response = upload(client)
+        assert response.status_code == 202
+        assert "Retry-After" not in response.headers
+        assert response.headers["X-RateLimit-Limit"] == "3"
+        remaining.append(int(response.headers["X-RateLimit-Remaining"]))
+    assert remaining == [2, 1]
+
+
+def test_a_503_under_the_limits_keeps_its_own_retry_after(
+    settings: Settings, redis_client: Any
+) -> None:
+    """No active model: the 503's Retry-After (5 s) is not stretched to the limit's window."""
+    response = upload(_app(settings).test_client())
+    assert_problem(response, 503, "no_active_model")
+    assert response.headers["Retry-After"] == "5"
+    assert "X-RateLimit-Remaining" in response.headers  # the upload still counted
+
 def test_the_limit_is_per_address_too_not_only_per_key(
     settings: Settings, redis_client: Any, active_model: str
 ) -> None:
