@@ -32,16 +32,10 @@ from tests.ci_skips import (  # noqa: F401 (hooks: on CI, an unexpected skip fai
     pytest_terminal_summary,
 )
 from tests.redis_server import free_port, running_redis
+from tests.scheduling import ServiceGroupScheduling, slow_first
 from tests.shared_build import build_once
 
 TINY_GENRES = ("classical", "disco", "metal")
-#: Tests whose session-wide service (a Celery worker, Chromium, ``genreflow run``) is started per
-#: xdist worker: each group runs on one worker (``--dist loadgroup``), the rest test by test.
-XDIST_GROUPS = {
-    "tests/browser/": "browser",
-    "tests/integration/test_runner.py": "runner",
-    "tests/integration/": "integration",
-}
 ROOT = Path(__file__).resolve().parents[1]
 WEBHOOK_SECRET = "whsec_" + "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 POSTGRES_FALLBACK_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -50,13 +44,16 @@ POSTGRES_FALLBACK_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """With ``--dist loadgroup``, keep each service group on one worker (tests/scheduling.py)."""
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    return ServiceGroupScheduling(config, log)
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Keep each service-sharing group of tests on one xdist worker (:data:`XDIST_GROUPS`)."""
-    for item in items:
-        path = Path(str(item.fspath)).resolve().relative_to(ROOT).as_posix()
-        group = next((g for prefix, g in XDIST_GROUPS.items() if path.startswith(prefix)), None)
-        if group is not None:
-            item.add_marker(pytest.mark.xdist_group(group))
+    """Start the slow tests first, so that none of them is left to run alone at the end."""
+    slow_first(items)
 
 
 def stored_result(job_id: str, genre: str = "rock") -> Any:

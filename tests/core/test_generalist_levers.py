@@ -151,6 +151,7 @@ def generalist_training(tiny_dataset, tmp_path_factory):
     return report, recipe
 
 
+@pytest.mark.slow
 def test_generalist_recipe_trains_and_records_every_lever(generalist_training):
     report, _ = generalist_training
     sidecar = json.loads(report.model_path.with_suffix(".json").read_text())
@@ -165,6 +166,7 @@ def test_generalist_recipe_trains_and_records_every_lever(generalist_training):
     assert sidecar["training_data"]["n_segments_train"] > 3 * n_train
 
 
+@pytest.mark.slow
 def test_generalist_model_serves_in_stages_as_it_does_whole(generalist_training, make_audio):
     from shared.core.audio.audio import decode_audio
     from shared.core.audio.audioset_input import audioset_segments

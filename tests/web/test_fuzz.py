@@ -162,6 +162,7 @@ def _fuzz(
     run()
 
 
+@pytest.mark.slow
 def test_every_operation_honours_its_schema(fuzz_app: Any, songs: list[tuple[bytes, str]]) -> None:
     schema = schemathesis.openapi.from_wsgi("/openapi.json", fuzz_app)
     headers = fuzz_app.config["FUZZ_HEADERS"]

@@ -52,6 +52,7 @@ def test_a_503_under_the_limits_keeps_its_own_retry_after(
     assert response.headers["Retry-After"] == "5"
     assert "X-RateLimit-Remaining" in response.headers  # the upload still counted
 
+
 def test_the_limit_is_per_address_too_not_only_per_key(
     settings: Settings, redis_client: Any, active_model: str
 ) -> None:
