@@ -21,6 +21,7 @@ import contextlib
 import glob
 import os
 import shutil
+import signal
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -137,7 +138,13 @@ class PrivatePostgres:
         if self.allow:
             with (self.folder / "data" / "pg_hba.conf").open("a") as hba:
                 hba.write(f"host all all {self.allow} trust\n")
-        self._pg_ctl("start")
+        try:
+            self._pg_ctl("start")
+        except PostgresUnavailable:
+            # pg_ctl gave up waiting (a busy machine) or lost a race for the port: a server it
+            # did start must not outlive the attempt
+            self._force_stop()
+            raise
         self._started = True
         self.create_database("genreflow")
         return self.url("genreflow")
@@ -176,8 +183,19 @@ class PrivatePostgres:
         self._pg_ctl("restart", "-m", "immediate")
 
     def stop(self) -> None:
-        """Stop the server (if it was started)."""
+        """Stop the server (if it was started); kill it if ``pg_ctl stop`` fails."""
         if self._started:
-            with contextlib.suppress(PostgresUnavailable):
+            try:
                 self._pg_ctl("stop", "-m", "fast")
+            except PostgresUnavailable:
+                self._force_stop()
             self._started = False
+
+    def _force_stop(self) -> None:
+        """Stop whatever server runs on this cluster: ``pg_ctl stop -m immediate``, else kill."""
+        try:
+            self._pg_ctl("stop", "-m", "immediate")
+        except PostgresUnavailable:  # not running, or pg_ctl could not stop it
+            pid_file = self.folder / "data" / "postmaster.pid"
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                os.kill(int(pid_file.read_text().split()[0]), signal.SIGKILL)

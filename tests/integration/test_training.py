@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +21,20 @@ from worker.celery_app import make_celery
 pytestmark = pytest.mark.slow
 
 
+@pytest.fixture
+def active_before(client: Any, admin_headers: dict[str, str]) -> Iterator[str]:
+    """Yield the active version, and make it active again after the test.
+
+    These tests train and activate models; the other integration tests expect the small MFCC
+    model, whatever order the tests run in.
+    """
+    before = client.get("/api/v1/models").get_json()["active_version"]
+    yield before
+    client.post(f"/api/v1/models/{before}/activate", headers=admin_headers)
+
+
 def test_training_run_registers_and_activates_a_model(
-    client: Any, tmp_path: Path, admin_headers: dict[str, str]
+    client: Any, tmp_path: Path, admin_headers: dict[str, str], active_before: str
 ) -> None:
     before = client.get("/api/v1/models").get_json()
 
@@ -60,7 +73,11 @@ def _scheduled_runs(settings: Settings) -> list[dict[str, Any]]:
 
 
 def test_scheduled_retrain_skips_unchanged_data_and_trains_on_changed_data(
-    client: Any, integration_settings: Settings, train_data_dir: Path, admin_headers: dict[str, str]
+    client: Any,
+    integration_settings: Settings,
+    train_data_dir: Path,
+    admin_headers: dict[str, str],
+    active_before: str,
 ) -> None:
     # Make the active model one trained on the current data (this test may run alone).
     started = client.post("/api/v1/models/train", headers=admin_headers).get_json()
@@ -105,33 +122,34 @@ def test_scheduled_retrain_skips_unchanged_data_and_trains_on_changed_data(
 
 
 def test_training_run_with_the_musicnn_recipe_trains_and_serves_a_musicnn_model(
-    client: Any, tmp_path: Path, admin_headers: dict[str, str], integration_settings: Settings
+    client: Any,
+    tmp_path: Path,
+    admin_headers: dict[str, str],
+    integration_settings: Settings,
+    active_before: str,
 ) -> None:
-    before = client.get("/api/v1/models").get_json()["active_version"]
+    before = active_before
     response = client.post(
         "/api/v1/models/train", json={"recipe": "musicnn-pool"}, headers=admin_headers
     )
     assert response.status_code == 202, response.get_data(as_text=True)
-    try:
-        run = wait_for_run(client, response.get_json()["id"], timeout_s=600)
-        assert run["status"] == "done", run
-        assert run["metrics"]["recipe"]["name"] == "musicnn-pool"
-        assert run["metrics"]["recipe_source"] == "request"
-        version = run["model_version"]
-        card = json.loads((integration_settings.model_dir / f"{version}.json").read_text())
-        assert card["feature_config"]["musicnn"] is True
-        assert card["recipe"] == run["metrics"]["recipe"]
-        assert card["served"]["format"] == "onnx"  # musicnn and the head in one served graph
-        comparison = run["metrics"]["comparison"]
-        assert comparison["active_version"] == before
-        assert comparison["candidate_metrics"]["n_test_tracks"] == run["metrics"]["n_test_tracks"]
-        assert comparison["active_metrics"]["n_test_tracks"] == run["metrics"]["n_test_tracks"]
-        assert run["activated"] is True  # same genres, GENREFLOW_ACTIVATE_POLICY=always
+    run = wait_for_run(client, response.get_json()["id"], timeout_s=600)
+    assert run["status"] == "done", run
+    assert run["metrics"]["recipe"]["name"] == "musicnn-pool"
+    assert run["metrics"]["recipe_source"] == "request"
+    version = run["model_version"]
+    card = json.loads((integration_settings.model_dir / f"{version}.json").read_text())
+    assert card["feature_config"]["musicnn"] is True
+    assert card["recipe"] == run["metrics"]["recipe"]
+    assert card["served"]["format"] == "onnx"  # musicnn and the head in one served graph
+    comparison = run["metrics"]["comparison"]
+    assert comparison["active_version"] == before
+    assert comparison["candidate_metrics"]["n_test_tracks"] == run["metrics"]["n_test_tracks"]
+    assert comparison["active_metrics"]["n_test_tracks"] == run["metrics"]["n_test_tracks"]
+    assert run["activated"] is True  # same genres, GENREFLOW_ACTIVATE_POLICY=always
 
-        # the predict worker answers with it (musicnn runs inside the served model)
-        song = write_song(tmp_path / "musicnn.wav", style="metal", seed=302)
-        job = wait_for_job(client, upload(client, song).get_json()["id"])[-1]
-        assert job["status"] == "done", job
-        assert job["model_version"] == version
-    finally:  # the other tests expect the small MFCC model
-        client.post(f"/api/v1/models/{before}/activate", headers=admin_headers)
+    # the predict worker answers with it (musicnn runs inside the served model)
+    song = write_song(tmp_path / "musicnn.wav", style="metal", seed=302)
+    job = wait_for_job(client, upload(client, song).get_json()["id"])[-1]
+    assert job["status"] == "done", job
+    assert job["model_version"] == version
