@@ -121,8 +121,12 @@ def test_residual_head_starts_as_the_fitted_read_out():
         head.predict([mfcc, embedding, audioset], verbose=0), expected, atol=1e-4
     )
     assert (expected.argmax(axis=1) == labels.argmax(axis=1)).mean() > 0.8  # a real read-out
-    # training moves the LSTM's voice only: the read-out stays as fitted
-    head.fit([mfcc, embedding, audioset], labels, epochs=1, batch_size=20, verbose=0)
+    # training moves the LSTM's voice only: the read-out stays as fitted. The MFCC branch's
+    # dropout drops whole batches (half of them): 12 batches, seeded, so some reach the voice.
+    import keras
+
+    keras.utils.set_random_seed(5)
+    head.fit([mfcc, embedding, audioset], labels, epochs=1, batch_size=5, verbose=0)
     np.testing.assert_array_equal(head.get_layer("readout").get_weights()[0], kernel)
     assert np.abs(head.get_layer("lstm_voice").get_weights()[0]).sum() > 0
 
