@@ -11,7 +11,7 @@ import pytest
 from shared.core.learning.dataset import find_tracks
 from shared.core.learning.demo_data import write_demo_dataset
 
-pytestmark = pytest.mark.slow  # each test runs the benchmark on generated tracks
+pytestmark = pytest.mark.slow(seconds=30)  # each test runs the benchmark on generated tracks
 
 ROOT = Path(__file__).resolve().parents[1]
 

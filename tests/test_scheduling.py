@@ -33,7 +33,7 @@ def test_the_groups_are_units_and_other_tests_their_own() -> None:
     assert scopes[0] == scopes[1] != scopes[2] != scopes[3]
 
 
-def test_slow_tests_go_first_in_their_own_order(pytester: pytest.Pytester) -> None:
+def test_slow_tests_go_first_the_longest_first(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(
         """
         import pytest
@@ -43,8 +43,13 @@ def test_slow_tests_go_first_in_their_own_order(pytester: pytest.Pytester) -> No
         def test_c(): pass
         @pytest.mark.slow
         def test_d(): pass
+        @pytest.mark.slow(seconds=30)
+        def test_e(): pass
+        @pytest.mark.slow(seconds=60)
+        def test_f(): pass
         """
     )
     items, _ = pytester.inline_genitems()
     slow_first(items)
-    assert [item.name for item in items] == ["test_b", "test_d", "test_a", "test_c"]
+    names = [item.name for item in items]
+    assert names == ["test_f", "test_e", "test_b", "test_d", "test_a", "test_c"]

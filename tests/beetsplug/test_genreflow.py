@@ -55,6 +55,7 @@ def listed(home: Path) -> dict[str, list[str]]:
     return {Path(row[0]).name: ["" if v.startswith("$") else v for v in row[1:]] for row in rows}
 
 
+@pytest.mark.slow(seconds=30)
 def test_beet_genreflow_sets_attributes_and_genres_keeping_existing_ones(tmp_path, tiny_model_path):
     music = make_library(tmp_path, tiny_model_path, auto=False)
     beet(tmp_path, "import", str(music))

@@ -30,6 +30,7 @@ def genreflow(*args: str, home, check: bool = True) -> subprocess.CompletedProce
     return done
 
 
+@pytest.mark.slow(seconds=35)
 def test_demo_data_train_predict(tmp_path):
     data = tmp_path / "demo"
     out = genreflow("demo-data", str(data), "--tracks-per-genre", "4", "--seconds", "6",
@@ -59,6 +60,7 @@ def test_demo_data_train_predict(tmp_path):
     assert json.loads(evaluated.stdout)["n_test_tracks"] == 16
 
 
+@pytest.mark.slow(seconds=25)
 def test_train_starts_from_a_named_recipe_and_records_it(tmp_path):
     from shared.core.learning.demo_data import write_demo_dataset
 

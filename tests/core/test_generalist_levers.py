@@ -155,7 +155,7 @@ def generalist_training(tiny_dataset, tmp_path_factory):
     return report, recipe
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=25)
 def test_generalist_recipe_trains_and_records_every_lever(generalist_training):
     report, _ = generalist_training
     sidecar = json.loads(report.model_path.with_suffix(".json").read_text())

@@ -193,7 +193,7 @@ def test_openvino_f32_equals_the_exact_path(exact_segments, generated):
         assert (got.argmax(axis=1) == expected.argmax(axis=1)).all()
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=25)
 @needs_bf16
 @pytest.mark.parametrize("source", ["generated", "kit"])
 def test_bf16_keeps_every_songs_answer(exact_segments, exact_answer, generated, source):

@@ -113,7 +113,7 @@ def test_an_approved_label_makes_the_scheduled_retrain_train(
     assert run.data_fingerprint != dataset_fingerprint(tiny_dataset)
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=40)
 def test_labels_change_what_the_next_training_run_sees(
     db_session: Session, settings: Settings, tiny_dataset: Path, tmp_path: Path
 ) -> None:

@@ -68,7 +68,7 @@ def _run(session: Session, settings: Settings, recipe: Recipe | None = None) -> 
     return run
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=20)
 def test_retraining_copies_the_shipped_musicnn_recipe_and_keeps_a_model_of_other_genres_out(
     db_session: Session, settings: Settings, tiny_dataset: Path
 ) -> None:
