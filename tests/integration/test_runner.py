@@ -220,6 +220,27 @@ def supervised_pid(home: Path, program: str, *, timeout_s: float = 60.0) -> int:
     return int(info["pid"])  # type: ignore[index]
 
 
+def children_of(pid: int) -> list[int]:
+    """Return the ids of the processes whose parent is ``pid`` (from /proc)."""
+    children = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # it ended while we looked
+            continue
+        if int(fields[1]) == pid:
+            children.append(int(stat.parent.name))
+    return children
+
+
+def alive(pid: int) -> bool:
+    """Return whether process ``pid`` exists and is not a zombie."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
 def submit(url: str, tmp_path: Path, seeds: range, *, seconds: float = 9.0) -> list[str]:
     """Upload one distinct synthetic song per seed; return the job URLs."""
     locations = []
@@ -298,7 +319,13 @@ def test_run_without_beat_heals_after_the_worker_main_process_is_killed_mid_job(
     in_flight = [job["id"] for job in seen if job["status"] == "processing"]  # type: ignore[index]
 
     assert in_flight
+    pool = children_of(predict_pid)
+    assert pool  # the prefork pool process that holds the job
     os.kill(predict_pid, signal.SIGKILL)  # like an out-of-memory kill
+    # its pool processes die with it (Celery's prefork pool asks Linux for a parent-death
+    # signal), rather than classifying on as orphans
+    assert poll(lambda: [pid for pid in pool if alive(pid)], done=lambda left: not left,
+                timeout_s=5, interval_s=0.05)[-1] == []  # fmt: skip
 
     # Every accepted job ends, with no scheduler running. How soon (the goal: within 60 s of
     # the kill) is benchmarks/chaos.py's to measure; this timeout only stops a hung test.
