@@ -77,7 +77,8 @@ def find_readable_job(job_id: str) -> Job:
         "(the file and the job row are kept; the job is marked failed with code "
         "`queue_unavailable`). 507 with Retry-After when storing the song would leave less "
         "free disk space than GENREFLOW_MIN_FREE_MB, or the disk fills up while storing it "
-        "(nothing is kept)."
+        "(nothing is kept). 429 with Retry-After over an upload limit; every answer says where "
+        "the caller stands in X-RateLimit-Limit, X-RateLimit-Remaining and X-RateLimit-Reset."
     ),
     responses=[200, 400, 413, 415, 422, 429, 503, 507],
 )
