@@ -139,25 +139,22 @@ def _classify(
     except TransientError:
         raise
     except GenreflowError as exc:
-        if not _still_ours(session, job, attempt):
-            return None
-        mark_failed(job, code=exc.code, title=exc.title, detail=exc.detail)
-        return owe_job_event(session, job)
+        return _fail_if_ours(session, job, attempt, code=exc.code, title=exc.title,
+                             detail=exc.detail)  # fmt: skip
     except DBAPIError:
         raise
     except Exception as exc:  # a job must end; the traceback goes to the log
         if is_disk_full(exc):  # not the file's fault: the task tries again later
             raise StorageFull(f"The disk is full while classifying job {job_id}: {exc}") from exc
         log.exception("job %s failed unexpectedly", job_id)
-        if not _still_ours(session, job, attempt):
-            return None
-        mark_failed(
+        return _fail_if_ours(
+            session,
             job,
+            attempt,
             code="internal_error",
             title="Classification failed",
             detail=f"An unexpected error stopped the classification ({type(exc).__name__}).",
         )
-        return owe_job_event(session, job)
 
     if not _still_ours(session, job, attempt):
         return None
@@ -191,6 +188,16 @@ def _still_ours(session: Session, job: Job, attempt: int) -> bool:
         job.id, status, attempts,
     )  # fmt: skip
     return False
+
+
+def _fail_if_ours(
+    session: Session, job: Job, attempt: int, *, code: str, title: str, detail: str
+) -> str | None:
+    """Mark the job failed, if this try still holds it; return the event owed, or None."""
+    if not _still_ours(session, job, attempt):
+        return None
+    mark_failed(job, code=code, title=title, detail=detail)
+    return owe_job_event(session, job)
 
 
 def _upload_path(job: Job, settings: Settings) -> Path:
