@@ -36,7 +36,6 @@ from tests.scheduling import ServiceGroupScheduling, slow_first
 from tests.shared_build import build_once
 
 TINY_GENRES = ("classical", "disco", "metal")
-ROOT = Path(__file__).resolve().parents[1]
 WEBHOOK_SECRET = "whsec_" + "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 POSTGRES_FALLBACK_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 

@@ -23,6 +23,32 @@ FINAL_JOB_STATUSES = {"done", "failed"}
 FINAL_RUN_STATUSES = {"done", "failed", "skipped"}
 
 
+def proc_stat(pid: int) -> list[str] | None:
+    """Return the fields of ``/proc/<pid>/stat`` after the command's name; None once it has gone."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+
+
+def parent_of(pid: int) -> int | None:
+    """Return the id of ``pid``'s parent process, or None once it has gone."""
+    fields = proc_stat(pid)
+    return int(fields[1]) if fields else None
+
+
+def children_of(pid: int) -> list[int]:
+    """Return the ids of the processes whose parent is ``pid``."""
+    running = (int(entry.name) for entry in Path("/proc").iterdir() if entry.name.isdigit())
+    return [child for child in running if parent_of(child) == pid]
+
+
+def alive(pid: int) -> bool:
+    """Return whether process ``pid`` exists and is not a zombie."""
+    fields = proc_stat(pid)
+    return fields is not None and fields[0] != "Z"
+
+
 def write_song(path: Path, *, style: str = "metal", seconds: float = 9.0, seed: int = 0) -> Path:
     """Write a synthetic song (distinct per seed, so uploads are never deduplicated)."""
     return write_audio(path, synth_track(style, seconds=seconds, seed=seed))

@@ -23,7 +23,7 @@ import requests
 
 from shared.core.nets.sidecar import read_sidecar
 from shared.store.registry import DEFAULT_MODEL_DIR
-from tests.integration.helpers import PROJECT_ROOT, poll, write_song
+from tests.integration.helpers import PROJECT_ROOT, alive, children_of, poll, write_song
 from tests.redis_server import free_port
 
 pytestmark = pytest.mark.slow
@@ -218,27 +218,6 @@ def supervised_pid(home: Path, program: str, *, timeout_s: float = 60.0) -> int:
         interval_s=0.2,
     )[-1]
     return int(info["pid"])  # type: ignore[index]
-
-
-def children_of(pid: int) -> list[int]:
-    """Return the ids of the processes whose parent is ``pid`` (from /proc)."""
-    children = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:  # it ended while we looked
-            continue
-        if int(fields[1]) == pid:
-            children.append(int(stat.parent.name))
-    return children
-
-
-def alive(pid: int) -> bool:
-    """Return whether process ``pid`` exists and is not a zombie."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
 
 
 def submit(url: str, tmp_path: Path, seeds: range, *, seconds: float = 9.0) -> list[str]:

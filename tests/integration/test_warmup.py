@@ -16,7 +16,7 @@ from shared.lifecycle.warmth import warm_versions
 from shared.store.config import Settings
 from shared.store.db import session_scope
 from shared.store.registry import activate_version, active_model, register_model
-from tests.integration.helpers import WorkerProcess, upload, wait_for_job, write_song
+from tests.integration.helpers import WorkerProcess, parent_of, upload, wait_for_job, write_song
 
 
 def wait_until(condition: Callable[[], Any], *, timeout_s: float, what: str) -> Any:
@@ -55,8 +55,9 @@ def test_pool_process_is_warm_before_its_first_job_and_has_no_tensorflow(
     with session_scope(integration_settings.database_url) as session:
         version = active_model(session).version
     broker = redis.Redis.from_url(integration_settings.redis_url)
+    main_pid = predict_worker.process.pid
     mine = wait_until(
-        lambda: [p for p in warm_pids(broker, version) if _parent(p) == predict_worker.process.pid],
+        lambda: [p for p in warm_pids(broker, version) if parent_of(p) == main_pid],
         timeout_s=60,
         what="a warm key from the predict-only worker's pool process",
     )
@@ -119,11 +120,3 @@ def test_a_newly_activated_model_is_loaded_without_a_job(
     finally:
         with session_scope(integration_settings.database_url) as session:
             activate_version(session, old_version)
-
-
-def _parent(pid: int) -> int:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:  # a process of another worker that has gone
-        return -1
-    return int(stat.rsplit(")", 1)[1].split()[1])
