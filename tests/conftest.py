@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -223,7 +224,7 @@ def db_session(engine: Engine) -> Iterator[Session]:
 
 
 @pytest.fixture(scope="session")
-def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def postgres_server() -> Iterator[str]:
     """Yield the admin URL of a PostgreSQL server for this test session; skip with the reason.
 
     The server of ``DATABASE_URL`` when that is a PostgreSQL URL; else a private server started
@@ -241,10 +242,14 @@ def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     if configured.startswith("postgres"):
         yield configured
         return
+    # Not under pytest's temporary root: any other pytest process (a test that runs pytest, a
+    # second run) makes that root 0700 again, and the server, run as the postgres user, would
+    # lose its data folder mid-run.
+    root = Path(tempfile.mkdtemp(prefix="genreflow-test-postgres-"))
     url: str | None = None
     failure: PostgresUnavailable | None = None
-    for _attempt in range(3):  # another xdist worker may take the free port first
-        server = PrivatePostgres(tmp_path_factory.mktemp("postgres"), free_port())
+    for attempt in range(3):  # another xdist worker may take the free port first
+        server = PrivatePostgres(root / f"attempt{attempt}", free_port())
         try:
             url = server.start()
             break
@@ -262,6 +267,7 @@ def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield url
     finally:
         server.stop()
+        shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture
